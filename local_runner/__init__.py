@@ -1,0 +1,1 @@
+"""Local runner for the SAM application: HTTP API, schedules and DynamoDB without Docker."""

@@ -1,0 +1,134 @@
+"""Command line: ``python -m local_runner serve`` and ``python -m local_runner demo``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from local_runner.runner import DEFAULT_TEMPLATE, LocalRunner
+from local_runner.template import TemplateError
+
+
+def _default_template() -> Path:
+    """``template.yaml`` in the current directory, else the repository's."""
+    here = Path("template.yaml")
+    return here if here.is_file() else DEFAULT_TEMPLATE
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m local_runner",
+        description="Run the SAM application locally, without Docker or an AWS account.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve", help="serve the HTTP API and run the schedules until Ctrl-C"
+    )
+    serve.add_argument("--port", type=int, default=3000, help="HTTP port (default: 3000)")
+    serve.add_argument(
+        "--schedule-interval",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="run scheduled functions this often instead of the template's rate()",
+    )
+    serve.add_argument("--no-schedules", action="store_true", help="do not run scheduled functions")
+    serve.add_argument(
+        "--env-file",
+        type=Path,
+        help="KEY=VALUE file with settings and secrets (default: .env if it exists)",
+    )
+    serve.add_argument("--template", type=Path, default=None, help="SAM template to run")
+    serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    demo = commands.add_parser(
+        "demo", help="run the whole flow against local Bugpilot and Zendesk simulators"
+    )
+    demo.add_argument("-v", "--verbose", action="store_true", help="show the handlers' logs")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    env_file: Path | None = args.env_file
+    if env_file is None and Path(".env").is_file():
+        env_file = Path(".env")
+    elif env_file is not None and not env_file.is_file():
+        print(f"error: env file {env_file} not found", file=sys.stderr)
+        return 2
+    try:
+        runner = LocalRunner(
+            args.template or _default_template(),
+            port=args.port,
+            schedule_interval=args.schedule_interval,
+            env_file=env_file,
+            start_schedules=not args.no_schedules,
+        )
+    except (OSError, TemplateError) as error:
+        print(f"error: cannot load the template: {error}", file=sys.stderr)
+        return 2
+
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    # Ctrl-C and SIGTERM (systemd, CI, kill) both stop cleanly via the event, rather than by an
+    # exception raised wherever the main thread happens to be.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        runner.start()
+    except OSError as error:
+        print(f"error: cannot start: {error}", file=sys.stderr)
+        return 1
+    log = logging.getLogger("local_runner")
+    if env_file:
+        log.info("settings from %s and the environment", env_file)
+    for route, function in runner.template.routes:
+        log.info("route %s -> %s", route.route_key, function.logical_id)
+    log.info("listening on %s (Ctrl-C to stop)", runner.url)
+    try:
+        while not stopped.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log.info("stopping")
+        runner.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    # The root logger stays at WARNING as in Lambda (boto3 is chatty at INFO); the runner's own
+    # one-line-per-request log is at INFO.
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.getLogger("local_runner").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if args.command == "serve":
+        return _serve(args)
+    from local_runner.demo import run_demo  # imported late: it needs the simulators
+
+    return run_demo(verbose=args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""``python -m local_runner demo``: the whole capture flow on one machine, no account needed.
+
+Bugpilot and Zendesk are local simulators, DynamoDB is embedded, and the real handlers run in
+the local runner. Each step prints what is sent and what comes back, and checks that it did
+what it should within a bound, so the demo doubles as an end-to-end smoke test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+from local_runner.dynamodb import dynamodb_client
+from local_runner.runner import DEFAULT_TEMPLATE, LocalRunner
+from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
+
+T = TypeVar("T")
+#: A webhook delivery: its headers and its exact body bytes (the signature covers them).
+Delivery = tuple[dict[str, str], bytes]
+
+WORKSPACE_ID = "ws-demo"
+BUGPILOT_KEY = "ws-demo-key"
+ZENDESK_EMAIL = "agent@example.com"
+ZENDESK_TOKEN = "zd-demo-token"  # noqa: S105 - credential of the local simulator only
+WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105 - same
+SCHEDULE_SECONDS = 1.0
+NOTE_TIMEOUT = 30.0
+STATUS_TIMEOUT = 10.0
+POLL_SECONDS = 0.2
+HTTP_TIMEOUT = 15.0
+
+
+class DemoError(Exception):
+    """A step did not happen as it should (the message says which and why)."""
+
+
+def say(text: str = "") -> None:
+    """Print one line of the demo and show it at once."""
+    print(text, flush=True)
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
+    """Poll ``check`` until it returns something, or fail the step after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise DemoError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(POLL_SECONDS)
+
+
+def iso_timestamp() -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ``, the form of Zendesk's signature timestamp header."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SessionWatch:
+    """Reads a session from the table and prints its status each time it changes."""
+
+    def __init__(self, table_name: str, session_id: str):
+        self.session_id = session_id
+        self._client = dynamodb_client()
+        self._table = table_name
+        self._key = {"pk": {"S": f"session#{session_id}"}}
+        self.status: str | None = None
+
+    def item(self) -> dict[str, str]:
+        """The session's attributes as plain strings (empty if there is no item)."""
+        answer = self._client.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
+        item = answer.get("Item") or {}
+        return {name: next(iter(value.values())) for name, value in item.items()}
+
+    def poll(self) -> str | None:
+        """Read the status, print it when it changed, and return it."""
+        item = self.item()
+        status = item.get("status")
+        if status and status != self.status:
+            self.status = status
+            details = [f"attempts {item.get('attempts', '0')}"]
+            if item.get("next_check_at"):
+                details.append(f"next check {item['next_check_at']}")
+            if item.get("report_url"):
+                details.append(f"report {item['report_url']}")
+            say(f"   session status: {status}  ({', '.join(details)})")
+        return status
+
+    def wait_status(self, wanted: str, timeout: float = STATUS_TIMEOUT) -> None:
+        """Print status changes until the session reaches ``wanted``."""
+        wait_for(
+            f"session status {wanted!r}",
+            lambda: True if self.poll() == wanted else None,
+            timeout,
+        )
+
+
+class Demo:
+    """The demo's steps, sharing the simulators and the runner."""
+
+    def __init__(self, runner: LocalRunner, bugpilot: BugpilotSimulator, zendesk: ZendeskSimulator):
+        self.runner = runner
+        self.bugpilot = bugpilot
+        self.zendesk = zendesk
+        self.table_name = runner.environment["TABLE_NAME"]
+        # Imported only now: the runner has put the layer (layers/bridge) on sys.path.
+        from capture_bridge.helpdesks.zendesk import sign_webhook
+
+        self._sign: Callable[[str, str, bytes], str] = sign_webhook
+
+    def run(self) -> None:
+        """All steps in order; raises :class:`DemoError` at the first one that fails."""
+        say("Capture bridge demo: everything runs on this machine, no AWS or vendor account.")
+        say(f"   Bugpilot simulator  {self.bugpilot.url}")
+        say(f"   Zendesk simulator   {self.zendesk.url}")
+        say(f"   Local API           {self.runner.url}  (resolver every {SCHEDULE_SECONDS:g} s)")
+        watch, delivery = self.step_online_user()
+        self.step_duplicate(watch.session_id, delivery)
+        self.step_note(watch)
+        self.step_offline_user()
+        say()
+        say("Done: every step happened as expected.")
+
+    # --- the steps ------------------------------------------------------------------------
+
+    def step_online_user(self) -> tuple[SessionWatch, Delivery]:
+        """(1) A ticket whose requester is online: Bugpilot gets a capture request."""
+        say()
+        say("1. user-42 has the app open, so Bugpilot can reach them.")
+        self.bugpilot.connect_user("user-42")
+        delivery = self.make_delivery("1001", "user-42", "ada@example.com")
+        say("   Zendesk calls the webhook for ticket 1001 (signed with the webhook secret):")
+        answer = self.post(delivery)
+        self.expect(answer, 202)
+        watch = SessionWatch(self.table_name, self.session_id(answer))
+        watch.poll()
+        actions = self.bugpilot.actions
+        if len(actions) != 1:
+            raise DemoError(f"Bugpilot should have 1 capture request, it has {len(actions)}")
+        say(f"   Bugpilot received: {json.dumps(actions[0].json())}")
+        return watch, delivery
+
+    def step_duplicate(self, session_id: str, delivery: Delivery) -> None:
+        """(2) Zendesk retries the same delivery: nothing is done twice."""
+        say()
+        say("2. Zendesk delivers the very same webhook again (it retries on slow answers).")
+        answer = self.post(delivery)
+        if not 200 <= answer["status"] < 300:
+            raise DemoError(f"the repeated delivery got HTTP {answer['status']}")
+        again = self.session_id(answer)
+        if again != session_id:
+            raise DemoError(f"the repeated delivery made a new session {again} ({session_id})")
+        count = len(self.bugpilot.actions)
+        if count != 1:
+            raise DemoError(f"Bugpilot got {count} capture requests instead of 1")
+        say("   Same session, and Bugpilot still has 1 capture request: deduplicated.")
+
+    def step_note(self, watch: SessionWatch) -> None:
+        """(3) The scheduled resolver finds the report and writes the internal note."""
+        say()
+        say("3. The resolver (scheduled) asks Bugpilot for the report and writes it back.")
+        note = wait_for(
+            "an internal note on ticket 1001",
+            lambda: watch.poll() and self.internal_note("1001"),
+            NOTE_TIMEOUT,
+        )
+        watch.wait_status("resolved")
+        self.show_note("1001", note)
+
+    def step_offline_user(self) -> None:
+        """(4) A requester who is offline: the bridge waits, then captures once they connect."""
+        say()
+        say("4. Ticket 1002: its requester user-7 does not have the app open.")
+        self.bugpilot.disconnect_user("user-7")
+        delivery = self.make_delivery("1002", "user-7", "grace@example.com")
+        answer = self.post(delivery)
+        self.expect(answer, 202)
+        watch = SessionWatch(self.table_name, self.session_id(answer))
+        watch.wait_status("waiting_for_user")
+        say("   user-7 opens the app; the resolver retries the capture request...")
+        self.bugpilot.connect_user("user-7")
+        note = wait_for(
+            "an internal note on ticket 1002",
+            lambda: watch.poll() and self.internal_note("1002"),
+            NOTE_TIMEOUT,
+        )
+        watch.wait_status("resolved")
+        self.show_note("1002", note)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def make_delivery(self, ticket_id: str, user_id: str, email: str) -> Delivery:
+        """Headers and body of a Zendesk webhook delivery, as the trigger template makes it."""
+        payload = {
+            "ticket_id": ticket_id,
+            "requester_email": email,
+            "requester_external_id": user_id,
+            "tags": "bugpilot_session vip",
+        }
+        body = json.dumps(payload).encode("utf-8")
+        timestamp = iso_timestamp()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Zendesk Webhook",
+            "X-Zendesk-Webhook-Signature": self._sign(WEBHOOK_SECRET, timestamp, body),
+            "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
+        }
+        return headers, body
+
+    def post(self, delivery: Delivery) -> dict[str, Any]:
+        """Send a delivery to the local API; print and return status and JSON answer."""
+        headers, body = delivery
+        say("     POST /webhooks/zendesk")
+        say(f"     {body.decode()}")
+        try:
+            response = requests.post(
+                f"{self.runner.url}/webhooks/zendesk",
+                data=body,
+                headers=headers,
+                timeout=HTTP_TIMEOUT,
+            )
+        except requests.RequestException as error:
+            raise DemoError(f"the webhook call failed: {error}") from error
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = response.text
+        say(f"   -> {response.status_code} {json.dumps(payload)}")
+        return {"status": response.status_code, "body": payload}
+
+    @staticmethod
+    def expect(answer: dict[str, Any], status: int) -> None:
+        """Fail the step unless the answer has ``status``."""
+        if answer["status"] != status:
+            raise DemoError(f"expected HTTP {status}, got {answer['status']}: {answer['body']}")
+
+    @staticmethod
+    def session_id(answer: dict[str, Any]) -> str:
+        """The session id of a webhook answer."""
+        body = answer["body"]
+        session_id = body.get("session_id") if isinstance(body, dict) else None
+        if not isinstance(session_id, str) or not session_id:
+            raise DemoError(f"the answer has no session_id: {body}")
+        return session_id
+
+    def internal_note(self, ticket_id: str) -> str | None:
+        """The first internal (non-public) comment of a ticket, if any."""
+        for comment in self.zendesk.comments(ticket_id):
+            if comment.get("public") is False:
+                return str(comment.get("body", ""))
+        return None
+
+    def show_note(self, ticket_id: str, note: str) -> None:
+        """Print an internal note, indented."""
+        say(f"   Internal note on Zendesk ticket {ticket_id}:")
+        for line in note.splitlines() or [""]:
+            say(f"     | {line}")
+
+
+def demo_env(bugpilot_url: str, zendesk_url: str, *, verbose: bool) -> dict[str, str]:
+    """Settings that point the handlers at the simulators, with short demo timings."""
+    return {
+        "BUGPILOT_API_URL": bugpilot_url,
+        "BUGPILOT_WORKSPACE_ID": WORKSPACE_ID,
+        "BUGPILOT_API_KEY": BUGPILOT_KEY,
+        "ZENDESK_API_URL": zendesk_url,
+        "ZENDESK_SUBDOMAIN": "demo",
+        "ZENDESK_EMAIL": ZENDESK_EMAIL,
+        "ZENDESK_API_TOKEN": ZENDESK_TOKEN,
+        "ZENDESK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CAPTURE_MAX_WAIT_MINUTES": "30",
+        # Production waits minutes between retries and polls; the demo must not.
+        "CAPTURE_USER_RETRY_SECONDS": "1",
+        "CAPTURE_POLL_SECONDS": "1",
+        # The handlers' JSON logs would drown the demo's story; --verbose shows them.
+        "POWERTOOLS_LOG_LEVEL": "INFO" if verbose else "WARNING",
+    }
+
+
+def run_demo(*, verbose: bool = False, template_path: str | Path = DEFAULT_TEMPLATE) -> int:
+    """Run the demo; returns the exit code (0 when every step happened)."""
+    if not verbose:
+        # Keep errors (with their tracebacks) but not the one line per request.
+        logging.getLogger("local_runner").setLevel(logging.WARNING)
+    try:
+        with (
+            BugpilotSimulator(workspace_id=WORKSPACE_ID, api_key=BUGPILOT_KEY) as bugpilot,
+            ZendeskSimulator(email=ZENDESK_EMAIL, api_token=ZENDESK_TOKEN) as zendesk,
+            LocalRunner(
+                template_path,
+                port=0,
+                schedule_interval=SCHEDULE_SECONDS,
+                env=demo_env(bugpilot.url, zendesk.url, verbose=verbose),
+                # A fresh table every run, even if AWS_ENDPOINT_URL_DYNAMODB points elsewhere.
+                embedded_dynamodb=True,
+            ) as runner,
+        ):
+            Demo(runner, bugpilot, zendesk).run()
+    except DemoError as error:
+        print(f"\nDemo failed: {error}", file=sys.stderr)
+        return 1
+    except ImportError as error:
+        print(
+            f"\nDemo failed: the Lambda code could not be imported ({error}).\n"
+            "Are layers/bridge/capture_bridge and functions/*/ in place?",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,121 @@
+"""DynamoDB for local runs: an embedded moto server and tables created from the template."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from local_runner.template import TableDef
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_DYNAMODB"
+#: Set only when absent, so that boto3 never reaches for real credentials or a real region.
+AWS_DEFAULTS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+_ACTIVE_WAIT_SECONDS = 10.0
+
+
+def aws_defaults(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """The dummy credentials and region that ``environ`` lacks (nothing is changed)."""
+    missing = {key: value for key, value in AWS_DEFAULTS.items() if not environ.get(key)}
+    # Lambda sets AWS_REGION; code that reads it directly should see the same region.
+    if not environ.get("AWS_REGION"):
+        missing["AWS_REGION"] = (
+            environ.get("AWS_DEFAULT_REGION") or AWS_DEFAULTS["AWS_DEFAULT_REGION"]
+        )
+    return missing
+
+
+class EmbeddedDynamoDB:
+    """A moto DynamoDB server on 127.0.0.1 and a free port, running in a daemon thread."""
+
+    def __init__(self) -> None:
+        self._server: Any = None
+        self.endpoint_url: str | None = None
+
+    def start(self) -> str:
+        """Start the server and return its endpoint URL."""
+        # Imported here: moto's server pulls in Flask and werkzeug, needed only when embedding.
+        from moto.server import ThreadedMotoServer
+
+        # werkzeug logs every request at INFO; the runner already logs what matters.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        self._server = server
+        self.endpoint_url = f"http://{host}:{port}"
+        logger.debug("embedded DynamoDB at %s", self.endpoint_url)
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        """Stop the server (its data is gone with it)."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> EmbeddedDynamoDB:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def dynamodb_client(endpoint_url: str | None = None) -> Any:
+    """A DynamoDB client for the local endpoint (from the environment when not given)."""
+    endpoint = endpoint_url or os.environ.get(ENDPOINT_VARIABLE)
+    return boto3.client("dynamodb", endpoint_url=endpoint)
+
+
+def ensure_table(client: Any, table: TableDef, name: str | None = None) -> bool:
+    """Create ``table`` unless it exists, wait until it is active, then enable TTL.
+
+    Returns True when the table was created, False when it was already there.
+    """
+    table_name = name or table.name
+    created = False
+    try:
+        client.describe_table(TableName=table_name)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        try:
+            client.create_table(TableName=table_name, **table.create_kwargs)
+            created = True
+        except ClientError as create_error:
+            # Another runner on the same endpoint may have created it in between.
+            if create_error.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+    _wait_active(client, table_name)
+    if table.ttl_attribute:
+        current = client.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+        if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            client.update_time_to_live(
+                TableName=table_name,
+                TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True},
+            )
+    logger.debug("table %s %s", table_name, "created" if created else "already exists")
+    return created
+
+
+def _wait_active(client: Any, table_name: str) -> None:
+    """Wait until the table is ACTIVE (moto is immediate; DynamoDB Local may not be)."""
+    deadline = time.monotonic() + _ACTIVE_WAIT_SECONDS
+    while True:
+        status = client.describe_table(TableName=table_name)["Table"]["TableStatus"]
+        if status == "ACTIVE":
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"table {table_name} is still {status}")
+        time.sleep(0.1)

@@ -1,0 +1,7 @@
+"""HTTP simulators of the vendor APIs, for the local demo and the integration tests."""
+
+from ._server import RecordedRequest
+from .bugpilot import BugpilotSimulator
+from .zendesk import ZendeskSimulator
+
+__all__ = ["BugpilotSimulator", "RecordedRequest", "ZendeskSimulator"]

@@ -1,0 +1,273 @@
+"""HTTP simulator of the Zendesk Tickets API subset the bridge uses (comments)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hmac
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, ScriptQueue
+
+UPDATE_PATH = re.compile(r"^/api/v2/tickets/(?P<id>[^/]+)\.json$")
+COMMENTS_PATH = re.compile(r"^/api/v2/tickets/(?P<id>[^/]+)/comments\.json$")
+COMMENT_LIMIT = 5000
+AUTHOR_ID = 1_000_001  # the API user the token belongs to
+
+_AUTH_FAILED: dict[str, Any] = {"error": "Couldn't authenticate you"}
+_NOT_FOUND: dict[str, Any] = {"error": "RecordNotFound", "description": "Not found"}
+_SCRIPTED_ERRORS: dict[int, str] = {
+    400: "BadRequest",
+    403: "Forbidden",
+    409: "Conflict",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _invalid(description: str, error: str = "BlankValue") -> Reply:
+    return Reply(
+        422,
+        {
+            "error": "RecordInvalid",
+            "description": "Record validation errors",
+            "details": {"base": [{"description": description, "error": error}]},
+        },
+    )
+
+
+def _scripted_failure(entry: ScriptedReply) -> Reply:
+    if entry.status == 401:
+        body: dict[str, Any] = dict(_AUTH_FAILED)
+    elif entry.status == 404:
+        body = dict(_NOT_FOUND)
+    elif entry.status == 422:
+        body = _invalid("Simulated validation error", "Invalid").body
+    else:
+        body = {"error": _SCRIPTED_ERRORS.get(entry.status, f"HTTP{entry.status}")}
+    return Reply(entry.status, body, entry.extra_headers(), entry.delay)
+
+
+class ZendeskSimulator(JsonHttpServer):
+    """Zendesk ticket comments over real HTTP, with scriptable failures and recorded calls."""
+
+    def __init__(
+        self,
+        *,
+        email: str = "agent@example.com",
+        api_token: str = "zd-demo-token",  # noqa: S107 - demo credential of a local fake
+        port: int = 0,
+        known_tickets: set[str] | None = None,
+        comment_limit: int = COMMENT_LIMIT,
+    ) -> None:
+        """`known_tickets` None means every numeric ticket id exists."""
+        super().__init__(port=port)
+        self.email = email
+        self.api_token = api_token
+        self.comment_limit = comment_limit
+        self._known = None if known_tickets is None else {_normalise(t) for t in known_tickets}
+        self._comments: dict[str, list[dict[str, Any]]] = {}
+        self._next_id = 40_000_000_001
+        self._updates: list[RecordedRequest] = []
+        self._comment_reads: list[RecordedRequest] = []
+        self._update_script = ScriptQueue()
+        self._comments_script = ScriptQueue()
+
+    # -- test controls ---------------------------------------------------------------------
+
+    def comments(self, ticket_id: str | int) -> list[dict[str, Any]]:
+        """Copies of the ticket's comments, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._comments.get(_normalise(ticket_id), []))
+
+    def script_update(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Answer the next `times` ticket updates with `status` (FIFO).
+
+        Status 200 only delays the normal answer. Retry-After is sent only when given.
+        """
+        self._update_script.push(ScriptedReply(status, None, delay, retry_after), times)
+
+    def script_comments(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Answer the next `times` comment listings with `status` (FIFO)."""
+        self._comments_script.push(ScriptedReply(status, None, delay, retry_after), times)
+
+    # -- recorded state --------------------------------------------------------------------
+
+    @property
+    def updates(self) -> list[RecordedRequest]:
+        """Every PUT to /api/v2/tickets/{id}.json, in arrival order."""
+        with self._lock:
+            return list(self._updates)
+
+    @property
+    def comment_reads(self) -> list[RecordedRequest]:
+        """Every GET to /api/v2/tickets/{id}/comments.json, in arrival order."""
+        with self._lock:
+            return list(self._comment_reads)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        """Route one request."""
+        route = request.route
+        update = UPDATE_PATH.match(route)
+        if update and request.method == "PUT":
+            with self._lock:
+                self._updates.append(request)
+            entry = self._update_script.pop()
+            if entry is not None and entry.is_failure:
+                return _scripted_failure(entry)
+            return _with_script(self._update(request, update["id"]), entry)
+        listing = COMMENTS_PATH.match(route)
+        if listing and request.method == "GET":
+            with self._lock:
+                self._comment_reads.append(request)
+            entry = self._comments_script.pop()
+            if entry is not None and entry.is_failure:
+                return _scripted_failure(entry)
+            return _with_script(self._list(request, listing["id"]), entry)
+        return self.not_found()
+
+    def not_found(self) -> Reply:
+        """404 for unknown routes."""
+        return Reply(404, {"error": "InvalidEndpoint", "description": "Not found"})
+
+    def internal_error(self) -> Reply:
+        """500 when the simulator itself raised."""
+        return Reply(500, {"error": "InternalServerError"})
+
+    def _authenticated(self, request: RecordedRequest) -> bool:
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            credentials = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        expected = f"{self.email}/token:{self.api_token}".encode()
+        return hmac.compare_digest(credentials, expected)
+
+    def _ticket_exists(self, ticket_id: str) -> bool:
+        if not _is_number(ticket_id):
+            return False
+        return self._known is None or _normalise(ticket_id) in self._known
+
+    def _update(self, request: RecordedRequest, raw_id: str) -> Reply:
+        if not self._authenticated(request):
+            return Reply(401, _AUTH_FAILED, {"WWW-Authenticate": 'Basic realm="Web Password"'})
+        if not self._ticket_exists(raw_id):
+            return Reply(404, _NOT_FOUND)
+        body = request.json()
+        ticket = body.get("ticket") if isinstance(body, dict) else None
+        comment = ticket.get("comment") if isinstance(ticket, dict) else None
+        text = comment.get("body") if isinstance(comment, dict) else None
+        if not isinstance(text, str) or not text.strip() or not isinstance(comment, dict):
+            return _invalid("Comment: body cannot be blank")
+        public = comment.get("public", True)
+        if not isinstance(public, bool):
+            return _invalid("Comment: public must be true or false", "InvalidValue")
+        ticket_id = _normalise(raw_id)
+        with self._lock:
+            thread = self._comments.setdefault(ticket_id, [])
+            if len(thread) >= self.comment_limit:
+                return _invalid(
+                    f"Ticket has reached the limit of {self.comment_limit} comments",
+                    "TooManyComments",
+                )
+            created_at = _now()
+            comment_id, audit_id = self._next_id, self._next_id + 1
+            self._next_id += 2
+            thread.append(
+                {
+                    "id": comment_id,
+                    "type": "Comment",
+                    "author_id": AUTHOR_ID,
+                    "body": text,
+                    "plain_body": text,
+                    "public": public,
+                    "attachments": [],
+                    "audit_id": audit_id,
+                    "created_at": created_at,
+                }
+            )
+            count = len(thread)
+        return Reply(
+            200,
+            {
+                "ticket": {
+                    "id": int(ticket_id),
+                    "url": f"{self.url}/api/v2/tickets/{ticket_id}.json",
+                    "status": "open",
+                    "updated_at": created_at,
+                    "comment_count": count,
+                },
+                "audit": {
+                    "id": audit_id,
+                    "ticket_id": int(ticket_id),
+                    "author_id": AUTHOR_ID,
+                    "created_at": created_at,
+                    "events": [
+                        {
+                            "id": comment_id,
+                            "type": "Comment",
+                            "author_id": AUTHOR_ID,
+                            "body": text,
+                            "public": public,
+                        }
+                    ],
+                },
+            },
+        )
+
+    def _list(self, request: RecordedRequest, raw_id: str) -> Reply:
+        if not self._authenticated(request):
+            return Reply(401, _AUTH_FAILED, {"WWW-Authenticate": 'Basic realm="Web Password"'})
+        if not self._ticket_exists(raw_id):
+            return Reply(404, _NOT_FOUND)
+        sort_order = request.query.get("sort_order", "asc")
+        if sort_order not in ("asc", "desc"):
+            return Reply(400, {"error": "InvalidValue", "description": "sort_order: asc or desc"})
+        comments = self.comments(raw_id)
+        if sort_order == "desc":
+            comments.reverse()
+        body = {"comments": comments, "next_page": None, "previous_page": None}
+        return Reply(200, {**body, "count": len(comments)})
+
+
+def _normalise(ticket_id: str | int) -> str:
+    text = str(ticket_id).strip()
+    return str(int(text)) if _is_number(text) else text
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _with_script(reply: Reply, entry: ScriptedReply | None) -> Reply:
+    if entry is None:
+        return reply
+    return Reply(reply.status, reply.body, {**reply.headers, **entry.extra_headers()}, entry.delay)
