@@ -1,0 +1,1 @@
+"""Helpdesk capture bridge: helpdesk webhooks in, Bugpilot captures, internal notes back."""

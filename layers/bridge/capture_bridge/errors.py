@@ -1,0 +1,31 @@
+"""Domain errors. The webhook maps them to HTTP answers in one place."""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Base of every error the bridge raises on purpose."""
+
+
+class ConfigurationError(BridgeError):
+    """A setting is missing or invalid; an operator must fix the deployment."""
+
+
+class InvalidRequest(BridgeError):
+    """The caller sent something we cannot act on (answered with 400)."""
+
+
+class Unauthenticated(BridgeError):
+    """The caller could not prove who it is, or the proof is stale (answered with 401)."""
+
+
+class UnknownHelpdesk(BridgeError):
+    """The webhook path names a helpdesk the bridge has no adapter for (answered with 404)."""
+
+
+class PayloadTooLarge(BridgeError):
+    """The request body is larger than any genuine webhook (answered with 413)."""
+
+
+class StoreUnavailable(BridgeError):
+    """DynamoDB could not take the request; the sender should retry (answered with 503)."""

@@ -1,0 +1,209 @@
+"""Zendesk: signed trigger webhooks in, internal notes out through the Tickets API."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from capture_bridge.capture.bugpilot import ACTIONS
+from capture_bridge.errors import InvalidRequest, Unauthenticated
+from capture_bridge.helpdesks import NoteOutcome, NoteResult, choose_action
+from capture_bridge.http import HttpClient, TransportError
+from capture_bridge.models import CaptureRequest
+from capture_bridge.settings import Settings
+
+SIGNATURE_HEADER = "x-zendesk-webhook-signature"
+TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
+# Zendesk signs each delivery with its send time; older ones are treated as replays.
+MAX_SKEW = timedelta(minutes=5)
+NOTE_TIMEOUT = (3.05, 10.0)
+_TICKET_ID = re.compile(r"^[1-9][0-9]{0,19}$")
+MAX_FIELD_LENGTH = 320
+MAX_DESCRIPTION_LENGTH = 2000
+
+
+def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
+    """Zendesk's signature: base64(HMAC-SHA256(secret, timestamp + body))."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _parse_timestamp(raw: str) -> datetime:
+    text = raw.strip()
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text), UTC)
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _text(payload: Mapping[str, Any], name: str, limit: int = MAX_FIELD_LENGTH) -> str:
+    value = payload.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidRequest(f"{name} must be a string")
+    text = str(value).strip()
+    if len(text) > limit:
+        raise InvalidRequest(f"{name} is longer than {limit} characters")
+    return text
+
+
+def _tags(payload: Mapping[str, Any]) -> list[str]:
+    value = payload.get("tags")
+    if value is None:
+        return []
+    # Zendesk renders {{ticket.tags}} as one space-separated string; a JSON list is fine too.
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list) and all(isinstance(tag, str) for tag in value):
+        return [tag.strip() for tag in value]
+    raise InvalidRequest("tags must be a string of space-separated tags or a list of strings")
+
+
+class ZendeskAdapter:
+    """Zendesk Support, configured by the ZENDESK_* settings."""
+
+    name = "zendesk"
+
+    def __init__(
+        self, settings: Settings, http: HttpClient, *, timeout: tuple[float, float] = NOTE_TIMEOUT
+    ) -> None:
+        self._settings = settings
+        self._http = http
+        self._timeout = timeout
+
+    def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
+        """Fail closed: no secret, no headers, a stale time or a wrong signature all refuse."""
+        secret = self._settings.zendesk_webhook_secret
+        if not secret:
+            raise Unauthenticated("webhook signing secret is not configured")
+        lowered = {key.lower(): value for key, value in headers.items()}
+        signature = lowered.get(SIGNATURE_HEADER, "")
+        timestamp = lowered.get(TIMESTAMP_HEADER, "")
+        if not signature or not timestamp:
+            raise Unauthenticated("missing webhook signature headers")
+        try:
+            sent_at = _parse_timestamp(timestamp)
+        except (ValueError, OverflowError, OSError):
+            raise Unauthenticated("unreadable webhook signature timestamp") from None
+        if abs(now - sent_at) > MAX_SKEW:
+            raise Unauthenticated("webhook signature timestamp is too old or in the future")
+        expected = sign_webhook(secret, timestamp, body)
+        if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+            raise Unauthenticated("webhook signature does not match")
+        # The signature covers time and body: equal signatures mean a redelivery of the same call.
+        return hashlib.sha256(expected.encode()).hexdigest()
+
+    def parse(self, body: bytes) -> CaptureRequest:
+        """Read the README's trigger body; every problem is a 400 naming the field."""
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidRequest("body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise InvalidRequest("body must be a JSON object")
+        ticket_id = _text(payload, "ticket_id")
+        if not ticket_id:
+            raise InvalidRequest("ticket_id is required")
+        if not _TICKET_ID.match(ticket_id):
+            raise InvalidRequest("ticket_id must be a Zendesk ticket number")
+        user_id = _text(payload, "requester_external_id") or _text(payload, "requester_email")
+        if not user_id:
+            raise InvalidRequest(
+                "requester_external_id or requester_email is required to identify the Bugpilot user"
+            )
+        action = choose_action(
+            _text(payload, "action") or None,
+            _tags(payload),
+            self._settings.bugpilot_default_action,
+            ACTIONS,
+        )
+        description = _text(payload, "description", MAX_DESCRIPTION_LENGTH)
+        return CaptureRequest(
+            helpdesk=self.name,
+            ticket_id=ticket_id,
+            user_id=user_id,
+            action=action,
+            description=description or f"Requested from Zendesk ticket #{ticket_id}",
+        )
+
+    def _credentials(self) -> tuple[str, tuple[str, str]] | None:
+        settings = self._settings
+        if not (
+            settings.zendesk_base_url and settings.zendesk_email and settings.zendesk_api_token
+        ):
+            return None
+        return settings.zendesk_base_url, (
+            f"{settings.zendesk_email}/token",
+            settings.zendesk_api_token,
+        )
+
+    def post_note(self, ticket_id: str, text: str) -> NoteResult:
+        """`PUT /api/v2/tickets/{id}.json` with a private comment: an internal note."""
+        credentials = self._credentials()
+        if credentials is None:
+            return NoteResult(
+                NoteOutcome.REJECTED,
+                "ZENDESK_SUBDOMAIN (or ZENDESK_API_URL), ZENDESK_EMAIL and ZENDESK_API_TOKEN "
+                "must be set",
+            )
+        base_url, auth = credentials
+        try:
+            response = self._http.request(
+                "PUT",
+                f"{base_url}/api/v2/tickets/{ticket_id}.json",
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                json_body={"ticket": {"comment": {"body": text, "public": False}}},
+                auth=auth,
+                timeout=self._timeout,
+            )
+        except TransportError as exc:
+            return NoteResult(NoteOutcome.RETRYABLE, str(exc))
+        if response.status in (200, 201):
+            return NoteResult(NoteOutcome.POSTED)
+        if response.status == 429 or response.status >= 500:
+            raw = (response.header("Retry-After") or "").strip()
+            return NoteResult(
+                NoteOutcome.RETRYABLE,
+                f"Zendesk answered HTTP {response.status}",
+                int(raw) if raw.isdigit() else None,
+            )
+        return NoteResult(NoteOutcome.REJECTED, f"Zendesk answered HTTP {response.status}")
+
+    def has_note(self, ticket_id: str, marker: str) -> bool | None:
+        """Look through the newest comments for `marker`, to learn whether a note already landed."""
+        credentials = self._credentials()
+        if credentials is None:
+            return None
+        base_url, auth = credentials
+        try:
+            response = self._http.request(
+                "GET",
+                f"{base_url}/api/v2/tickets/{ticket_id}/comments.json?sort_order=desc&per_page=100",
+                headers={"Accept": "application/json"},
+                auth=auth,
+                timeout=self._timeout,
+            )
+        except TransportError:
+            return None
+        payload = response.json()
+        if response.status != 200 or not isinstance(payload, dict):
+            return None
+        comments = payload.get("comments")
+        if not isinstance(comments, list):
+            return None
+        return any(
+            isinstance(comment, dict) and marker in str(comment.get("body", ""))
+            for comment in comments
+        )
+
+
+def adapter(settings: Settings, http: HttpClient) -> ZendeskAdapter:
+    """Entry point used by `get_adapter`."""
+    return ZendeskAdapter(settings, http)

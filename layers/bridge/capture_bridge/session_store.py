@@ -1,0 +1,356 @@
+"""The one module that talks to DynamoDB: capture sessions, their claims and their guards.
+
+One table, three kinds of item, all keyed by `pk`:
+- `session#<id>`: a capture session. While it has work left it carries `due_bucket`, which puts
+  it in the sparse `due-sessions` index sorted by `next_check_at`.
+- `open#<helpdesk>#<ticket>#<action>`: the guard that keeps one open capture per ticket and action.
+- `delivery#<helpdesk>#<fingerprint>`: a webhook delivery already taken, to recognise replays.
+
+Whoever works on a session first claims it: a conditional update that sets `claim_id` and pushes
+`next_check_at` one lease ahead, so that overlapping resolver runs never work on it together.
+A claim still set when the next one is taken means its holder died mid-way (`interrupted`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from capture_bridge.errors import StoreUnavailable
+from capture_bridge.models import CaptureSession, NoteState, SessionStatus, format_time, parse_time
+
+DUE_INDEX = "due-sessions"
+# Spreads the due index over a few partitions; the resolver reads them all.
+DUE_BUCKETS = 4
+# Replays are refused as stale after five minutes; an hour of memory is ample.
+DELIVERY_MEMORY = timedelta(hours=1)
+# Guards normally go with their session's end; this only cleans up after the unexpected.
+GUARD_GRACE = timedelta(days=1)
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+_TEXT_FIELDS = ("session_id", "helpdesk", "ticket_id", "user_id", "action", "description")
+_OPTIONAL_TEXT = ("session_info_url", "report_url", "error", "claim_id")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A session now held by the caller, and whether a previous holder died before finishing."""
+
+    session: CaptureSession
+    interrupted: bool
+
+
+def _session_key(session_id: str) -> str:
+    return f"session#{session_id}"
+
+
+def due_bucket(session_id: str) -> str:
+    """The due-index partition of a session, fixed for its life."""
+    digest = hashlib.sha256(session_id.encode()).digest()
+    return f"due#{digest[0] % DUE_BUCKETS}"
+
+
+def to_item(session: CaptureSession) -> dict[str, Any]:
+    """The DynamoDB item (plain Python values) for a session."""
+    item: dict[str, Any] = {
+        "pk": _session_key(session.session_id),
+        "status": session.status.value,
+        "created_at": format_time(session.created_at),
+        "updated_at": format_time(session.updated_at),
+        "deadline_at": format_time(session.deadline_at),
+        "attempts": session.attempts,
+        "polls": session.polls,
+        "note_attempts": session.note_attempts,
+    }
+    item.update({name: getattr(session, name) for name in _TEXT_FIELDS})
+    item.update({name: getattr(session, name) for name in _OPTIONAL_TEXT if getattr(session, name)})
+    if session.note_state is not None:
+        item["note_state"] = session.note_state.value
+    if session.expires_at is not None:
+        item["expires_at"] = session.expires_at
+    if session.next_check_at is not None:
+        item["next_check_at"] = format_time(session.next_check_at)
+        if session.has_work:
+            item["due_bucket"] = due_bucket(session.session_id)
+    return item
+
+
+def _optional_text(item: Mapping[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return str(value) if value else None
+
+
+def from_item(item: Mapping[str, Any]) -> CaptureSession:
+    """The session stored in a DynamoDB item (plain Python values)."""
+    next_check = item.get("next_check_at")
+    note_state = item.get("note_state")
+    expires_at = item.get("expires_at")
+    return CaptureSession(
+        session_id=str(item["session_id"]),
+        helpdesk=str(item["helpdesk"]),
+        ticket_id=str(item["ticket_id"]),
+        user_id=str(item["user_id"]),
+        action=str(item["action"]),
+        description=str(item.get("description", "")),
+        session_info_url=_optional_text(item, "session_info_url"),
+        report_url=_optional_text(item, "report_url"),
+        error=_optional_text(item, "error"),
+        claim_id=_optional_text(item, "claim_id"),
+        status=SessionStatus(item["status"]),
+        created_at=parse_time(item["created_at"]),
+        updated_at=parse_time(item["updated_at"]),
+        deadline_at=parse_time(item["deadline_at"]),
+        next_check_at=parse_time(next_check) if next_check else None,
+        attempts=int(item.get("attempts", 0)),
+        polls=int(item.get("polls", 0)),
+        note_state=NoteState(note_state) if note_state else None,
+        note_attempts=int(item.get("note_attempts", 0)),
+        expires_at=int(expires_at) if expires_at is not None else None,
+    )
+
+
+def _dump(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(value) for key, value in item.items()}
+
+
+def _load(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class SessionStore:
+    """Capture sessions in DynamoDB. Thread-safe: the client is shared, nothing else is."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self._table = table_name
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                # Short timeouts: a webhook must answer within Zendesk's patience.
+                self._client = boto3.client(
+                    "dynamodb",
+                    config=Config(
+                        connect_timeout=2,
+                        read_timeout=5,
+                        retries={"max_attempts": 3, "mode": "standard"},
+                    ),
+                )
+            return self._client
+
+    # -- creation ---------------------------------------------------------------------------
+
+    def create(
+        self, session: CaptureSession, *, delivery_id: str, now: datetime
+    ) -> tuple[CaptureSession, bool]:
+        """Store a new session unless this delivery or an open capture for it exists already.
+
+        Returns the session that stands for the request and whether it is the new one.
+        """
+        now_epoch = int(now.timestamp())
+        delivery_key = f"delivery#{session.helpdesk}#{delivery_id}"
+        guard_key = f"open#{session.open_capture_key}"
+        free = "attribute_not_exists(pk) OR expires_at < :now"
+        items = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _dump(to_item(session)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _dump(
+                        {
+                            "pk": guard_key,
+                            "session_id": session.session_id,
+                            "expires_at": int((session.deadline_at + GUARD_GRACE).timestamp()),
+                        }
+                    ),
+                    "ConditionExpression": free,
+                    "ExpressionAttributeValues": {":now": {"N": str(now_epoch)}},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _dump(
+                        {
+                            "pk": delivery_key,
+                            "session_id": session.session_id,
+                            "expires_at": int((now + DELIVERY_MEMORY).timestamp()),
+                        }
+                    ),
+                    "ConditionExpression": free,
+                    "ExpressionAttributeValues": {":now": {"N": str(now_epoch)}},
+                }
+            },
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=items)
+            return session, True
+        except ClientError as exc:
+            if _error_code(exc) != "TransactionCanceledException":
+                raise StoreUnavailable(f"could not store the capture request: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"could not store the capture request: {exc}") from exc
+        # A replay of this delivery first, then an open capture for the same ticket and action.
+        for key in (delivery_key, guard_key):
+            existing = self._session_behind(key, now_epoch)
+            if existing is not None:
+                return existing, False
+        raise StoreUnavailable("the capture request conflicted with one that no longer exists")
+
+    def _session_behind(self, pointer_key: str, now_epoch: int) -> CaptureSession | None:
+        pointer = self._get(pointer_key)
+        if pointer is None or int(pointer.get("expires_at", 0)) < now_epoch:
+            return None
+        return self.get(str(pointer["session_id"]))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        try:
+            answer = self.client.get_item(
+                TableName=self._table, Key={"pk": {"S": key}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"could not read the session store: {exc}") from exc
+        item = answer.get("Item")
+        return _load(item) if item else None
+
+    def get(self, session_id: str) -> CaptureSession | None:
+        """The session with this id, read consistently, or None."""
+        item = self._get(_session_key(session_id))
+        return from_item(item) if item else None
+
+    def due_session_ids(self, now: datetime, limit: int) -> list[str]:
+        """Ids of the sessions due now, oldest first within each bucket; a Query, never a Scan."""
+        due: list[str] = []
+        for bucket in range(DUE_BUCKETS):
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": DUE_INDEX,
+                "KeyConditionExpression": "due_bucket = :bucket AND next_check_at <= :now",
+                "ExpressionAttributeValues": {
+                    ":bucket": {"S": f"due#{bucket}"},
+                    ":now": {"S": format_time(now)},
+                },
+            }
+            while len(due) < limit:
+                kwargs["Limit"] = limit - len(due)
+                page = self.client.query(**kwargs)
+                due.extend(item["pk"]["S"].removeprefix("session#") for item in page["Items"])
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return due[:limit]
+
+    # -- claims and writes ------------------------------------------------------------------
+
+    def claim(self, session_id: str, *, now: datetime, lease: timedelta) -> Claim | None:
+        """Take a due session for `lease`; None when it is not due or someone else holds it."""
+        token = uuid.uuid4().hex
+        try:
+            answer = self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _session_key(session_id)}},
+                UpdateExpression=(
+                    "SET previous_claim = if_not_exists(claim_id, :none), claim_id = :token, "
+                    "next_check_at = :lease_end"
+                ),
+                ConditionExpression="attribute_exists(due_bucket) AND next_check_at <= :now",
+                ExpressionAttributeValues={
+                    ":none": {"S": ""},
+                    ":token": {"S": token},
+                    ":lease_end": {"S": format_time(now + lease)},
+                    ":now": {"S": format_time(now)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+            item = _load(answer["Attributes"])
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise StoreUnavailable(f"could not claim session {session_id}: {exc}") from exc
+            # A retried call whose first attempt went through fails its own condition.
+            stored = self._get(_session_key(session_id))
+            if stored is None or stored.get("claim_id") != token:
+                return None
+            item = stored
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"could not claim session {session_id}: {exc}") from exc
+        return Claim(session=from_item(item), interrupted=bool(item.get("previous_claim")))
+
+    def save(
+        self, session: CaptureSession, *, held_claim: str, release_guard: bool = False
+    ) -> bool:
+        """Write the session if `held_claim` still holds it; False when the claim was lost.
+
+        `release_guard` also frees the ticket and action for a new capture, in one transaction.
+        """
+        write_id = uuid.uuid4().hex
+        item = to_item(session) | {"write_id": write_id}
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": _dump(item),
+            "ConditionExpression": "claim_id = :held",
+            "ExpressionAttributeValues": {":held": {"S": held_claim}},
+        }
+        try:
+            if release_guard:
+                self.client.transact_write_items(
+                    TransactItems=[
+                        {"Put": put},
+                        {
+                            "Delete": {
+                                "TableName": self._table,
+                                "Key": {"pk": {"S": f"open#{session.open_capture_key}"}},
+                                "ConditionExpression": (
+                                    "attribute_not_exists(pk) OR session_id = :sid"
+                                ),
+                                "ExpressionAttributeValues": {":sid": {"S": session.session_id}},
+                            }
+                        },
+                    ]
+                )
+            else:
+                self.client.put_item(**put)
+            return True
+        except ClientError as exc:
+            if _error_code(exc) not in (
+                "ConditionalCheckFailedException",
+                "TransactionCanceledException",
+            ):
+                raise StoreUnavailable(
+                    f"could not save session {session.session_id}: {exc}"
+                ) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"could not save session {session.session_id}: {exc}") from exc
+        # Lost, or a retried call whose first attempt already went through.
+        stored = self._get(_session_key(session.session_id))
+        return stored is not None and stored.get("write_id") == write_id
+
+
+def with_claim(session: CaptureSession, claim_id: str | None) -> CaptureSession:
+    """The session with its claim set or released."""
+    return replace(session, claim_id=claim_id)

@@ -1,0 +1,160 @@
+"""Taking a capture request from a helpdesk webhook: verify, store, then ask for the capture."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from capture_bridge.capture_flow import CLAIM_LEASE, after_action
+from capture_bridge.errors import (
+    ConfigurationError,
+    InvalidRequest,
+    PayloadTooLarge,
+    StoreUnavailable,
+    Unauthenticated,
+    UnknownHelpdesk,
+)
+from capture_bridge.models import CaptureSession, utc_now
+from capture_bridge.observability import logger
+from capture_bridge.runtime import Runtime, get_runtime
+
+# Genuine trigger bodies are a few hundred bytes; anything far larger is refused unread.
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """What the webhook answers: an HTTP status and a JSON object."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def raw_body(body: str | None, is_base64: bool) -> bytes:
+    """The exact bytes the sender signed, undoing API Gateway's base64 wrapping."""
+    if body is None:
+        return b""
+    if not is_base64:
+        return body.encode()
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("body is not valid base64") from None
+
+
+def accept(
+    runtime: Runtime,
+    helpdesk_name: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    clock: Callable[[], datetime] = utc_now,
+) -> tuple[CaptureSession, bool]:
+    """Verify and store the request, then make its first capture action.
+
+    The request is stored before any call goes out, so a crash or an outage never loses it.
+    Returns the session standing for the request and whether it was new.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
+    helpdesk = runtime.helpdesk(helpdesk_name)
+    delivery_id = helpdesk.verify(headers, body, now)
+    request = helpdesk.parse(body)
+    claim_id = uuid.uuid4().hex
+    opened = CaptureSession.open(
+        request,
+        now=now,
+        max_wait=runtime.settings.capture_max_wait,
+        claim_id=claim_id,
+    )
+    # Held by this call until it records the answer; the resolver only steps in once the
+    # lease lapses, which means this call died (see capture_flow.advance).
+    session = replace(opened, next_check_at=now + CLAIM_LEASE)
+    stored, created = runtime.store.create(session, delivery_id=delivery_id, now=now)
+    if not created:
+        logger.info(
+            "duplicate capture request",
+            extra={"session_id": stored.session_id, "ticket_id": stored.ticket_id},
+        )
+        return stored, False
+    logger.info(
+        "capture request stored",
+        extra={
+            "session_id": session.session_id,
+            "ticket_id": session.ticket_id,
+            "action": session.action,
+        },
+    )
+    result = runtime.provider.request_capture(
+        user_id=session.user_id, action=session.action, description=session.description
+    )
+    updated = replace(after_action(session, result, clock(), runtime.settings), claim_id=None)
+    try:
+        saved = runtime.store.save(
+            updated, held_claim=claim_id, release_guard=updated.status.is_final
+        )
+    except StoreUnavailable:
+        # The request itself is stored; the resolver settles it once the claim lapses.
+        logger.exception(
+            "could not record the capture answer", extra={"session_id": session.session_id}
+        )
+        return session, True
+    if not saved:
+        logger.warning("lost the claim on a new session", extra={"session_id": session.session_id})
+    logger.info(
+        "capture requested",
+        extra={
+            "session_id": session.session_id,
+            "status": updated.status,
+            "error_code": updated.error,
+        },
+    )
+    return updated, True
+
+
+def _refusal(status: int, message: str) -> WebhookAnswer:
+    return WebhookAnswer(status, {"error": message})
+
+
+def receive(
+    helpdesk_name: str,
+    headers: Mapping[str, str],
+    body: str | None,
+    *,
+    is_base64: bool,
+    runtime_factory: Callable[[], Runtime] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> WebhookAnswer:
+    """Answer one webhook call; every domain error is mapped to its HTTP answer here."""
+    try:
+        raw = raw_body(body, is_base64)
+        runtime = (runtime_factory or get_runtime)()
+        session, created = accept(runtime, helpdesk_name, headers, raw, clock(), clock)
+    except Unauthenticated as exc:
+        logger.warning("webhook refused", extra={"reason": str(exc)})
+        return _refusal(401, f"unauthenticated: {exc}")
+    except UnknownHelpdesk as exc:
+        return _refusal(404, str(exc))
+    except PayloadTooLarge as exc:
+        return _refusal(413, str(exc))
+    except InvalidRequest as exc:
+        return _refusal(400, str(exc))
+    except ConfigurationError as exc:
+        logger.error("the bridge is misconfigured", extra={"reason": str(exc)})
+        return _refusal(503, "the capture bridge is not configured correctly; try again later")
+    except StoreUnavailable:
+        logger.exception("could not store the capture request")
+        return _refusal(503, "could not store the capture request; try again later")
+    return WebhookAnswer(
+        202,
+        {
+            "session_id": session.session_id,
+            "status": session.status.value,
+            "duplicate": not created,
+        },
+    )

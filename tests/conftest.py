@@ -1,0 +1,244 @@
+"""Shared fixtures: no network beyond 127.0.0.1, moto's DynamoDB, the API simulators, a clock."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from capture_bridge.helpdesks.zendesk import sign_webhook
+from capture_bridge.runtime import Runtime, build_runtime
+from capture_bridge.session_store import SessionStore
+from capture_bridge.settings import reset_settings_cache, settings_from
+from capture_bridge.webhook import WebhookAnswer, receive
+from local_runner.dynamodb import ensure_table
+from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
+from local_runner.template import load_template
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+WEBHOOK_SECRET = "test-webhook-secret"
+START = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: Any) -> Any:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise RuntimeError(f"tests may only connect to 127.0.0.1, not {host!r}")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    reset_settings_cache()
+    yield
+    reset_settings_cache()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A copy of a payload from events/, the same files `sam local invoke -e` uses."""
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return copy.deepcopy(event)
+
+
+class Clock:
+    """A clock the tests move by hand."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def bugpilot() -> Iterator[BugpilotSimulator]:
+    with BugpilotSimulator(workspace_id="ws-test", api_key="ws-test-key") as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def zendesk() -> Iterator[ZendeskSimulator]:
+    with ZendeskSimulator(email="agent@example.com", api_token="zd-test-token") as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def table() -> Iterator[str]:
+    """The sessions table, created in moto from template.yaml's own definition."""
+    definition = load_template(ROOT / "template.yaml").tables["SessionsTable"]
+    with mock_aws():
+        ensure_table(boto3.client("dynamodb", region_name="us-east-1"), definition, "sessions-test")
+        yield "sessions-test"
+
+
+@pytest.fixture
+def env(table: str, bugpilot: BugpilotSimulator, zendesk: ZendeskSimulator) -> dict[str, str]:
+    """Settings pointing at moto and the simulators."""
+    return {
+        "TABLE_NAME": table,
+        "BUGPILOT_API_URL": bugpilot.url,
+        "BUGPILOT_WORKSPACE_ID": "ws-test",
+        "BUGPILOT_API_KEY": "ws-test-key",
+        "ZENDESK_SUBDOMAIN": "acme",
+        "ZENDESK_API_URL": zendesk.url,
+        "ZENDESK_EMAIL": "agent@example.com",
+        "ZENDESK_API_TOKEN": "zd-test-token",
+        "ZENDESK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CAPTURE_MAX_WAIT_MINUTES": "30",
+    }
+
+
+@pytest.fixture
+def configured(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """`env` exported to the process, as the Lambda handlers read it."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_settings_cache()
+    return env
+
+
+class SerializedClient:
+    """A DynamoDB client whose calls take turns.
+
+    moto's in-process backend is not thread-safe (it deep-copies items without a lock), while
+    DynamoDB is. Calls from concurrent resolver runs still interleave between calls, which is
+    where the races we test live.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+def store_for(table: str) -> SessionStore:
+    return SessionStore(table, client=SerializedClient(boto3.client("dynamodb")))
+
+
+@pytest.fixture
+def runtime(env: dict[str, str]) -> Runtime:
+    return build_runtime(settings_from(env), store=store_for(env["TABLE_NAME"]))
+
+
+def runtime_with(env: dict[str, str], **overrides: str) -> Runtime:
+    """A runtime whose settings differ from `env` by `overrides`."""
+    return build_runtime(settings_from(env | overrides), store=store_for(env["TABLE_NAME"]))
+
+
+def trigger_body(**fields: Any) -> bytes:
+    """The README's Zendesk trigger body, with `fields` changed (None removes a field)."""
+    body: dict[str, Any] = {
+        "ticket_id": "1001",
+        "requester_email": "ada@example.com",
+        "requester_external_id": "user-42",
+        "tags": "bugpilot_session vip",
+    }
+    body.update(fields)
+    return json.dumps({key: value for key, value in body.items() if value is not None}).encode()
+
+
+def signed_headers(body: bytes, at: datetime, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    timestamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "content-type": "application/json",
+        "x-zendesk-webhook-signature": sign_webhook(secret, timestamp, body),
+        "x-zendesk-webhook-signature-timestamp": timestamp,
+    }
+
+
+@dataclass
+class Webhook:
+    """Sends webhook calls through the same code path the Lambda handler uses."""
+
+    runtime: Runtime
+    clock: Clock
+
+    def send(
+        self,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        *,
+        helpdesk: str = "zendesk",
+    ) -> WebhookAnswer:
+        try:
+            text, is_base64 = body.decode(), False
+        except UnicodeDecodeError:
+            # API Gateway passes bodies that are not UTF-8 text base64-encoded.
+            text, is_base64 = base64.b64encode(body).decode(), True
+        return receive(
+            helpdesk,
+            signed_headers(body, self.clock()) if headers is None else headers,
+            text,
+            is_base64=is_base64,
+            runtime_factory=lambda: self.runtime,
+            clock=self.clock,
+        )
+
+
+@pytest.fixture
+def webhook(runtime: Runtime, clock: Clock) -> Webhook:
+    return Webhook(runtime, clock)
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes Powertools reads from a Lambda context, with a countdown."""
+
+    function_name: str = "capture-bridge-test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:capture-bridge-test"
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+    remaining_ms: int = 90_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()

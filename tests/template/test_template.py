@@ -1,0 +1,144 @@
+"""template.yaml: SAM's own validation, cfn-lint, and the invariants we keep by test, not memory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_runner.template import load_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_yaml(TEMPLATE)
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _sam_cli() -> str:
+    candidate = os.environ.get("SAM_CLI") or shutil.which("sam") or str(ROOT / ".venv-sam/bin/sam")
+    if not Path(candidate).exists() and not shutil.which(candidate):
+        pytest.fail("SAM CLI not found: run the suite with `make test`, which installs it")
+    return candidate
+
+
+def test_sam_validate_lint() -> None:
+    env = os.environ | {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SAM_CLI_TELEMETRY": "0",
+    }
+    result = subprocess.run(  # noqa: S603 - fixed arguments, our own template
+        [_sam_cli(), "validate", "--lint", "--template-file", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint() -> None:
+    from cfnlint.api import lint_all
+
+    # Errors and warnings, as the cfn-lint command reports by default.
+    matches = lint_all(TEMPLATE.read_text())
+    assert [str(m) for m in matches if m.rule.id[0] in "EW"] == []
+
+
+def test_functions_are_arm64_python313_with_a_shared_layer(template: dict[str, Any]) -> None:
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    layer = resources(template, "AWS::Serverless::LayerVersion")["BridgeLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").exists()
+
+
+def test_every_function_has_an_explicit_log_group_with_retention(
+    template: dict[str, Any],
+) -> None:
+    log_groups = resources(template, "AWS::Logs::LogGroup")
+    for name, function in resources(template, "AWS::Serverless::Function").items():
+        group = function["Properties"]["LoggingConfig"]["LogGroup"].value
+        assert group in log_groups, name
+        assert "RetentionInDays" in log_groups[group]["Properties"]
+
+
+def test_every_asynchronous_source_has_a_failure_destination_and_an_alarm(
+    template: dict[str, Any],
+) -> None:
+    resolver = template["Resources"]["ResolverFunction"]["Properties"]
+    tick = resolver["Events"]["Tick"]["Properties"]
+    assert tick["ScheduleExpression"] == "rate(1 minute)"
+    assert "RetryPolicy" in tick
+    queue = tick["DeadLetterConfig"]["Arn"].value[0]
+    assert resolver["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+    alarms = resources(template, "AWS::CloudWatch::Alarm").values()
+    watched = [
+        d["Value"].value[0] for alarm in alarms for d in alarm["Properties"].get("Dimensions", [])
+    ]
+    assert queue in watched
+
+
+def test_no_wildcard_resources_and_no_crud_policy_templates(template: dict[str, Any]) -> None:
+    for name, function in resources(template, "AWS::Serverless::Function").items():
+        for policy in function["Properties"]["Policies"]:
+            assert isinstance(policy, dict) and "Statement" in policy, name
+            for statement in policy["Statement"]:
+                assert statement["Resource"] != "*", name
+                actions = statement["Action"]
+                actions = actions if isinstance(actions, list) else [actions]
+                assert not any(action.endswith("*") for action in actions), name
+                assert "dynamodb:Scan" not in actions, name
+
+
+def test_table_has_pitr_ttl_on_demand_and_a_sparse_due_index(template: dict[str, Any]) -> None:
+    table = template["Resources"]["SessionsTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    [index] = table["GlobalSecondaryIndexes"]
+    from capture_bridge.session_store import DUE_INDEX
+
+    assert index["IndexName"] == DUE_INDEX
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["due_bucket", "next_check_at"]
+
+
+def test_no_secret_values_in_the_template(template: dict[str, Any]) -> None:
+    from capture_bridge.settings import SECRET_KEYS
+
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert not set(SECRET_KEYS) & set(variables)
+    for parameter in template["Parameters"]:
+        assert not any(word in parameter.lower() for word in ("token", "key", "secret"))
+    secret = template["Resources"]["BridgeSecret"]["Properties"]["SecretString"]
+    import json
+
+    assert set(json.loads(secret).values()) == {""}
+
+
+def test_claim_lease_outlives_every_function(template: dict[str, Any]) -> None:
+    from capture_bridge.capture_flow import CLAIM_LEASE
+
+    for function in resources(template, "AWS::Serverless::Function").values():
+        assert function["Properties"]["Timeout"] < CLAIM_LEASE.total_seconds()
+
+
+def test_webhook_route_and_output(template: dict[str, Any]) -> None:
+    events = template["Resources"]["WebhookFunction"]["Properties"]["Events"]
+    assert events["Webhook"]["Properties"]["Path"] == "/webhooks/{helpdesk}"
+    assert events["Webhook"]["Properties"]["Method"] == "POST"
+    assert "WebhookUrl" in template["Outputs"]

@@ -1,0 +1,260 @@
+"""Zendesk adapter: signature scheme, trigger body parsing, internal notes over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from capture_bridge.errors import InvalidRequest, Unauthenticated
+from capture_bridge.helpdesks import NoteOutcome, get_adapter
+from capture_bridge.helpdesks.zendesk import ZendeskAdapter, sign_webhook
+from capture_bridge.http import HttpClient
+from capture_bridge.settings import Settings, settings_from
+from local_runner.simulators import ZendeskSimulator
+from tests.conftest import START, WEBHOOK_SECRET, signed_headers, trigger_body
+
+
+def make_settings(**values: str) -> Settings:
+    base = {"TABLE_NAME": "t", "ZENDESK_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    return settings_from(base | values)
+
+
+def adapter_for(zendesk: ZendeskSimulator | None = None, **values: str) -> ZendeskAdapter:
+    if zendesk is not None:
+        values = {
+            "ZENDESK_API_URL": zendesk.url,
+            "ZENDESK_EMAIL": "agent@example.com",
+            "ZENDESK_API_TOKEN": "zd-test-token",
+        } | values
+    return ZendeskAdapter(make_settings(**values), HttpClient(), timeout=(1.0, 0.5))
+
+
+class TestSignature:
+    def test_matches_an_independently_computed_vector(self) -> None:
+        # Given: the vector computed with `openssl dgst -sha256 -hmac ... -binary | base64`
+        expected = "3eVqMCHYw+W1F5J3r60tLLk/srNheuEkeAtNl1MbDAg="
+        # When / Then
+        assert (
+            sign_webhook(WEBHOOK_SECRET, "2026-11-25T12:00:00Z", b'{"ticket_id": "1001"}')
+            == expected
+        )
+
+    def test_valid_signature_returns_a_stable_delivery_fingerprint(self) -> None:
+        adapter = adapter_for()
+        body = trigger_body()
+        headers = signed_headers(body, START)
+        first = adapter.verify(headers, body, START)
+        assert first == adapter.verify(headers, body, START + timedelta(minutes=4))
+        assert first != adapter.verify(
+            signed_headers(body, START + timedelta(seconds=1)), body, START
+        )
+
+    def test_header_names_are_case_insensitive(self) -> None:
+        body = trigger_body()
+        headers = {key.title(): value for key, value in signed_headers(body, START).items()}
+        adapter_for().verify(headers, body, START)
+
+    def test_epoch_timestamps_are_accepted(self) -> None:
+        body = trigger_body()
+        stamp = str(int(START.timestamp()))
+        headers = {
+            "x-zendesk-webhook-signature": sign_webhook(WEBHOOK_SECRET, stamp, body),
+            "x-zendesk-webhook-signature-timestamp": stamp,
+        }
+        adapter_for().verify(headers, body, START)
+
+    @pytest.mark.parametrize(
+        ("mutate", "reason"),
+        [
+            (lambda h, b: ({}, b), "missing"),
+            (
+                lambda h, b: (
+                    {
+                        "x-zendesk-webhook-signature-timestamp": h[
+                            "x-zendesk-webhook-signature-timestamp"
+                        ]
+                    },
+                    b,
+                ),
+                "missing",
+            ),
+            (lambda h, b: (h | {"x-zendesk-webhook-signature": "AAAA"}, b), "does not match"),
+            (lambda h, b: (h, b + b" "), "does not match"),
+            (
+                lambda h, b: (h | {"x-zendesk-webhook-signature-timestamp": "yesterday"}, b),
+                "unreadable",
+            ),
+            (
+                lambda h, b: (
+                    h | {"x-zendesk-webhook-signature-timestamp": "99999999999999999999"},
+                    b,
+                ),
+                "unreadable",
+            ),
+        ],
+    )
+    def test_forged_requests_are_refused(self, mutate, reason: str) -> None:  # type: ignore[no-untyped-def]
+        body = trigger_body()
+        headers, sent = mutate(signed_headers(body, START), body)
+        with pytest.raises(Unauthenticated, match=reason):
+            adapter_for().verify(headers, sent, START)
+
+    @pytest.mark.parametrize("skew", [timedelta(minutes=5, seconds=1), -timedelta(minutes=6)])
+    def test_stale_or_future_timestamps_are_refused(self, skew: timedelta) -> None:
+        body = trigger_body()
+        with pytest.raises(Unauthenticated, match="too old or in the future"):
+            adapter_for().verify(signed_headers(body, START - skew), body, START)
+
+    def test_without_a_configured_secret_everything_is_refused(self) -> None:
+        body = trigger_body()
+        adapter = adapter_for(ZENDESK_WEBHOOK_SECRET="")
+        with pytest.raises(Unauthenticated, match="not configured"):
+            adapter.verify(signed_headers(body, START, secret=""), body, START)
+
+
+class TestParse:
+    def test_reads_the_readme_trigger_body(self) -> None:
+        request = adapter_for().parse(trigger_body())
+        assert request.helpdesk == "zendesk"
+        assert request.ticket_id == "1001"
+        assert request.user_id == "user-42"
+        assert request.action == "upload-session"
+        assert request.description == "Requested from Zendesk ticket #1001"
+
+    def test_email_is_the_user_when_external_id_is_blank(self) -> None:
+        request = adapter_for().parse(trigger_body(requester_external_id="  "))
+        assert request.user_id == "ada@example.com"
+
+    @pytest.mark.parametrize(
+        ("fields", "action"),
+        [
+            ({"tags": "vip bugpilot_screenshot"}, "upload-screenshot"),
+            ({"tags": "bugpilot_recording"}, "show-recording-ui"),
+            ({"tags": ["bugpilot_session"]}, "upload-session"),
+            ({"tags": "bugpilot_recording", "action": "upload-screenshot"}, "upload-screenshot"),
+            ({"tags": "vip", "action": ""}, "show-recording-ui"),
+            ({"tags": None}, "show-recording-ui"),
+        ],
+    )
+    def test_action_comes_from_field_then_tags_then_default(
+        self, fields: dict[str, object], action: str
+    ) -> None:
+        adapter = adapter_for(BUGPILOT_DEFAULT_ACTION="show-recording-ui")
+        assert adapter.parse(trigger_body(**fields)).action == action
+
+    def test_ticket_id_may_be_a_number_and_description_is_kept(self) -> None:
+        request = adapter_for().parse(trigger_body(ticket_id=77, description="Checkout broken"))
+        assert (request.ticket_id, request.description) == ("77", "Checkout broken")
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            (b"not json", "not valid JSON"),
+            (b"\xff\xfe", "not valid JSON"),
+            (b"[1, 2]", "must be a JSON object"),
+            (trigger_body(ticket_id=None), "ticket_id is required"),
+            (trigger_body(ticket_id=""), "ticket_id is required"),
+            (trigger_body(ticket_id="12/../../users"), "ticket number"),
+            (trigger_body(ticket_id=True), "ticket_id must be a string"),
+            (trigger_body(ticket_id={"id": 1}), "ticket_id must be a string"),
+            (
+                trigger_body(requester_external_id=None, requester_email=""),
+                "requester_external_id or requester_email is required",
+            ),
+            (trigger_body(action="delete-everything"), "unknown action 'delete-everything'"),
+            (trigger_body(tags=42), "tags must be"),
+            (trigger_body(tags=["ok", 3]), "tags must be"),
+            (trigger_body(requester_email="x" * 400, requester_external_id=None), "longer than"),
+            (trigger_body(description="d" * 2001), "longer than 2000"),
+        ],
+    )
+    def test_bad_bodies_name_the_problem(self, body: bytes, message: str) -> None:
+        with pytest.raises(InvalidRequest, match=message):
+            adapter_for().parse(body)
+
+    def test_unknown_action_lists_the_allowed_values(self) -> None:
+        with pytest.raises(InvalidRequest) as caught:
+            adapter_for().parse(trigger_body(action="nope"))
+        assert "upload-session, upload-screenshot, show-recording-ui" in str(caught.value)
+
+
+class TestNotes:
+    def test_posts_a_private_comment_with_basic_token_auth(self, zendesk: ZendeskSimulator) -> None:
+        result = adapter_for(zendesk).post_note("1001", "hello agents")
+        assert result.outcome is NoteOutcome.POSTED
+        [comment] = zendesk.comments("1001")
+        assert comment["body"] == "hello agents"
+        assert comment["public"] is False
+        [update] = zendesk.updates
+        assert update.method == "PUT"
+        assert update.route == "/api/v2/tickets/1001.json"
+        assert update.json() == {"ticket": {"comment": {"body": "hello agents", "public": False}}}
+
+    def test_rate_limit_is_retryable_with_retry_after(self, zendesk: ZendeskSimulator) -> None:
+        zendesk.script_update(429, retry_after=17)
+        result = adapter_for(zendesk).post_note("1001", "x")
+        assert (result.outcome, result.retry_after_seconds) == (NoteOutcome.RETRYABLE, 17)
+        assert zendesk.comments("1001") == []
+
+    @pytest.mark.parametrize("status", [500, 503])
+    def test_server_errors_are_retryable(self, zendesk: ZendeskSimulator, status: int) -> None:
+        zendesk.script_update(status)
+        assert adapter_for(zendesk).post_note("1001", "x").outcome is NoteOutcome.RETRYABLE
+
+    def test_timeouts_are_retryable(self, zendesk: ZendeskSimulator) -> None:
+        zendesk.script_update(200, delay=1.5)
+        assert adapter_for(zendesk).post_note("1001", "x").outcome is NoteOutcome.RETRYABLE
+
+    def test_wrong_credentials_are_rejected(self, zendesk: ZendeskSimulator) -> None:
+        adapter = adapter_for(zendesk, ZENDESK_API_TOKEN="wrong")
+        result = adapter.post_note("1001", "x")
+        assert result.outcome is NoteOutcome.REJECTED
+        assert "401" in result.message
+
+    def test_missing_ticket_is_rejected(self) -> None:
+        with ZendeskSimulator(api_token="zd-test-token", known_tickets={"1"}) as zendesk:
+            assert adapter_for(zendesk).post_note("2", "x").outcome is NoteOutcome.REJECTED
+
+    def test_unconfigured_credentials_are_rejected_without_a_call(self) -> None:
+        result = adapter_for().post_note("1001", "x")
+        assert result.outcome is NoteOutcome.REJECTED
+        assert "ZENDESK_EMAIL" in result.message
+
+    def test_subdomain_gives_the_zendesk_url(self) -> None:
+        settings = make_settings(ZENDESK_SUBDOMAIN="acme")
+        assert settings.zendesk_base_url == "https://acme.zendesk.com"
+
+    def test_has_note_finds_the_marker(self, zendesk: ZendeskSimulator) -> None:
+        adapter = adapter_for(zendesk)
+        assert adapter.has_note("1001", "marker-1") is False
+        adapter.post_note("1001", "text\nmarker-1")
+        assert adapter.has_note("1001", "marker-1") is True
+        assert zendesk.comment_reads[-1].query.get("sort_order") == "desc"
+
+    def test_has_note_is_unknown_when_zendesk_fails(self, zendesk: ZendeskSimulator) -> None:
+        zendesk.script_comments(500)
+        assert adapter_for(zendesk).has_note("1001", "m") is None
+        assert adapter_for().has_note("1001", "m") is None
+
+    def test_has_note_is_unknown_on_timeouts_and_odd_answers(
+        self, zendesk: ZendeskSimulator
+    ) -> None:
+        zendesk.script_comments(200, delay=1.5)
+        assert adapter_for(zendesk).has_note("1001", "m") is None
+
+
+def test_registry_finds_zendesk_and_names_the_supported_ones() -> None:
+    from capture_bridge.errors import UnknownHelpdesk
+
+    settings = make_settings()
+    assert get_adapter("zendesk", settings, HttpClient()).name == "zendesk"
+    with pytest.raises(UnknownHelpdesk, match="supported: zendesk"):
+        get_adapter("freshdesk", settings, HttpClient())
+
+
+def test_trigger_body_fixture_matches_the_event_file() -> None:
+    from tests.conftest import load_event
+
+    assert json.loads(load_event("webhook_zendesk")["body"]) == json.loads(trigger_body())
