@@ -43,14 +43,28 @@ def _backoff(base_seconds: int, step: int, cap: timedelta) -> timedelta:
     return min(timedelta(seconds=base_seconds * 2 ** min(max(step, 0), 16)), cap)
 
 
-def _honoured(retry_after_seconds: int, cap: timedelta = timedelta(hours=1)) -> timedelta:
-    # An upstream asking for a pause is obeyed, but never for longer than `cap`.
-    return min(timedelta(seconds=retry_after_seconds), cap)
+def _retry_delay(
+    retry_after: int | None, base_seconds: int, step: int, cap: timedelta
+) -> timedelta:
+    """The upstream's Retry-After when it gave one (within an hour), else exponential backoff."""
+    if retry_after is not None:
+        return min(timedelta(seconds=retry_after), timedelta(hours=1))
+    return _backoff(base_seconds, step, cap)
 
 
-def _next_check(session: CaptureSession, now: datetime, delay: timedelta) -> datetime:
+def _retry_later(
+    tried: CaptureSession,
+    now: datetime,
+    *,
+    error: str | None,
+    delay: timedelta,
+    give_up_as: SessionStatus,
+) -> CaptureSession:
+    """Check again after `delay`, or end as `give_up_as` once the deadline has come."""
+    if now >= tried.deadline_at:
+        return tried.finish(give_up_as, now=now, error=error)
     # Never past the deadline, so that giving up happens on time.
-    return min(now + delay, max(session.deadline_at, now))
+    return replace(tried, error=error, next_check_at=min(now + delay, tried.deadline_at))
 
 
 def after_action(
@@ -73,23 +87,23 @@ def after_action(
             extra={"session_id": session.session_id, "error_code": result.error_code},
         )
         return tried.finish(SessionStatus.FAILED, now=now, error=result.error_code)
-    if now >= session.deadline_at:
-        if outcome is ActionOutcome.USER_OFFLINE:
-            return tried.finish(SessionStatus.TIMED_OUT, now=now, error=result.error_code)
-        return tried.finish(SessionStatus.FAILED, now=now, error=result.error_code)
     if outcome is ActionOutcome.USER_OFFLINE:
-        return replace(
-            tried,
-            status=SessionStatus.WAITING_FOR_USER,
+        return _retry_later(
+            replace(tried, status=SessionStatus.WAITING_FOR_USER),
+            now,
             error=result.error_code,
-            next_check_at=_next_check(session, now, timedelta(seconds=settings.user_retry_seconds)),
+            delay=timedelta(seconds=settings.user_retry_seconds),
+            give_up_as=SessionStatus.TIMED_OUT,
         )
-    delay = (
-        _honoured(result.retry_after_seconds)
-        if result.retry_after_seconds is not None
-        else _backoff(settings.poll_seconds, session.attempts, MAX_RETRY_DELAY)
+    return _retry_later(
+        tried,
+        now,
+        error=result.error_code,
+        delay=_retry_delay(
+            result.retry_after_seconds, settings.poll_seconds, session.attempts, MAX_RETRY_DELAY
+        ),
+        give_up_as=SessionStatus.FAILED,
     )
-    return replace(tried, error=result.error_code, next_check_at=_next_check(session, now, delay))
 
 
 def after_poll(
@@ -102,18 +116,24 @@ def after_poll(
         return tried.finish(SessionStatus.RESOLVED, now=now, report_url=result.report_url)
     if outcome is ReportOutcome.INVALID:
         return tried.finish(SessionStatus.FAILED, now=now, error=result.error_code)
-    if now >= session.deadline_at:
-        if outcome is ReportOutcome.NOT_READY:
-            return tried.finish(SessionStatus.TIMED_OUT, now=now, error=result.error_code)
-        return tried.finish(SessionStatus.FAILED, now=now, error=result.error_code)
     if outcome is ReportOutcome.NOT_READY:
         # Reports usually land within a minute or two; later ones are checked less often.
-        delay = _backoff(settings.poll_seconds, session.polls, MAX_POLL_DELAY)
-    elif result.retry_after_seconds is not None:
-        delay = _honoured(result.retry_after_seconds)
-    else:
-        delay = _backoff(settings.poll_seconds, session.polls, MAX_RETRY_DELAY)
-    return replace(tried, error=result.error_code, next_check_at=_next_check(session, now, delay))
+        return _retry_later(
+            tried,
+            now,
+            error=result.error_code,
+            delay=_backoff(settings.poll_seconds, session.polls, MAX_POLL_DELAY),
+            give_up_as=SessionStatus.TIMED_OUT,
+        )
+    return _retry_later(
+        tried,
+        now,
+        error=result.error_code,
+        delay=_retry_delay(
+            result.retry_after_seconds, settings.poll_seconds, session.polls, MAX_RETRY_DELAY
+        ),
+        give_up_as=SessionStatus.FAILED,
+    )
 
 
 def advance(
@@ -194,9 +214,5 @@ def _note_retry(
             next_check_at=None,
             updated_at=now,
         )
-    delay = (
-        _honoured(retry_after)
-        if retry_after is not None
-        else _backoff(60, attempts - 1, timedelta(hours=4))
-    )
+    delay = _retry_delay(retry_after, 60, attempts - 1, timedelta(hours=4))
     return replace(session, note_attempts=attempts, next_check_at=now + delay, updated_at=now)
