@@ -1,4 +1,4 @@
-"""Command line: ``python -m local_runner serve`` and ``python -m local_runner demo``."""
+"""Command line: ``python -m local_runner serve | demo | sign-event``."""
 
 from __future__ import annotations
 
@@ -58,7 +58,43 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="run the whole flow against local Bugpilot and Zendesk simulators"
     )
     demo.add_argument("-v", "--verbose", action="store_true", help="show the handlers' logs")
+
+    sign = commands.add_parser(
+        "sign-event",
+        help="print a webhook event from events/ signed now (for `sam local invoke -e`)",
+    )
+    sign.add_argument(
+        "event", type=Path, help="API Gateway v2 event file, e.g. events/webhook_zendesk.json"
+    )
+    sign.add_argument(
+        "--env-file",
+        type=Path,
+        help="where ZENDESK_WEBHOOK_SECRET is, when not in the environment (default: .env)",
+    )
+    sign.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _sign_event(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from local_runner.events import signed_event
+    from local_runner.runner import load_env_file
+
+    env_file: Path = args.env_file or Path(".env")
+    values = load_env_file(env_file) if env_file.is_file() else {}
+    secret = os.environ.get("ZENDESK_WEBHOOK_SECRET") or values.get("ZENDESK_WEBHOOK_SECRET")
+    if not secret:
+        print("error: set ZENDESK_WEBHOOK_SECRET (environment or .env)", file=sys.stderr)
+        return 2
+    try:
+        event = json.loads(args.event.read_text())
+    except (OSError, ValueError) as error:
+        print(f"error: cannot read {args.event}: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(signed_event(event, secret), indent=2))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -125,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("local_runner").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "sign-event":
+        sys.path.insert(0, str(DEFAULT_TEMPLATE.parent / "layers" / "bridge"))
+        return _sign_event(args)
     from local_runner.demo import run_demo  # imported late: it needs the simulators
 
     return run_demo(verbose=args.verbose)

@@ -63,15 +63,15 @@ class TestAccepted:
         bugpilot: BugpilotSimulator,
         lambda_context: Any,
     ) -> None:
-        from capture_bridge.models import utc_now
+        from local_runner.events import signed_event
         from webhook_handler import lambda_handler
 
         bugpilot.connect_user("user-42")
         event = load_event("webhook_zendesk")
-        body = event["body"].encode()
-        event["headers"].update(signed_headers(body, utc_now()))
         # API Gateway base64-encodes some bodies; the signature covers the decoded bytes.
-        event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+        event["body"] = base64.b64encode(event["body"].encode()).decode()
+        event["isBase64Encoded"] = True
+        event = signed_event(event, configured["ZENDESK_WEBHOOK_SECRET"])
 
         response = lambda_handler(event, lambda_context)
 
