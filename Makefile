@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
 
-.PHONY: demo dev test lint typecheck unit validate build clean
+.PHONY: demo dev test lint typecheck unit validate build bench clean
 
 $(BIN)/.installed: requirements-dev.txt layers/bridge/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -49,6 +49,10 @@ validate: $(SAM_VENV)/.installed
 ## Builds for Lambda (arm64, python3.13): needs python3.13 on PATH.
 build: $(SAM_VENV)/.installed
 	$(SAM) build
+
+## Cold-start import cost of each handler, as a ratio to `import boto3, requests`.
+bench: $(BIN)/.installed
+	$(BIN)/python bench/import_cost.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
