@@ -496,3 +496,28 @@ class TestHandler:
         monkeypatch.setattr(resolver_handler, "resolve_due_sessions", lambda *a, **k: broken)
         with pytest.raises(resolver_handler.ResolverRunFailed, match="1 of 2"):
             resolver_handler.lambda_handler(load_event("resolver_tick"), lambda_context)
+
+
+def test_answer_not_recorded_at_intake_is_settled_without_a_second_action(
+    runtime: Runtime, clock: Clock, bugpilot: BugpilotSimulator, zendesk: ZendeskSimulator
+) -> None:
+    from capture_bridge.errors import StoreUnavailable
+
+    # Given a webhook whose write of Bugpilot's answer fails after the action went out
+    bugpilot.connect_user("user-42")
+    store = runtime.store
+    original_save = store.save
+
+    def unavailable(*args: Any, **kwargs: Any) -> bool:
+        raise StoreUnavailable("throttled")
+
+    object.__setattr__(store, "save", unavailable)
+    answer = Webhook(runtime, clock).send(trigger_body())
+    object.__setattr__(store, "save", original_save)
+    # Then Zendesk still hears that the request is taken
+    assert (answer.status, answer.body["status"]) == (202, "requested")
+    # And once the claim lapses, the agent is told, and Bugpilot is not asked twice
+    clock.advance(minutes=5)
+    assert run(runtime, clock).outcomes == {"noted_failed": 1}
+    assert len(bugpilot.actions) == 1
+    assert "interrupted" in notes(zendesk)[0]["body"]

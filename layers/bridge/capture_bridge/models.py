@@ -94,9 +94,15 @@ class CaptureSession:
 
     @classmethod
     def open(
-        cls, request: CaptureRequest, *, now: datetime, max_wait: timedelta, claim_id: str
+        cls,
+        request: CaptureRequest,
+        *,
+        now: datetime,
+        max_wait: timedelta,
+        claim_id: str,
+        claimed_until: datetime,
     ) -> CaptureSession:
-        """A new session for `request`, already claimed by whoever performs its first action."""
+        """A new session for `request`, claimed until `claimed_until` by whoever opens it."""
         return cls(
             session_id=str(uuid.uuid4()),
             helpdesk=request.helpdesk,
@@ -108,7 +114,7 @@ class CaptureSession:
             created_at=now,
             updated_at=now,
             deadline_at=now + max_wait,
-            next_check_at=now,
+            next_check_at=claimed_until,
             claim_id=claim_id,
         )
 

@@ -66,15 +66,15 @@ def accept(
     delivery_id = helpdesk.verify(headers, body, now)
     request = helpdesk.parse(body)
     claim_id = uuid.uuid4().hex
-    opened = CaptureSession.open(
+    # Held by this call until it records the answer; the resolver only steps in once the
+    # lease lapses, which means this call died (see capture_flow.advance).
+    session = CaptureSession.open(
         request,
         now=now,
         max_wait=runtime.settings.capture_max_wait,
         claim_id=claim_id,
+        claimed_until=now + CLAIM_LEASE,
     )
-    # Held by this call until it records the answer; the resolver only steps in once the
-    # lease lapses, which means this call died (see capture_flow.advance).
-    session = replace(opened, next_check_at=now + CLAIM_LEASE)
     stored, created = runtime.store.create(session, delivery_id=delivery_id, now=now)
     if not created:
         logger.info(

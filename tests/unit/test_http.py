@@ -1,0 +1,58 @@
+"""The HTTP client: bounded answers, and every failure turned into a TransportError."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from capture_bridge.http import MAX_BODY_BYTES, HttpClient, HttpResponse, TransportError
+
+
+class _Huge(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(MAX_BODY_BYTES + 10))
+        self.end_headers()
+        self.wfile.write(b"x" * (MAX_BODY_BYTES + 10))
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def huge_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Huge)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_answers_larger_than_the_bound_are_refused(huge_server: str) -> None:
+    with pytest.raises(TransportError, match="larger than") as caught:
+        HttpClient().request("GET", huge_server)
+    assert caught.value.maybe_delivered is True
+
+
+def test_malformed_urls_are_transport_errors() -> None:
+    with pytest.raises(TransportError, match=r"InvalidURL|MissingSchema"):
+        HttpClient().request("GET", "http://")
+
+
+def test_refused_connection_is_a_transport_error() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Huge)
+    port = server.server_address[1]
+    server.server_close()
+    with pytest.raises(TransportError, match="connection failed"):
+        HttpClient().request("GET", f"http://127.0.0.1:{port}/")
+
+
+def test_response_helpers() -> None:
+    response = HttpResponse(200, {"Retry-After": "5"}, b"not json")
+    assert response.json() is None
+    assert response.header("retry-after") == "5"
+    assert response.header("missing") is None

@@ -1,0 +1,166 @@
+"""Session store on moto: item mapping, guards, claims, and conditional writes that are retried."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from capture_bridge.errors import StoreUnavailable
+from capture_bridge.models import CaptureRequest, CaptureSession, NoteState, SessionStatus
+from capture_bridge.session_store import SessionStore, due_bucket, from_item, to_item
+from tests.conftest import START
+
+LEASE = timedelta(minutes=5)
+
+
+def new_session(ticket: str = "1001", claim_id: str = "webhook-claim") -> CaptureSession:
+    request = CaptureRequest("zendesk", ticket, "user-42", "upload-session", "Ticket")
+    return CaptureSession.open(
+        request,
+        now=START,
+        max_wait=timedelta(minutes=30),
+        claim_id=claim_id,
+        claimed_until=START + LEASE,
+    )
+
+
+class RepeatingClient:
+    """Sends chosen calls twice, as botocore does when an answer is lost on the way back."""
+
+    def __init__(self, client: Any, repeat: set[str]) -> None:
+        self._client, self._repeat = client, repeat
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name not in self._repeat:
+            return method
+
+        def twice(**kwargs: Any) -> Any:
+            method(**kwargs)
+            return method(**kwargs)
+
+        return twice
+
+
+class BrokenClient:
+    """A client whose every call fails to connect."""
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(**kwargs: Any) -> Any:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+
+        return fail
+
+
+@pytest.fixture
+def store(table: str) -> SessionStore:
+    return SessionStore(table)
+
+
+def test_item_mapping_round_trips() -> None:
+    session = replace(
+        new_session(),
+        status=SessionStatus.RESOLVED,
+        report_url="https://dash.bugpilot.io/report/r1",
+        session_info_url="http://127.0.0.1/api/v1/session-info/ws/t",
+        error=None,
+        note_state=NoteState.PENDING,
+        attempts=2,
+        polls=3,
+        expires_at=123,
+    )
+    item = to_item(session)
+    assert from_item(item) == session
+    assert item["due_bucket"] == due_bucket(session.session_id)
+    assert "error" not in item
+
+
+def test_only_sessions_with_work_are_in_the_due_index() -> None:
+    posted = replace(new_session(), status=SessionStatus.RESOLVED, note_state=NoteState.POSTED)
+    assert "due_bucket" not in to_item(posted)
+    assert "due_bucket" not in to_item(replace(new_session(), next_check_at=None))
+
+
+def test_claim_survives_a_retried_call_whose_first_attempt_succeeded(table: str) -> None:
+    plain = SessionStore(table)
+    session = new_session()
+    plain.create(session, delivery_id="d1", now=START)
+    retried = SessionStore(table, client=RepeatingClient(boto3.client("dynamodb"), {"update_item"}))
+    claim = retried.claim(session.session_id, now=START + LEASE, lease=LEASE)
+    assert claim is not None
+    assert claim.interrupted is True  # the webhook's own claim was never released
+    assert claim.session.next_check_at == START + 2 * LEASE
+    assert claim.session.claim_id not in (None, "webhook-claim")
+
+
+def test_save_survives_a_retried_call_whose_first_attempt_succeeded(table: str) -> None:
+    plain = SessionStore(table)
+    session = new_session()
+    plain.create(session, delivery_id="d1", now=START)
+    retried = SessionStore(
+        table,
+        client=RepeatingClient(boto3.client("dynamodb"), {"put_item", "transact_write_items"}),
+    )
+    released = replace(session, claim_id=None, status=SessionStatus.PENDING)
+    assert retried.save(released, held_claim="webhook-claim") is True
+    final = released.finish(SessionStatus.FAILED, now=START, error="X")
+    # The claim is gone now, so a save under it is refused: it was lost to someone else.
+    assert plain.save(final, held_claim="webhook-claim", release_guard=True) is False
+
+
+def test_guard_of_an_ended_capture_does_not_block_a_new_one(store: SessionStore) -> None:
+    first = new_session()
+    store.create(first, delivery_id="d1", now=START)
+    ended = replace(first, claim_id=None).finish(SessionStatus.FAILED, now=START, error="X")
+    assert store.save(ended, held_claim="webhook-claim", release_guard=True)
+    second = new_session()
+    stored, created = store.create(second, delivery_id="d2", now=START)
+    assert created is True
+    assert stored.session_id == second.session_id
+
+
+def test_expired_guard_and_delivery_count_as_free(store: SessionStore) -> None:
+    first = new_session()
+    store.create(first, delivery_id="d1", now=START)
+    much_later = START + timedelta(days=3)
+    second = new_session()
+    _, created = store.create(second, delivery_id="d1", now=much_later)
+    assert created is True
+
+
+def test_claim_of_a_session_not_due_is_refused(store: SessionStore) -> None:
+    session = new_session()
+    store.create(session, delivery_id="d1", now=START)
+    assert store.claim(session.session_id, now=START, lease=LEASE) is None
+    assert store.claim("no-such-session", now=START, lease=LEASE) is None
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.create(new_session(), delivery_id="d", now=START),
+        lambda s: s.get("x"),
+        lambda s: s.claim("x", now=START, lease=LEASE),
+        lambda s: s.save(new_session(), held_claim="c"),
+    ],
+)
+def test_connection_failures_become_store_unavailable(call: Any) -> None:
+    with pytest.raises(StoreUnavailable):
+        call(SessionStore("t", client=BrokenClient()))
+
+
+def test_conflict_with_a_vanished_session_is_store_unavailable(
+    store: SessionStore, table: str
+) -> None:
+    first = new_session()
+    store.create(first, delivery_id="d1", now=START)
+    boto3.client("dynamodb").delete_item(
+        TableName=table, Key={"pk": {"S": f"session#{first.session_id}"}}
+    )
+    with pytest.raises(StoreUnavailable, match="no longer exists"):
+        store.create(new_session(), delivery_id="d2", now=START)
