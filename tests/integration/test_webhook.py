@@ -300,6 +300,15 @@ class TestRefusals:
         answer = webhook.send(trigger_body(description="x" * 70_000))
         assert answer.status == 413
 
+    def test_body_that_is_not_utf8_text(self, runtime: Runtime) -> None:
+        from capture_bridge.webhook import receive
+
+        answer = receive(
+            "zendesk", {}, '{"a": "\ud800"}', is_base64=False, runtime_factory=lambda: runtime
+        )
+        assert answer.status == 400
+        assert "UTF-8" in answer.body["error"]
+
     def test_bad_base64(self, runtime: Runtime) -> None:
         from capture_bridge.webhook import receive
 

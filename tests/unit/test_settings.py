@@ -131,3 +131,12 @@ def test_nothing_is_read_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
     importlib.reload(settings_module)
     with pytest.raises(ConfigurationError):
         settings_module.get_settings()
+
+
+def test_unreadable_secret_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_aws():
+        monkeypatch.setenv("BRIDGE_SECRET_ID", "arn:aws:secretsmanager:us-east-1:1:secret:gone")
+        monkeypatch.setenv("TABLE_NAME", "t")
+        reset_settings_cache()
+        with pytest.raises(ConfigurationError, match="could not read the bridge secret"):
+            get_settings()

@@ -154,6 +154,8 @@ class TestParse:
             (b"not json", "not valid JSON"),
             (b"\xff\xfe", "not valid JSON"),
             (b"[1, 2]", "must be a JSON object"),
+            (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+            (b'{"ticket_id": ' + b"9" * 5000 + b"}", "not valid JSON"),
             (trigger_body(ticket_id=None), "ticket_id is required"),
             (trigger_body(ticket_id=""), "ticket_id is required"),
             (trigger_body(ticket_id="12/../../users"), "ticket number"),

@@ -109,9 +109,14 @@ def settings_from(values: Mapping[str, str]) -> Settings:
 
 def _read_secret(secret_id: str) -> dict[str, str]:
     import boto3  # imported here: only deployed functions with a secret pay for it
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    client = boto3.client("secretsmanager")
-    payload: Any = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
+    try:
+        answer = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
+        payload: Any = json.loads(answer["SecretString"])
+    except (BotoCoreError, ClientError, KeyError, ValueError) as exc:
+        # The message names the failure, never the secret's value.
+        raise ConfigurationError(f"could not read the bridge secret: {type(exc).__name__}") from exc
     if not isinstance(payload, dict):
         raise ConfigurationError("the bridge secret must hold a JSON object")
     return {key: str(payload[key]) for key in SECRET_KEYS if payload.get(key) not in (None, "")}

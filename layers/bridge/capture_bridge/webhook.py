@@ -40,7 +40,10 @@ def raw_body(body: str | None, is_base64: bool) -> bytes:
     if body is None:
         return b""
     if not is_base64:
-        return body.encode()
+        try:
+            return body.encode()
+        except UnicodeEncodeError:
+            raise InvalidRequest("body is not valid UTF-8") from None
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):

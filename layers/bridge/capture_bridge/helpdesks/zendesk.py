@@ -104,7 +104,8 @@ class ZendeskAdapter:
         """Read the README's trigger body; every problem is a 400 naming the field."""
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: absurdly deep nesting is no trigger body either.
             raise InvalidRequest("body is not valid JSON") from None
         if not isinstance(payload, dict):
             raise InvalidRequest("body must be a JSON object")
