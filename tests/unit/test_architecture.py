@@ -1,0 +1,71 @@
+"""The layout rules, kept by test: who may import what, and what importing costs nothing."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "layers" / "bridge" / "capture_bridge"
+HANDLERS = sorted((ROOT / "functions").glob("*/*_handler.py"))
+
+
+def imported_roots(path: Path) -> set[str]:
+    """Top-level names of every module `path` imports, at any depth of the file."""
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def package_modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize(
+    ("library", "allowed"),
+    [
+        # DynamoDB lives in session_store alone; settings reads the one secret.
+        ("boto3", {"session_store.py", "settings.py"}),
+        ("botocore", {"session_store.py", "settings.py"}),
+        ("requests", {"http.py"}),
+    ],
+)
+def test_only_one_module_talks_to_each_service(library: str, allowed: set[str]) -> None:
+    users = {path.name for path in package_modules() if library in imported_roots(path)}
+    assert users == allowed
+
+
+def test_handlers_are_thin_entry_points() -> None:
+    assert [path.parent.name for path in HANDLERS] == ["resolver", "webhook"]
+    for handler in HANDLERS:
+        assert not imported_roots(handler) & {"boto3", "botocore", "requests"}, handler.name
+        assert len(handler.read_text().splitlines()) < 40, handler.name
+
+
+def test_importing_a_handler_builds_no_client_and_reads_no_setting() -> None:
+    # A fresh interpreter with no settings at all: importing must still work and stay lazy.
+    probe = (
+        "import sys, webhook_handler, resolver_handler\n"
+        "from capture_bridge import http, settings\n"
+        "assert http._client is None and settings._cached is None\n"
+        "assert 'capture_bridge.helpdesks.zendesk' not in sys.modules\n"
+    )
+    paths = [PACKAGE.parent, *(h.parent for h in HANDLERS)]
+    result = subprocess.run(  # noqa: S603 - fixed interpreter and code
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": ":".join(str(p) for p in paths), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
