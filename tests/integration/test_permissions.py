@@ -1,0 +1,135 @@
+"""Each function's IAM policy allows every DynamoDB call its flows make, and nothing is left out.
+
+moto does not enforce IAM, so a missing action would pass every other test and fail in AWS.
+Here every flow runs with a client that records each operation (transactions counted by their
+parts, as IAM authorises them), and the records are checked against template.yaml.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from capture_bridge.resolver import resolve_due_sessions
+from capture_bridge.runtime import Runtime, build_runtime
+from capture_bridge.session_store import DUE_INDEX, SessionStore
+from capture_bridge.settings import settings_from
+from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
+from local_runner.template import load_yaml
+from tests.conftest import ROOT, Clock, SerializedClient, Webhook, signed_headers, trigger_body
+
+TRANSACTION_PARTS = {
+    "Put": "PutItem",
+    "Delete": "DeleteItem",
+    "Update": "UpdateItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+class Recorder:
+    """`dynamodb:<Action>` on `table` or `index/<name>`, for every call the client makes."""
+
+    def __init__(self) -> None:
+        self.calls: set[tuple[str, str]] = set()
+
+    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "TransactWriteItems":
+            for item in params["TransactItems"]:
+                for part in item:
+                    self.calls.add((f"dynamodb:{TRANSACTION_PARTS[part]}", "table"))
+        elif "IndexName" in params:
+            self.calls.add((f"dynamodb:{model.name}", f"index/{params['IndexName']}"))
+        else:
+            self.calls.add((f"dynamodb:{model.name}", "table"))
+
+
+def recording_runtime(env: dict[str, str], recorder: Recorder) -> Runtime:
+    client = boto3.client("dynamodb")
+    client.meta.events.register("provide-client-params.dynamodb.*", recorder)
+    store = SessionStore(env["TABLE_NAME"], client=SerializedClient(client))
+    return build_runtime(settings_from(env), store=store)
+
+
+def allowed(function: str) -> set[tuple[str, str]]:
+    """(action, resource) pairs the template grants `function` on the sessions table."""
+    properties = load_yaml(ROOT / "template.yaml")["Resources"][function]["Properties"]
+    grants: set[tuple[str, str]] = set()
+    for policy in properties["Policies"]:
+        for statement in policy["Statement"]:
+            actions = statement["Action"]
+            resource = statement["Resource"]
+            if resource.name == "Fn::GetAtt" and resource.value == ["SessionsTable", "Arn"]:
+                where = "table"
+            elif resource.name == "Fn::Sub" and resource.value.startswith("${SessionsTable.Arn}/"):
+                where = resource.value.removeprefix("${SessionsTable.Arn}/")
+            else:
+                continue
+            for action in actions if isinstance(actions, list) else [actions]:
+                grants.add((action, where))
+    return grants
+
+
+@pytest.fixture
+def scene(
+    env: dict[str, str], clock: Clock, bugpilot: BugpilotSimulator, zendesk: ZendeskSimulator
+) -> tuple[Recorder, Recorder, Runtime, Runtime]:
+    webhook_calls, resolver_calls = Recorder(), Recorder()
+    return (
+        webhook_calls,
+        resolver_calls,
+        recording_runtime(env, webhook_calls),
+        recording_runtime(env, resolver_calls),
+    )
+
+
+def test_every_dynamodb_call_is_allowed_by_the_functions_policy(
+    scene: tuple[Recorder, Recorder, Runtime, Runtime],
+    clock: Clock,
+    bugpilot: BugpilotSimulator,
+) -> None:
+    webhook_calls, resolver_calls, for_webhook, for_resolver = scene
+    webhook = Webhook(for_webhook, clock)
+
+    def resolve() -> None:
+        resolve_due_sessions(for_resolver, lambda: 90_000, clock)
+
+    # Webhook: accepted, replayed, same ticket again, rejected at once (guard released).
+    bugpilot.connect_user("user-42")
+    body = trigger_body()
+    headers = signed_headers(body, clock())
+    webhook.send(body, headers)
+    webhook.send(body, headers)
+    webhook.send(trigger_body(tags="vip bugpilot_session"))
+    bugpilot.script_action(401, "INVALID_API_KEY")
+    webhook.send(trigger_body(ticket_id="1002"))
+    bugpilot.script_action(503)
+    webhook.send(trigger_body(ticket_id="1003"))
+    # Resolver: notes, polls, retries, a resolution (guard released), and claims lost to a race.
+    for _ in range(4):
+        resolve()
+        clock.advance(minutes=1)
+    assert for_resolver.store.claim("gone", now=clock(), lease=timedelta(minutes=5)) is None
+
+    assert webhook_calls.calls <= allowed("WebhookFunction")
+    assert resolver_calls.calls <= allowed("ResolverFunction")
+    # The flows did reach the operations that matter, so the check above means something.
+    assert ("dynamodb:DeleteItem", "table") in webhook_calls.calls
+    assert ("dynamodb:PutItem", "table") in resolver_calls.calls
+    assert ("dynamodb:DeleteItem", "table") in resolver_calls.calls
+    assert ("dynamodb:Query", f"index/{DUE_INDEX}") in resolver_calls.calls
+
+
+def test_policies_grant_nothing_the_code_does_not_use() -> None:
+    # Least privilege, the other way round: every granted action is one the store can call.
+    used_by_store = {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+    }
+    for function in ("WebhookFunction", "ResolverFunction"):
+        assert {action for action, _ in allowed(function)} <= used_by_store, function
