@@ -56,9 +56,18 @@ class TestSignature:
         headers = {key.title(): value for key, value in signed_headers(body, START).items()}
         adapter_for().verify(headers, body, START)
 
-    def test_epoch_timestamps_are_accepted(self) -> None:
+    @pytest.mark.parametrize(
+        "stamp",
+        [
+            str(int(START.timestamp())),
+            str(int(START.timestamp() * 1000)),
+            "2026-11-25T12:00:00.000Z",
+            "2026-11-25T12:00:00+00:00",
+            "2026-11-25T13:00:00+01:00",
+        ],
+    )
+    def test_timestamp_forms_seen_in_the_wild_are_accepted(self, stamp: str) -> None:
         body = trigger_body()
-        stamp = str(int(START.timestamp()))
         headers = {
             "x-zendesk-webhook-signature": sign_webhook(WEBHOOK_SECRET, stamp, body),
             "x-zendesk-webhook-signature-timestamp": stamp,

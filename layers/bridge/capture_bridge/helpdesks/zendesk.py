@@ -37,7 +37,9 @@ def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
 def _parse_timestamp(raw: str) -> datetime:
     text = raw.strip()
     if text.isdigit():
-        return datetime.fromtimestamp(int(text), UTC)
+        # Epoch seconds, or milliseconds: 12 digits or more is after the year 5000 in seconds.
+        number = int(text)
+        return datetime.fromtimestamp(number / 1000 if len(text) >= 12 else number, UTC)
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
