@@ -41,11 +41,6 @@ class CaptureRequest:
     action: str
     description: str
 
-    @property
-    def open_capture_key(self) -> str:
-        """Identity of "the same capture": one open session per ticket and action."""
-        return f"{self.helpdesk}#{self.ticket_id}#{self.action}"
-
 
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC, to the second."""
@@ -120,6 +115,7 @@ class CaptureSession:
 
     @property
     def open_capture_key(self) -> str:
+        """Identity of "the same capture": one open session per ticket and action."""
         return f"{self.helpdesk}#{self.ticket_id}#{self.action}"
 
     @property

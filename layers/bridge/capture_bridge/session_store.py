@@ -17,7 +17,7 @@ import hashlib
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +54,10 @@ class Claim:
 
 def _session_key(session_id: str) -> str:
     return f"session#{session_id}"
+
+
+def _guard_key(session: CaptureSession) -> str:
+    return f"open#{session.open_capture_key}"
 
 
 def due_bucket(session_id: str) -> str:
@@ -167,7 +171,7 @@ class SessionStore:
         """
         now_epoch = int(now.timestamp())
         delivery_key = f"delivery#{session.helpdesk}#{delivery_id}"
-        guard_key = f"open#{session.open_capture_key}"
+        guard_key = _guard_key(session)
         free = "attribute_not_exists(pk) OR expires_at < :now"
         items = [
             {
@@ -324,7 +328,7 @@ class SessionStore:
                         {
                             "Delete": {
                                 "TableName": self._table,
-                                "Key": {"pk": {"S": f"open#{session.open_capture_key}"}},
+                                "Key": {"pk": {"S": _guard_key(session)}},
                                 "ConditionExpression": (
                                     "attribute_not_exists(pk) OR session_id = :sid"
                                 ),
@@ -349,8 +353,3 @@ class SessionStore:
         # Lost, or a retried call whose first attempt already went through.
         stored = self._get(_session_key(session.session_id))
         return stored is not None and stored.get("write_id") == write_id
-
-
-def with_claim(session: CaptureSession, claim_id: str | None) -> CaptureSession:
-    """The session with its claim set or released."""
-    return replace(session, claim_id=claim_id)
