@@ -11,7 +11,7 @@ import pytest
 
 from capture_bridge.errors import StoreUnavailable
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus
-from capture_bridge.resolver import RunSummary, resolve_due_sessions
+from capture_bridge.resolver import RunOutcome, RunSummary, resolve_due_sessions
 from capture_bridge.runtime import Runtime
 from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
 from tests.conftest import Clock, Webhook, load_event, runtime_with, trigger_body
@@ -81,19 +81,19 @@ class TestReportArrives:
         assert world.run().due == 0
         # When it is due: the first poll finds nothing yet
         world.clock.advance(seconds=30)
-        assert world.run().outcomes == {"pending": 1}
+        assert world.run().outcomes == {RunOutcome.WAITING: 1}
         assert world.notes() == []
         # Then the next poll finds the report and writes the note
         world.clock.advance(seconds=60)
-        assert world.run().outcomes == {"noted_resolved": 1}
+        assert world.run().outcomes == {RunOutcome.NOTED: 1}
         session = world.session(session_id)
         assert session.status is SessionStatus.RESOLVED
         assert session.note_state is NoteState.POSTED
-        assert session.report_url == world.bugpilot.report_url(world.bugpilot.tokens[0])
+        assert session.links["report"] == world.bugpilot.report_url(world.bugpilot.tokens[0])
         assert session.expires_at == int((world.clock() + timedelta(days=30)).timestamp())
         [note] = world.notes()
         assert note["public"] is False
-        assert session.report_url in note["body"]
+        assert session.links["report"] in note["body"]
         assert "upload-session" in note["body"]
         assert "2026-11-25 12:00 UTC" in note["body"]
         # And nothing is left to do
@@ -151,10 +151,10 @@ class TestUserOffline:
     def test_action_is_retried_until_the_user_connects(self, world: World) -> None:
         session_id = world.request()
         world.clock.advance(minutes=3)
-        assert world.run().outcomes == {"waiting_for_user": 1}
+        assert world.run().outcomes == {RunOutcome.WAITING: 1}
         world.bugpilot.connect_user("user-42")
         world.clock.advance(minutes=3)
-        assert world.run().outcomes == {"pending": 1}
+        assert world.run().outcomes == {RunOutcome.WAITING: 1}
         world.clock.advance(seconds=30)
         world.run()
         world.clock.advance(seconds=60)
@@ -237,7 +237,7 @@ class TestNotes:
         world.bugpilot.script_action(401, "INVALID_API_KEY")
         session_id = world.request()
         wrong = runtime_with(env, ZENDESK_API_TOKEN="revoked")
-        assert world.run(wrong).outcomes == {"failed": 1}
+        assert world.run(wrong).outcomes == {RunOutcome.NOTE_UNDELIVERABLE: 1}
         session = world.session(session_id)
         assert session.note_state is NoteState.UNDELIVERABLE
         assert session.next_check_at is None
@@ -281,22 +281,23 @@ class TestConcurrencyAndCrashes:
             thread.join()
         # Then every session got exactly one note, from one of the runs
         total = sum((summary.outcomes for summary in summaries), start=RunSummary().outcomes)
-        assert total.get("noted_resolved") == 12
+        assert total.get(RunOutcome.NOTED) == 12
         for n in range(12):
             assert len(world.notes(str(2000 + n))) == 1
         assert len(world.bugpilot.actions) == 12
 
     def test_webhook_crash_after_storing_never_repeats_the_action(self, world: World) -> None:
         # Given a webhook that died between storing the request and recording Bugpilot's answer
-        real = world.runtime.provider
+        real = world.runtime.provider("bugpilot")
 
-        class DiesAfterCalling:
-            def request_capture(self, **kwargs: str) -> Any:
-                real.request_capture(**kwargs)
+        class DiesAfterStarting:
+            def start(self, session: CaptureSession) -> Any:
+                real.start(session)
                 raise Crash
 
         world.bugpilot.connect_user("user-42")
-        crashing = replace(world.runtime, provider=DiesAfterCalling())  # type: ignore[arg-type]
+        crashing = replace(world.runtime)
+        object.__setattr__(crashing, "provider", lambda name: DiesAfterStarting())
         with pytest.raises(Crash):
             Webhook(crashing, world.clock).send(trigger_body())
         assert len(world.bugpilot.actions) == 1
@@ -305,7 +306,7 @@ class TestConcurrencyAndCrashes:
         assert world.run().due == 0
         # And after the lapse it fails it with a note instead of asking Bugpilot again
         world.clock.advance(minutes=1)
-        assert world.run().outcomes == {"noted_failed": 1}
+        assert world.run().outcomes == {RunOutcome.NOTED: 1}
         assert len(world.bugpilot.actions) == 1
         [note] = world.notes()
         assert "interrupted" in note["body"]
@@ -326,7 +327,7 @@ class TestConcurrencyAndCrashes:
         assert (answer.status, answer.body["status"]) == (202, "requested")
         # And once the claim lapses, the agent is told, and Bugpilot is not asked twice
         world.clock.advance(minutes=5)
-        assert world.run().outcomes == {"noted_failed": 1}
+        assert world.run().outcomes == {RunOutcome.NOTED: 1}
         assert len(world.bugpilot.actions) == 1
         assert "interrupted" in world.notes()[0]["body"]
 
@@ -345,7 +346,7 @@ class TestConcurrencyAndCrashes:
 
         with monkeypatch.context() as patch:
             patch.setattr(world.runtime.store, "save", dying_save)
-            assert world.run().outcomes == {"error": 1}
+            assert world.run().outcomes == {RunOutcome.ERROR: 1}
         assert len(world.notes()) == 1
         # When the next run finds the lapsed claim
         world.clock.advance(minutes=5)
@@ -359,9 +360,9 @@ class TestConcurrencyAndCrashes:
         for n in range(3):
             world.request(ticket_id=str(3000 + n))
         world.clock.advance(minutes=3)
-        assert world.run(remaining_ms=20_000).outcomes == {"deferred": 3}
+        assert world.run(remaining_ms=20_000).outcomes == {RunOutcome.DEFERRED: 3}
         assert len(world.bugpilot.actions) == 3
-        assert world.run().outcomes == {"waiting_for_user": 3}
+        assert world.run().outcomes == {RunOutcome.WAITING: 3}
 
     def test_due_sessions_are_found_with_a_query_never_a_scan(self, world: World) -> None:
         world.request()
@@ -390,7 +391,7 @@ class TestHandler:
         import resolver_handler
 
         broken = RunSummary(due=2)
-        broken.outcomes.update({"error": 1, "pending": 1})
+        broken.outcomes.update({RunOutcome.ERROR: 1, RunOutcome.WAITING: 1})
         monkeypatch.setattr(resolver_handler, "resolve_due_sessions", lambda *a, **k: broken)
         with pytest.raises(resolver_handler.ResolverRunFailed, match="1 of 2"):
             resolver_handler.lambda_handler(load_event("resolver_tick"), lambda_context)

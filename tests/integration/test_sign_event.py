@@ -7,7 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from capture_bridge.helpdesks.zendesk import ZendeskAdapter
+from capture_bridge.helpdesks.zendesk import ZendeskAdapter, ZendeskSettings
 from capture_bridge.http import HttpClient
 from capture_bridge.settings import settings_from
 from tests.conftest import EVENTS, ROOT
@@ -33,7 +33,10 @@ def test_signed_event_verifies() -> None:
     assert result.returncode == 0, result.stderr
     event = json.loads(result.stdout)
     adapter = ZendeskAdapter(
-        settings_from({"TABLE_NAME": "t", "ZENDESK_WEBHOOK_SECRET": "s3cret"}), HttpClient()
+        ZendeskSettings.from_settings(
+            settings_from({"TABLE_NAME": "t", "ZENDESK_WEBHOOK_SECRET": "s3cret"})
+        ),
+        HttpClient(),
     )
     adapter.verify(event["headers"], event["body"].encode(), datetime.now(UTC))
 

@@ -50,7 +50,7 @@ class TestAccepted:
             "user-42",
         )
         assert session.action == "upload-session"
-        assert session.session_info_url == bugpilot.session_info_url("ws-test", bugpilot.tokens[0])
+        assert session.reference == bugpilot.session_info_url("ws-test", bugpilot.tokens[0])
         assert session.attempts == 1
         assert session.claim_id is None
         assert session.next_check_at == START + timedelta(seconds=30)
@@ -84,15 +84,15 @@ class TestAccepted:
         self, webhook: Webhook, runtime: Runtime, bugpilot: BugpilotSimulator, table: str
     ) -> None:
         seen: list[int] = []
-        original = runtime.provider.request_capture
+        real = runtime.provider("bugpilot")
 
-        def spy(**kwargs: str) -> Any:
-            seen.append(len([i for i in table_items(table) if i["pk"]["S"].startswith("session#")]))
-            return original(**kwargs)
+        class Spy:
+            def start(self, session: Any) -> Any:
+                sessions = [i for i in table_items(table) if i["pk"]["S"].startswith("session#")]
+                seen.append(len(sessions))
+                return real.start(session)
 
-        object.__setattr__(
-            runtime, "provider", type("P", (), {"request_capture": staticmethod(spy)})()
-        )
+        object.__setattr__(runtime, "provider", lambda name: Spy())
         webhook.send(trigger_body())
         assert seen == [1]
 
@@ -177,6 +177,14 @@ class TestIdempotency:
             "session_id": first.body["session_id"],
             "status": "pending",
             "duplicate": True,
+            "sessions": [
+                {
+                    "session_id": first.body["session_id"],
+                    "provider": "bugpilot",
+                    "status": "pending",
+                    "duplicate": True,
+                }
+            ],
         }
         assert len(bugpilot.actions) == 1
 
@@ -281,7 +289,7 @@ class TestRefusals:
             (trigger_body(ticket_id=None), "ticket_id is required"),
             (
                 trigger_body(requester_email=None, requester_external_id=""),
-                "requester_external_id or requester_email is required",
+                "external id or email is required to identify the Bugpilot user",
             ),
             (trigger_body(action="format-disk"), "allowed: upload-session"),
         ],

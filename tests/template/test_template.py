@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -117,17 +118,39 @@ def test_table_has_pitr_ttl_on_demand_and_a_sparse_due_index(template: dict[str,
     assert [k["AttributeName"] for k in index["KeySchema"]] == ["due_bucket", "next_check_at"]
 
 
-def test_no_secret_values_in_the_template(template: dict[str, Any]) -> None:
-    from capture_bridge.settings import SECRET_KEYS
+def integration_modules() -> list[ModuleType]:
+    """Every helpdesk and capture provider module in the registries."""
+    from capture_bridge import capture, helpdesks
 
+    return [capture.provider_module(name) for name in capture.supported_providers()] + [
+        helpdesks.helpdesk_module(name) for name in helpdesks.supported_helpdesks()
+    ]
+
+
+def test_every_integration_setting_is_a_parameter_and_no_secret_is(
+    template: dict[str, Any],
+) -> None:
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
-    assert not set(SECRET_KEYS) & set(variables)
+    for module in integration_modules():
+        assert set(module.SETTINGS) <= set(variables), module.__name__
+        assert not set(module.SECRET_KEYS) & set(variables), module.__name__
     for parameter in template["Parameters"]:
         assert not any(word in parameter.lower() for word in ("token", "key", "secret"))
-    secret = template["Resources"]["BridgeSecret"]["Properties"]["SecretString"]
-    import json
 
-    assert set(json.loads(secret).values()) == {""}
+
+def test_every_secret_key_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for module in integration_modules():
+        for key in module.SECRET_KEYS:
+            assert f'"{key}"' in readme, key
+
+
+def test_a_stack_update_never_overwrites_the_secret(template: dict[str, Any]) -> None:
+    # A SecretString (or a generated one) in the template is written into the live secret
+    # whenever it changes, blanking the credentials an operator put there.
+    secret = template["Resources"]["BridgeSecret"]["Properties"]
+    assert "SecretString" not in secret
+    assert "GenerateSecretString" not in secret
 
 
 def test_claim_lease_outlives_every_function(template: dict[str, Any]) -> None:

@@ -58,6 +58,7 @@ def test_importing_a_handler_builds_no_client_and_reads_no_setting() -> None:
         "from capture_bridge import http, settings\n"
         "assert http._client is None and settings._cached is None\n"
         "assert 'capture_bridge.helpdesks.zendesk' not in sys.modules\n"
+        "assert 'capture_bridge.capture.bugpilot' not in sys.modules\n"
     )
     paths = [PACKAGE.parent, *(h.parent for h in HANDLERS)]
     result = subprocess.run(  # noqa: S603 - fixed interpreter and code
@@ -69,3 +70,38 @@ def test_importing_a_handler_builds_no_client_and_reads_no_setting() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def package_imports(path: Path) -> set[str]:
+    """The `capture_bridge` modules `path` imports, at any depth of the file."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name.startswith("capture_bridge")}
+
+
+def integration_paths() -> list[Path]:
+    return sorted(
+        path
+        for folder in ("capture", "helpdesks")
+        for path in (PACKAGE / folder).glob("*.py")
+        if path.name != "__init__.py"
+    )
+
+
+def test_settings_imports_nothing_from_the_package_but_errors() -> None:
+    imported = package_imports(PACKAGE / "settings.py")
+    assert imported <= {"capture_bridge.errors", "capture_bridge.errors.ConfigurationError"}
+
+
+def test_integrations_never_import_each_other() -> None:
+    integrations = {f"capture_bridge.{p.parent.name}.{p.stem}" for p in integration_paths()}
+    assert len(integrations) >= 2
+    for path in integration_paths():
+        own = f"capture_bridge.{path.parent.name}.{path.stem}"
+        reached = {".".join(name.split(".")[:3]) for name in package_imports(path)}
+        assert reached & integrations <= {own}, path.name

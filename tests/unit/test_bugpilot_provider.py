@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from capture_bridge.capture import ActionOutcome, ReportOutcome
-from capture_bridge.capture.bugpilot import BugpilotProvider, is_safe_link
+from capture_bridge.capture import Outcome
+from capture_bridge.capture.bugpilot import BugpilotProvider, BugpilotSettings, is_safe_link
 from capture_bridge.http import HttpClient
 from local_runner.simulators import BugpilotSimulator
 
@@ -14,8 +14,8 @@ def provider_for(bugpilot: BugpilotSimulator, **overrides: str) -> BugpilotProvi
     values = {"api_url": bugpilot.url, "workspace_id": "ws-test", "api_key": "ws-test-key"}
     values |= overrides
     return BugpilotProvider(
-        **values,
-        http=HttpClient(),
+        BugpilotSettings(**values),
+        HttpClient(),
         action_timeout=(1.0, 0.5),
         session_info_timeout=(1.0, 0.5),
     )
@@ -29,8 +29,8 @@ class TestAction:
     def test_sends_the_documented_request(self, bugpilot: BugpilotSimulator) -> None:
         bugpilot.connect_user("user-42")
         result = capture(provider_for(bugpilot))
-        assert result.outcome is ActionOutcome.ACCEPTED
-        assert result.session_info_url == bugpilot.session_info_url("ws-test", bugpilot.tokens[0])
+        assert result.outcome is Outcome.STARTED
+        assert result.reference == bugpilot.session_info_url("ws-test", bugpilot.tokens[0])
         [call] = bugpilot.actions
         assert call.headers["user-agent"] == "Bugpilot API Client/1.0"
         assert call.headers["x-bugpilot-api-key"] == "ws-test-key"
@@ -45,7 +45,7 @@ class TestAction:
     def test_offline_user(self, bugpilot: BugpilotSimulator) -> None:
         result = capture(provider_for(bugpilot))
         assert (result.outcome, result.error_code) == (
-            ActionOutcome.USER_OFFLINE,
+            Outcome.USER_OFFLINE,
             "USER_NOT_CONNECTED",
         )
 
@@ -61,20 +61,20 @@ class TestAction:
     ) -> None:
         bugpilot.connect_user("user-42")
         result = capture(provider_for(bugpilot, **provider_args))
-        assert (result.outcome, result.error_code) == (ActionOutcome.REJECTED, code)
+        assert (result.outcome, result.error_code) == (Outcome.REJECTED, code)
 
     def test_invalid_action_is_rejected(self, bugpilot: BugpilotSimulator) -> None:
         bugpilot.connect_user("user-42")
         result = capture(provider_for(bugpilot), action="dance")
-        assert (result.outcome, result.error_code) == (ActionOutcome.REJECTED, "INVALID_ACTION")
+        assert (result.outcome, result.error_code) == (Outcome.REJECTED, "INVALID_ACTION")
 
     def test_missing_fields_is_rejected(self, bugpilot: BugpilotSimulator) -> None:
         result = capture(provider_for(bugpilot), user="")
-        assert (result.outcome, result.error_code) == (ActionOutcome.REJECTED, "MISSING_FIELDS")
+        assert (result.outcome, result.error_code) == (Outcome.REJECTED, "MISSING_FIELDS")
 
     def test_unconfigured_provider_makes_no_call(self, bugpilot: BugpilotSimulator) -> None:
         result = capture(provider_for(bugpilot, api_key=""))
-        assert (result.outcome, result.error_code) == (ActionOutcome.REJECTED, "NOT_CONFIGURED")
+        assert (result.outcome, result.error_code) == (Outcome.REJECTED, "NOT_CONFIGURED")
         assert bugpilot.actions == []
 
     @pytest.mark.parametrize(
@@ -90,48 +90,50 @@ class TestAction:
     ) -> None:
         bugpilot.script_action(status, error, retry_after=30 if status == 429 else None)
         result = capture(provider_for(bugpilot))
-        assert (result.outcome, result.error_code) == (ActionOutcome.RETRYABLE, code)
+        assert (result.outcome, result.error_code) == (Outcome.RETRYABLE, code)
         assert result.retry_after_seconds == (30 if status == 429 else None)
 
     def test_timeout_is_retryable(self, bugpilot: BugpilotSimulator) -> None:
         bugpilot.connect_user("user-42")
         bugpilot.script_action(200, delay=1.5)
         result = capture(provider_for(bugpilot))
-        assert (result.outcome, result.error_code) == (ActionOutcome.RETRYABLE, "UNREACHABLE")
+        assert (result.outcome, result.error_code) == (Outcome.RETRYABLE, "UNREACHABLE")
 
     def test_refused_connection_is_retryable(self) -> None:
         with BugpilotSimulator() as gone:
             url = gone.url
-        provider = BugpilotProvider(api_url=url, workspace_id="ws", api_key="k", http=HttpClient())
-        assert capture(provider).outcome is ActionOutcome.RETRYABLE
+        provider = BugpilotProvider(
+            BugpilotSettings(api_url=url, workspace_id="ws", api_key="k"), HttpClient()
+        )
+        assert capture(provider).outcome is Outcome.RETRYABLE
 
     def test_unknown_client_error_is_rejected_with_its_status(
         self, bugpilot: BugpilotSimulator
     ) -> None:
         bugpilot.script_action(418, "TEAPOT")
         result = capture(provider_for(bugpilot))
-        assert (result.outcome, result.error_code) == (ActionOutcome.REJECTED, "TEAPOT")
+        assert (result.outcome, result.error_code) == (Outcome.REJECTED, "TEAPOT")
 
     def test_ok_without_session_info_url_is_not_retried(self) -> None:
         from capture_bridge.http import HttpResponse
 
         answer = BugpilotProvider._action_result  # a parsing rule, tested without a server
         provider = BugpilotProvider(
-            api_url="http://x", workspace_id="w", api_key="k", http=HttpClient()
+            BugpilotSettings(api_url="http://x", workspace_id="w", api_key="k"), HttpClient()
         )
         result = answer(provider, HttpResponse(200, {}, b'{"ok": true}'))
         assert (result.outcome, result.error_code) == (
-            ActionOutcome.REJECTED,
+            Outcome.REJECTED,
             "UNEXPECTED_RESPONSE",
         )
         result = answer(provider, HttpResponse(401, {}, b"<html>"))
-        assert (result.outcome, result.error_code) == (ActionOutcome.REJECTED, "INVALID_API_KEY")
+        assert (result.outcome, result.error_code) == (Outcome.REJECTED, "INVALID_API_KEY")
 
 
 class TestSessionInfo:
     def _accepted_url(self, bugpilot: BugpilotSimulator, provider: BugpilotProvider) -> str:
         bugpilot.connect_user("user-42")
-        url = capture(provider).session_info_url
+        url = capture(provider).reference
         assert url is not None
         return url
 
@@ -139,17 +141,17 @@ class TestSessionInfo:
         provider = provider_for(bugpilot)
         url = self._accepted_url(bugpilot, provider)
         first = provider.fetch_report(url)
-        assert (first.outcome, first.error_code) == (ReportOutcome.NOT_READY, "REPORT_NOT_FOUND")
+        assert (first.outcome, first.error_code) == (Outcome.NOT_READY, "REPORT_NOT_FOUND")
         second = provider.fetch_report(url)
-        assert second.outcome is ReportOutcome.READY
-        assert second.report_url == bugpilot.report_url(bugpilot.tokens[0])
+        assert second.outcome is Outcome.READY
+        assert second.links["report"] == bugpilot.report_url(bugpilot.tokens[0])
         assert bugpilot.session_info_requests[-1].headers["accept"] == "application/json"
 
     def test_invalid_session_token(self, bugpilot: BugpilotSimulator) -> None:
         provider = provider_for(bugpilot)
         result = provider.fetch_report(f"{bugpilot.url}/api/v1/session-info/ws-test/unknown")
         assert (result.outcome, result.error_code) == (
-            ReportOutcome.INVALID,
+            Outcome.INVALID,
             "INVALID_SESSION_TOKEN",
         )
 
@@ -161,13 +163,13 @@ class TestSessionInfo:
         url = self._accepted_url(bugpilot, provider)
         bugpilot.script_session_info(status, retry_after=9)
         result = provider.fetch_report(url)
-        assert (result.outcome, result.retry_after_seconds) == (ReportOutcome.RETRYABLE, 9)
+        assert (result.outcome, result.retry_after_seconds) == (Outcome.RETRYABLE, 9)
 
     def test_timeout_is_retryable(self, bugpilot: BugpilotSimulator) -> None:
         provider = provider_for(bugpilot)
         url = self._accepted_url(bugpilot, provider)
         bugpilot.script_session_info(404, delay=1.5)
-        assert provider.fetch_report(url).outcome is ReportOutcome.RETRYABLE
+        assert provider.fetch_report(url).outcome is Outcome.RETRYABLE
 
     @pytest.mark.parametrize(
         "url",
@@ -188,7 +190,7 @@ class TestSessionInfo:
         provider = provider_for(bugpilot)
         result = provider.fetch_report(url.format(base=bugpilot.url))
         assert (result.outcome, result.error_code) == (
-            ReportOutcome.INVALID,
+            Outcome.INVALID,
             "UNTRUSTED_SESSION_INFO_URL",
         )
         assert bugpilot.session_info_requests == []
@@ -203,14 +205,14 @@ class TestSessionInfo:
 
         parse = BugpilotProvider._report_result
         odd = parse(HttpResponse(200, {}, b'{"ok": true, "reportUrl": "javascript:alert(1)"}'))
-        assert odd.outcome is ReportOutcome.RETRYABLE
+        assert odd.outcome is Outcome.RETRYABLE
         moved = parse(HttpResponse(302, {"Location": "https://dash.bugpilot.io/report/r1"}, b""))
-        assert (moved.outcome, moved.report_url) == (
-            ReportOutcome.READY,
+        assert (moved.outcome, moved.links.get("report")) == (
+            Outcome.READY,
             "https://dash.bugpilot.io/report/r1",
         )
         teapot = parse(HttpResponse(418, {}, b""))
-        assert (teapot.outcome, teapot.error_code) == (ReportOutcome.INVALID, "HTTP_418")
+        assert (teapot.outcome, teapot.error_code) == (Outcome.INVALID, "HTTP_418")
 
 
 @pytest.mark.parametrize(

@@ -19,13 +19,21 @@ LEASE = timedelta(minutes=5)
 
 
 def new_session(ticket: str = "1001", claim_id: str = "webhook-claim") -> CaptureSession:
-    request = CaptureRequest("zendesk", ticket, "user-42", "upload-session", "Ticket")
+    request = CaptureRequest(
+        helpdesk="zendesk",
+        ticket_id=ticket,
+        provider="bugpilot",
+        action="upload-session",
+        subject="upload-session",
+        user_id="user-42",
+        description="Ticket",
+    )
     return CaptureSession.open(
         request,
         now=START,
         max_wait=timedelta(minutes=30),
         claim_id=claim_id,
-        claimed_until=START + LEASE,
+        next_check_at=START + LEASE,
     )
 
 
@@ -66,8 +74,9 @@ def test_item_mapping_round_trips() -> None:
     session = replace(
         new_session(),
         status=SessionStatus.RESOLVED,
-        report_url="https://dash.bugpilot.io/report/r1",
-        session_info_url="http://127.0.0.1/api/v1/session-info/ws/t",
+        links={"report": "https://dash.bugpilot.io/report/r1"},
+        details={"kind": "screenshot"},
+        reference="http://127.0.0.1/api/v1/session-info/ws/t",
         error=None,
         note_state=NoteState.PENDING,
         attempts=2,
@@ -78,6 +87,37 @@ def test_item_mapping_round_trips() -> None:
     assert from_item(item) == session
     assert item["due_bucket"] == due_bucket(session.session_id)
     assert "error" not in item
+
+
+def test_an_item_in_the_shape_stored_before_providers_loads_as_bugpilot() -> None:
+    # Given an open session as the bridge stored it before sessions named their provider
+    legacy = {
+        "pk": "session#s-1",
+        "session_id": "s-1",
+        "helpdesk": "zendesk",
+        "ticket_id": "1001",
+        "user_id": "user-42",
+        "action": "upload-session",
+        "description": "Requested from Zendesk ticket #1001",
+        "status": "pending",
+        "created_at": "2026-11-25T12:00:00Z",
+        "updated_at": "2026-11-25T12:00:00Z",
+        "deadline_at": "2026-11-25T12:30:00Z",
+        "next_check_at": "2026-11-25T12:00:30Z",
+        "session_info_url": "https://widget-api.bugpilot.io/api/v1/session-info/ws/t",
+        "report_url": "https://dash.bugpilot.io/report/r1",
+        "attempts": 1,
+        "polls": 0,
+        "note_attempts": 0,
+    }
+    # When it is read
+    session = from_item(legacy)
+    # Then it is a Bugpilot session, guarded as it was, with its reference and link carried over
+    assert session.provider == "bugpilot"
+    assert session.capture_key == "zendesk#1001#upload-session"
+    assert session.reference == legacy["session_info_url"]
+    assert session.links == {"report": legacy["report_url"]}
+    assert to_item(session)["capture_key"] == "zendesk#1001#upload-session"
 
 
 def test_only_sessions_with_work_are_in_the_due_index() -> None:

@@ -7,10 +7,12 @@ from datetime import timedelta
 
 import pytest
 
+from capture_bridge.capture import requests_for
 from capture_bridge.errors import InvalidRequest, Unauthenticated
 from capture_bridge.helpdesks import NoteOutcome, get_adapter
-from capture_bridge.helpdesks.zendesk import ZendeskAdapter, sign_webhook
+from capture_bridge.helpdesks.zendesk import ZendeskAdapter, ZendeskSettings, sign_webhook
 from capture_bridge.http import HttpClient
+from capture_bridge.models import CaptureRequest
 from capture_bridge.settings import Settings, settings_from
 from local_runner.simulators import ZendeskSimulator
 from tests.conftest import START, WEBHOOK_SECRET, signed_headers, trigger_body
@@ -28,7 +30,16 @@ def adapter_for(zendesk: ZendeskSimulator | None = None, **values: str) -> Zende
             "ZENDESK_EMAIL": "agent@example.com",
             "ZENDESK_API_TOKEN": "zd-test-token",
         } | values
-    return ZendeskAdapter(make_settings(**values), HttpClient(), timeout=(1.0, 0.5))
+    settings = ZendeskSettings.from_settings(make_settings(**values))
+    return ZendeskAdapter(settings, HttpClient(), timeout=(1.0, 0.5))
+
+
+def read(body: bytes, **values: str) -> CaptureRequest:
+    """The one capture a body asks for, read as the webhook reads it: adapter, then providers."""
+    [request] = requests_for(
+        adapter_for(**values).parse(body), make_settings(**values), HttpClient()
+    )
+    return request
 
 
 class TestSignature:
@@ -125,15 +136,23 @@ class TestSignature:
 
 class TestParse:
     def test_reads_the_readme_trigger_body(self) -> None:
-        request = adapter_for().parse(trigger_body())
+        ticket = adapter_for().parse(trigger_body())
+        assert (ticket.ticket_id, ticket.requester, ticket.label) == (
+            "1001",
+            "user-42",
+            "Zendesk ticket #1001",
+        )
+        assert ticket.tags == ("bugpilot_session", "vip")
+        request = read(trigger_body())
         assert request.helpdesk == "zendesk"
+        assert request.provider == "bugpilot"
         assert request.ticket_id == "1001"
         assert request.user_id == "user-42"
         assert request.action == "upload-session"
         assert request.description == "Requested from Zendesk ticket #1001"
 
     def test_email_is_the_user_when_external_id_is_blank(self) -> None:
-        request = adapter_for().parse(trigger_body(requester_external_id="  "))
+        request = read(trigger_body(requester_external_id="  "))
         assert request.user_id == "ada@example.com"
 
     @pytest.mark.parametrize(
@@ -150,11 +169,13 @@ class TestParse:
     def test_action_comes_from_field_then_tags_then_default(
         self, fields: dict[str, object], action: str
     ) -> None:
-        adapter = adapter_for(BUGPILOT_DEFAULT_ACTION="show-recording-ui")
-        assert adapter.parse(trigger_body(**fields)).action == action
+        assert (
+            read(trigger_body(**fields), BUGPILOT_DEFAULT_ACTION="show-recording-ui").action
+            == action
+        )
 
     def test_ticket_id_may_be_a_number_and_description_is_kept(self) -> None:
-        request = adapter_for().parse(trigger_body(ticket_id=77, description="Checkout broken"))
+        request = read(trigger_body(ticket_id=77, description="Checkout broken"))
         assert (request.ticket_id, request.description) == ("77", "Checkout broken")
 
     @pytest.mark.parametrize(
@@ -172,7 +193,7 @@ class TestParse:
             (trigger_body(ticket_id={"id": 1}), "ticket_id must be a string"),
             (
                 trigger_body(requester_external_id=None, requester_email=""),
-                "requester_external_id or requester_email is required",
+                "external id or email is required to identify the Bugpilot user",
             ),
             (trigger_body(action="delete-everything"), "unknown action 'delete-everything'"),
             (trigger_body(tags=42), "tags must be"),
@@ -183,11 +204,11 @@ class TestParse:
     )
     def test_bad_bodies_name_the_problem(self, body: bytes, message: str) -> None:
         with pytest.raises(InvalidRequest, match=message):
-            adapter_for().parse(body)
+            read(body)
 
     def test_unknown_action_lists_the_allowed_values(self) -> None:
         with pytest.raises(InvalidRequest) as caught:
-            adapter_for().parse(trigger_body(action="nope"))
+            read(trigger_body(action="nope"))
         assert "upload-session, upload-screenshot, show-recording-ui" in str(caught.value)
 
 
@@ -234,8 +255,12 @@ class TestNotes:
         assert "ZENDESK_EMAIL" in result.message
 
     def test_subdomain_gives_the_zendesk_url(self) -> None:
-        settings = make_settings(ZENDESK_SUBDOMAIN="acme")
-        assert settings.zendesk_base_url == "https://acme.zendesk.com"
+        settings = ZendeskSettings.from_settings(make_settings(ZENDESK_SUBDOMAIN="acme"))
+        assert settings.base_url == "https://acme.zendesk.com"
+        overridden = make_settings(
+            ZENDESK_SUBDOMAIN="acme", ZENDESK_API_URL="https://help.acme.test/"
+        )
+        assert ZendeskSettings.from_settings(overridden).base_url == "https://help.acme.test"
 
     def test_has_note_finds_the_marker(self, zendesk: ZendeskSimulator) -> None:
         adapter = adapter_for(zendesk)

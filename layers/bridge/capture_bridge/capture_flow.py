@@ -1,138 +1,179 @@
 """The capture session state machine: what each provider or helpdesk answer leads to.
 
-These functions make the calls and decide the next state; they never touch the store, so the
-webhook and the resolver share them and the rules can be tested without DynamoDB.
+`TRANSITIONS` is the whole of it: for a status and the outcome of a start or a check, the next
+status, when to look again, and what the session becomes if the deadline has come. The functions
+below make the calls and apply the table; they never touch the store, so the webhook and the
+resolver share them and the rules are tested without DynamoDB.
 
-    requested ──accepted──▶ pending ──report ready──▶ resolved
-        │  ▲                  │ └──not found past the deadline──▶ timed_out
-        │  └─retryable        └──invalid token──▶ failed
-        ├──user offline──▶ waiting_for_user ──(retried)──▶ pending | timed_out
-        └──rejected──▶ failed
+    requested ──started──▶ pending ──ready──▶ resolved
+        │  ▲                 │ ├──not ready past the deadline──▶ timed_out
+        │  └─retryable       │ └──invalid / rejected──▶ failed
+        ├──user offline──▶ waiting_for_user ──(started again)──▶ pending | timed_out
+        └──rejected / invalid / interrupted──▶ failed
 
-Every final status owes the ticket exactly one note (`note_state`).
+Sessions whose capture already exists (LambdaTest, Notte) open `pending`. Every final status owes
+the ticket exactly one note (`note_state`).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from capture_bridge.capture import (
-    ActionOutcome,
-    ActionResult,
-    CaptureProvider,
-    ReportOutcome,
-    ReportResult,
-)
+from capture_bridge.capture import CaptureProvider, CaptureResult, Outcome
 from capture_bridge.helpdesks import HelpdeskAdapter, NoteOutcome
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus
 from capture_bridge.notes import marker, render_note
 from capture_bridge.observability import logger
-from capture_bridge.settings import Settings
 
 # A claim outlives the longest function run (resolver timeout 90 s), so it only ever lapses
 # when its holder died; see session_store.
 CLAIM_LEASE = timedelta(minutes=5)
 MAX_RETRY_DELAY = timedelta(minutes=10)
 MAX_POLL_DELAY = timedelta(minutes=5)
+MAX_RETRY_AFTER = timedelta(hours=1)
 # Notes that cannot be delivered after this many tries (about a day with the backoff) are given up.
 MAX_NOTE_ATTEMPTS = 12
+NOTE_RETRY_BASE = timedelta(minutes=1)
+MAX_NOTE_DELAY = timedelta(hours=4)
 
 
-def _backoff(base_seconds: int, step: int, cap: timedelta) -> timedelta:
-    return min(timedelta(seconds=base_seconds * 2 ** min(max(step, 0), 16)), cap)
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The timings of the flow, from the core settings."""
+
+    poll: timedelta = timedelta(seconds=30)
+    user_retry: timedelta = timedelta(minutes=3)
+    max_wait: timedelta = timedelta(minutes=30)
 
 
-def _retry_delay(
-    retry_after: int | None, base_seconds: int, step: int, cap: timedelta
-) -> timedelta:
+class Wait(StrEnum):
+    """How long an open session waits before its next start or check."""
+
+    # The first check after a start: the provider needs a moment.
+    POLL = "poll"
+    # Checks of a capture that is not ready yet, further apart each time.
+    POLL_BACKOFF = "poll_backoff"
+    # Asking an offline user again.
+    USER_RETRY = "user_retry"
+    # After a failure: the provider's Retry-After, else exponential backoff.
+    RETRY_BACKOFF = "retry_backoff"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Where an outcome leads: a final status, or an open one with its wait and give-up status."""
+
+    status: SessionStatus
+    wait: Wait | None = None
+    give_up_as: SessionStatus | None = None
+
+
+_S = SessionStatus
+_FAILED = Transition(_S.FAILED)
+
+
+def _starting(status: SessionStatus) -> dict[tuple[SessionStatus, Outcome], Transition]:
+    return {
+        (status, Outcome.STARTED): Transition(_S.PENDING, Wait.POLL, _S.TIMED_OUT),
+        (status, Outcome.USER_OFFLINE): Transition(
+            _S.WAITING_FOR_USER, Wait.USER_RETRY, _S.TIMED_OUT
+        ),
+        (status, Outcome.RETRYABLE): Transition(status, Wait.RETRY_BACKOFF, _S.FAILED),
+        (status, Outcome.REJECTED): _FAILED,
+        (status, Outcome.INVALID): _FAILED,
+        (status, Outcome.INTERRUPTED): _FAILED,
+    }
+
+
+TRANSITIONS: dict[tuple[SessionStatus, Outcome], Transition] = {
+    **_starting(_S.REQUESTED),
+    **_starting(_S.WAITING_FOR_USER),
+    (_S.PENDING, Outcome.READY): Transition(_S.RESOLVED),
+    (_S.PENDING, Outcome.NOT_READY): Transition(_S.PENDING, Wait.POLL_BACKOFF, _S.TIMED_OUT),
+    (_S.PENDING, Outcome.RETRYABLE): Transition(_S.PENDING, Wait.RETRY_BACKOFF, _S.FAILED),
+    (_S.PENDING, Outcome.REJECTED): _FAILED,
+    (_S.PENDING, Outcome.INVALID): _FAILED,
+}
+
+
+def next_transition(status: SessionStatus, outcome: Outcome) -> Transition:
+    """The table's entry; any pair it does not list (a provider answering out of turn) fails."""
+    return TRANSITIONS.get((status, outcome), _FAILED)
+
+
+def releases_guard(before: CaptureSession, after: CaptureSession) -> bool:
+    """A capture that has just ended frees its ticket for a new request, in the same write."""
+    return after.status.is_final and not before.status.is_final
+
+
+def backoff(base: timedelta, step: int, cap: timedelta) -> timedelta:
+    """`base` doubled `step` times, at most `cap`."""
+    doubled: timedelta = base * 2 ** min(max(step, 0), 16)
+    return min(doubled, cap)
+
+
+def retry_delay(retry_after: int | None, base: timedelta, step: int, cap: timedelta) -> timedelta:
     """The upstream's Retry-After when it gave one (within an hour), else exponential backoff."""
     if retry_after is not None:
-        return min(timedelta(seconds=retry_after), timedelta(hours=1))
-    return _backoff(base_seconds, step, cap)
+        return min(timedelta(seconds=max(retry_after, 0)), MAX_RETRY_AFTER)
+    return backoff(base, step, cap)
 
 
-def _retry_later(
-    tried: CaptureSession,
-    now: datetime,
-    *,
-    error: str | None,
-    delay: timedelta,
-    give_up_as: SessionStatus,
+def _wait(wait: Wait, result: CaptureResult, step: int, policy: RetryPolicy) -> timedelta:
+    if wait is Wait.POLL:
+        return policy.poll
+    if wait is Wait.USER_RETRY:
+        return policy.user_retry
+    if wait is Wait.POLL_BACKOFF:
+        return backoff(policy.poll, step, MAX_POLL_DELAY)
+    return retry_delay(result.retry_after_seconds, policy.poll, step, MAX_RETRY_DELAY)
+
+
+def apply(
+    session: CaptureSession, result: CaptureResult, now: datetime, policy: RetryPolicy
 ) -> CaptureSession:
-    """Check again after `delay`, or end as `give_up_as` once the deadline has come."""
-    if now >= tried.deadline_at:
-        return tried.finish(give_up_as, now=now, error=error)
-    # Never past the deadline, so that giving up happens on time.
-    return replace(tried, error=error, next_check_at=min(now + delay, tried.deadline_at))
-
-
-def after_action(
-    session: CaptureSession, result: ActionResult, now: datetime, settings: Settings
-) -> CaptureSession:
-    """The session after its capture action was answered with `result`."""
-    tried = replace(session, attempts=session.attempts + 1, updated_at=now)
-    outcome = result.outcome
-    if outcome is ActionOutcome.ACCEPTED:
-        return replace(
-            tried,
-            status=SessionStatus.PENDING,
-            session_info_url=result.session_info_url,
-            error=None,
-            next_check_at=now + timedelta(seconds=settings.poll_seconds),
-        )
-    if outcome is ActionOutcome.REJECTED:
-        logger.error(
-            "capture provider rejected the request: configuration error",
-            extra={"session_id": session.session_id, "error_code": result.error_code},
-        )
-        return tried.finish(SessionStatus.FAILED, now=now, error=result.error_code)
-    if outcome is ActionOutcome.USER_OFFLINE:
-        return _retry_later(
-            replace(tried, status=SessionStatus.WAITING_FOR_USER),
-            now,
-            error=result.error_code,
-            delay=timedelta(seconds=settings.user_retry_seconds),
-            give_up_as=SessionStatus.TIMED_OUT,
-        )
-    return _retry_later(
-        tried,
-        now,
-        error=result.error_code,
-        delay=_retry_delay(
-            result.retry_after_seconds, settings.poll_seconds, session.attempts, MAX_RETRY_DELAY
-        ),
-        give_up_as=SessionStatus.FAILED,
+    """The session after a start or a check of it came to `result`."""
+    checking = session.status is SessionStatus.PENDING
+    step = session.polls if checking else session.attempts
+    tried = replace(
+        session,
+        attempts=session.attempts + (0 if checking else 1),
+        polls=session.polls + (1 if checking else 0),
+        deadline_at=result.deadline_at or session.deadline_at,
+        updated_at=now,
     )
-
-
-def after_poll(
-    session: CaptureSession, result: ReportResult, now: datetime, settings: Settings
-) -> CaptureSession:
-    """The session after Session Info was answered with `result`."""
-    tried = replace(session, polls=session.polls + 1, updated_at=now)
-    outcome = result.outcome
-    if outcome is ReportOutcome.READY:
-        return tried.finish(SessionStatus.RESOLVED, now=now, report_url=result.report_url)
-    if outcome is ReportOutcome.INVALID:
-        return tried.finish(SessionStatus.FAILED, now=now, error=result.error_code)
-    if outcome is ReportOutcome.NOT_READY:
-        # Reports usually land within a minute or two; later ones are checked less often.
-        return _retry_later(
-            tried,
-            now,
-            error=result.error_code,
-            delay=_backoff(settings.poll_seconds, session.polls, MAX_POLL_DELAY),
-            give_up_as=SessionStatus.TIMED_OUT,
+    transition = next_transition(session.status, result.outcome)
+    error = result.error_code
+    if transition.status.is_final:
+        if result.outcome is Outcome.REJECTED:
+            logger.error(
+                "capture provider rejected the request: configuration error",
+                extra={
+                    "session_id": session.session_id,
+                    "provider": session.provider,
+                    "error_code": error,
+                },
+            )
+        elif (session.status, result.outcome) not in TRANSITIONS:
+            error = f"UNEXPECTED_{result.outcome.value.upper()}"
+        return tried.finish(
+            transition.status, now=now, error=error, links=result.links, details=result.details
         )
-    return _retry_later(
+    # Every open status in the table has both (a unit test holds the table to it).
+    assert transition.wait is not None  # noqa: S101
+    assert transition.give_up_as is not None  # noqa: S101
+    if now >= tried.deadline_at:
+        return tried.finish(transition.give_up_as, now=now, error=error)
+    delay = _wait(transition.wait, result, step, policy)
+    return replace(
         tried,
-        now,
-        error=result.error_code,
-        delay=_retry_delay(
-            result.retry_after_seconds, settings.poll_seconds, session.polls, MAX_RETRY_DELAY
-        ),
-        give_up_as=SessionStatus.FAILED,
+        status=transition.status,
+        reference=result.reference or tried.reference,
+        error=error,
+        # Never past the deadline, so that giving up happens on time.
+        next_check_at=min(now + delay, tried.deadline_at),
     )
 
 
@@ -140,32 +181,33 @@ def advance(
     session: CaptureSession,
     provider: CaptureProvider,
     now: datetime,
-    settings: Settings,
+    policy: RetryPolicy,
     *,
     interrupted: bool,
 ) -> CaptureSession:
-    """One step of an open session: ask for the capture again, or ask for its report."""
+    """One step of an open session: start the capture (again), or check it."""
     if session.status is SessionStatus.PENDING:
-        if not session.session_info_url:
-            return session.finish(SessionStatus.FAILED, now=now, error="UNEXPECTED_RESPONSE")
-        # Polling is read-only, so an interrupted poll is simply repeated.
-        return after_poll(session, provider.fetch_report(session.session_info_url), now, settings)
+        # Checking is read-only, so an interrupted check is simply repeated.
+        return apply(session, provider.check(session), now, policy)
     if interrupted:
-        # The last holder died between asking for the capture and recording the answer. Asking
-        # again could capture twice; at most one action per request, so the agent is told instead.
+        # The last holder died between starting the capture and recording the answer. Starting
+        # again could capture twice; at most one start per request, so the agent is told instead.
         logger.warning(
-            "capture request interrupted; not repeating it",
+            "capture start interrupted; not repeating it",
             extra={"session_id": session.session_id},
         )
-        return session.finish(SessionStatus.FAILED, now=now, error="INTERRUPTED")
-    result = provider.request_capture(
-        user_id=session.user_id, action=session.action, description=session.description
-    )
-    return after_action(session, result, now, settings)
+        result = CaptureResult(Outcome.INTERRUPTED, error_code="INTERRUPTED")
+        return apply(session, result, now, policy)
+    return apply(session, provider.start(session), now, policy)
 
 
 def deliver_note(
-    session: CaptureSession, helpdesk: HelpdeskAdapter, now: datetime, *, interrupted: bool
+    session: CaptureSession,
+    helpdesk: HelpdeskAdapter,
+    provider: CaptureProvider,
+    now: datetime,
+    *,
+    interrupted: bool,
 ) -> CaptureSession:
     """Post the session's one note unless it is already on the ticket."""
     if interrupted or session.note_attempts > 0:
@@ -175,28 +217,26 @@ def deliver_note(
             return replace(session, note_state=NoteState.POSTED, next_check_at=None, updated_at=now)
         if already is None:
             return _note_retry(session, now, None, "could not check the ticket for an earlier note")
-    result = helpdesk.post_note(session.ticket_id, render_note(session))
+    result = helpdesk.post_note(session.ticket_id, render_note(session, provider))
     if result.outcome is NoteOutcome.POSTED:
-        return replace(
-            session,
-            note_state=NoteState.POSTED,
-            note_attempts=session.note_attempts + 1,
-            next_check_at=None,
-            updated_at=now,
-        )
+        return _note_done(session, NoteState.POSTED, now)
     if result.outcome is NoteOutcome.REJECTED:
         logger.error(
             "helpdesk refused the note",
             extra={"session_id": session.session_id, "reason": result.message},
         )
-        return replace(
-            session,
-            note_state=NoteState.UNDELIVERABLE,
-            note_attempts=session.note_attempts + 1,
-            next_check_at=None,
-            updated_at=now,
-        )
+        return _note_done(session, NoteState.UNDELIVERABLE, now)
     return _note_retry(session, now, result.retry_after_seconds, result.message)
+
+
+def _note_done(session: CaptureSession, state: NoteState, now: datetime) -> CaptureSession:
+    return replace(
+        session,
+        note_state=state,
+        note_attempts=session.note_attempts + 1,
+        next_check_at=None,
+        updated_at=now,
+    )
 
 
 def _note_retry(
@@ -207,12 +247,6 @@ def _note_retry(
         logger.error(
             "giving up on the note", extra={"session_id": session.session_id, "reason": reason}
         )
-        return replace(
-            session,
-            note_state=NoteState.UNDELIVERABLE,
-            note_attempts=attempts,
-            next_check_at=None,
-            updated_at=now,
-        )
-    delay = _retry_delay(retry_after, 60, attempts - 1, timedelta(hours=4))
+        return replace(_note_done(session, NoteState.UNDELIVERABLE, now), note_attempts=attempts)
+    delay = retry_delay(retry_after, NOTE_RETRY_BASE, attempts - 1, MAX_NOTE_DELAY)
     return replace(session, note_attempts=attempts, next_check_at=now + delay, updated_at=now)

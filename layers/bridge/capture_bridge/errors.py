@@ -23,6 +23,10 @@ class UnknownHelpdesk(BridgeError):
     """The webhook path names a helpdesk the bridge has no adapter for (answered with 404)."""
 
 
+class UnknownProvider(BridgeError):
+    """A capture provider name the bridge has no module for."""
+
+
 class PayloadTooLarge(BridgeError):
     """The request body is larger than any genuine webhook (answered with 413)."""
 

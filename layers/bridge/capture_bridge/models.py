@@ -1,11 +1,13 @@
-"""The capture request a helpdesk sends us and the capture session we keep for it."""
+"""What a helpdesk asks for, the capture requests read from it, and the sessions we keep."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class SessionStatus(StrEnum):
@@ -32,14 +34,40 @@ class NoteState(StrEnum):
 
 
 @dataclass(frozen=True)
-class CaptureRequest:
-    """A helpdesk's request to capture what the ticket's requester sees."""
+class TicketRequest:
+    """A verified helpdesk call asking for captures on one ticket, before any provider reads it."""
 
     helpdesk: str
     ticket_id: str
-    user_id: str
+    # Who the ticket is about, as the capture sources know them (external id, else email).
+    requester: str
+    # How the ticket is named in texts, e.g. "Zendesk ticket #1001".
+    label: str
+    # The body's other top-level fields, unread: each capture provider reads its own.
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    """One capture a ticket asks for, from one provider."""
+
+    helpdesk: str
+    ticket_id: str
+    provider: str
+    # What is captured: the provider's action, e.g. "upload-session" or "test-session".
     action: str
-    description: str
+    # Identity of "the same capture" within the ticket and provider (an action, a session id).
+    subject: str
+    user_id: str = ""
+    description: str = ""
+    # The provider's own reference when the capture already exists (an external session id).
+    reference: str | None = None
+
+    @property
+    def capture_key(self) -> str:
+        """One open capture per ticket, provider and subject."""
+        return f"{self.helpdesk}#{self.ticket_id}#{self.provider}#{self.subject}"
 
 
 def utc_now() -> datetime:
@@ -68,19 +96,24 @@ class CaptureSession:
     session_id: str
     helpdesk: str
     ticket_id: str
-    user_id: str
+    provider: str
     action: str
-    description: str
+    capture_key: str
     status: SessionStatus
     created_at: datetime
     updated_at: datetime
     deadline_at: datetime
     next_check_at: datetime | None
-    # Capture actions sent, and Session Info polls made.
+    user_id: str = ""
+    description: str = ""
+    # Starts sent (a provider's capture action), and checks made.
     attempts: int = 0
     polls: int = 0
-    session_info_url: str | None = None
-    report_url: str | None = None
+    # The provider's handle on the capture: Bugpilot's session-info URL, an external session id.
+    reference: str | None = None
+    # What the provider found once the capture was ready: named links and facts.
+    links: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
     note_state: NoteState | None = None
     note_attempts: int = 0
@@ -94,29 +127,27 @@ class CaptureSession:
         *,
         now: datetime,
         max_wait: timedelta,
-        claim_id: str,
-        claimed_until: datetime,
+        claim_id: str | None,
+        next_check_at: datetime,
     ) -> CaptureSession:
-        """A new session for `request`, claimed until `claimed_until` by whoever opens it."""
+        """A new session for `request`; one that still has to be started opens `requested`."""
         return cls(
             session_id=str(uuid.uuid4()),
             helpdesk=request.helpdesk,
             ticket_id=request.ticket_id,
-            user_id=request.user_id,
+            provider=request.provider,
             action=request.action,
+            capture_key=request.capture_key,
+            user_id=request.user_id,
             description=request.description,
-            status=SessionStatus.REQUESTED,
+            reference=request.reference,
+            status=SessionStatus.REQUESTED if request.reference is None else SessionStatus.PENDING,
             created_at=now,
             updated_at=now,
             deadline_at=now + max_wait,
-            next_check_at=claimed_until,
+            next_check_at=next_check_at,
             claim_id=claim_id,
         )
-
-    @property
-    def open_capture_key(self) -> str:
-        """Identity of "the same capture": one open session per ticket and action."""
-        return f"{self.helpdesk}#{self.ticket_id}#{self.action}"
 
     @property
     def has_work(self) -> bool:
@@ -129,14 +160,16 @@ class CaptureSession:
         *,
         now: datetime,
         error: str | None = None,
-        report_url: str | None = None,
+        links: Mapping[str, str] | None = None,
+        details: Mapping[str, str] | None = None,
     ) -> CaptureSession:
         """Move to a final status; the ticket is owed one note about it."""
         return replace(
             self,
             status=status,
             error=error,
-            report_url=report_url or self.report_url,
+            links=dict(links) if links else self.links,
+            details=dict(details) if details else self.details,
             note_state=NoteState.PENDING,
             next_check_at=now,
             updated_at=now,

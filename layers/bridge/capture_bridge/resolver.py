@@ -7,9 +7,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 
-from capture_bridge.capture_flow import CLAIM_LEASE, advance, deliver_note
-from capture_bridge.models import NoteState, utc_now
+from capture_bridge.capture_flow import CLAIM_LEASE, advance, deliver_note, releases_guard
+from capture_bridge.models import CaptureSession, NoteState, utc_now
 from capture_bridge.observability import logger
 from capture_bridge.runtime import Runtime
 
@@ -18,48 +19,76 @@ SESSION_BUDGET_MS = 35_000
 MAX_SESSIONS_PER_RUN = 500
 
 
+class RunOutcome(StrEnum):
+    """What one resolver run did with one due session."""
+
+    # Not due any more, or another run holds it.
+    SKIPPED = "skipped"
+    # Left for the next run: too little time remained.
+    DEFERRED = "deferred"
+    # Raised unexpectedly; its claim lapses and a later run retries it.
+    ERROR = "error"
+    # Our claim lapsed before the result could be saved; the next holder redoes the step.
+    LAPSED = "lapsed"
+    # Still open; checked again later.
+    WAITING = "waiting"
+    # Final, its note still to be delivered.
+    FINISHED = "finished"
+    # Its note was posted in this run.
+    NOTED = "noted"
+    # Its note was given up (refused by the helpdesk, or failing too long).
+    NOTE_UNDELIVERABLE = "note_undeliverable"
+
+
 @dataclass
 class RunSummary:
     """What one resolver run did, by outcome."""
 
     due: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[RunOutcome] = field(default_factory=Counter)
 
     @property
     def errors(self) -> int:
-        return self.outcomes["error"]
+        return self.outcomes[RunOutcome.ERROR]
 
 
-def process_session(runtime: Runtime, session_id: str, clock: Callable[[], datetime]) -> str:
+def _outcome(before: CaptureSession, after: CaptureSession) -> RunOutcome:
+    if after.note_state is not before.note_state:
+        if after.note_state is NoteState.POSTED:
+            return RunOutcome.NOTED
+        if after.note_state is NoteState.UNDELIVERABLE:
+            return RunOutcome.NOTE_UNDELIVERABLE
+    return RunOutcome.FINISHED if after.status.is_final else RunOutcome.WAITING
+
+
+def process_session(runtime: Runtime, session_id: str, clock: Callable[[], datetime]) -> RunOutcome:
     """Claim one due session, take its next step, record it; returns what happened."""
     claim = runtime.store.claim(session_id, now=clock(), lease=CLAIM_LEASE)
     if claim is None:
-        return "skipped"
-    session, token = claim.session, claim.session.claim_id or ""
-    was_final = session.status.is_final
-    if not was_final:
-        session = advance(
-            session, runtime.provider, clock(), runtime.settings, interrupted=claim.interrupted
-        )
+        return RunOutcome.SKIPPED
+    claimed, token = claim.session, claim.session.claim_id or ""
+    provider = runtime.provider(claimed.provider)
+    session = claimed
+    if not session.status.is_final:
+        session = advance(session, provider, clock(), runtime.policy, interrupted=claim.interrupted)
     if session.note_state is NoteState.PENDING:
         # Posted before the write below: a crash in between is caught by the marker check.
         session = deliver_note(
-            session, runtime.helpdesk(session.helpdesk), clock(), interrupted=claim.interrupted
+            session,
+            runtime.helpdesk(session.helpdesk),
+            provider,
+            clock(),
+            interrupted=claim.interrupted,
         )
     released = replace(session, claim_id=None)
     if not runtime.store.save(
-        released, held_claim=token, release_guard=session.status.is_final and not was_final
+        released, held_claim=token, release_guard=releases_guard(claimed, session)
     ):
         logger.warning(
             "claim lapsed before the session was saved", extra={"session_id": session_id}
         )
-        return "lapsed"
-    if (
-        session.note_state is NoteState.POSTED
-        and session.note_state is not claim.session.note_state
-    ):
-        return f"noted_{session.status.value}"
-    return session.status.value
+        return RunOutcome.LAPSED
+    return _outcome(claimed, session)
 
 
 def resolve_due_sessions(
@@ -72,17 +101,20 @@ def resolve_due_sessions(
     due = runtime.store.due_session_ids(clock(), MAX_SESSIONS_PER_RUN)
     summary.due = len(due)
 
-    def work(session_id: str) -> str:
+    def work(session_id: str) -> RunOutcome:
         if remaining_ms() < SESSION_BUDGET_MS:
-            return "deferred"
+            return RunOutcome.DEFERRED
         try:
             return process_session(runtime, session_id, clock)
         except Exception:
             # One broken session must not stop the others; its claim lapses and it is retried.
             logger.exception("session processing failed", extra={"session_id": session_id})
-            return "error"
+            return RunOutcome.ERROR
 
     with ThreadPoolExecutor(max_workers=runtime.settings.resolver_concurrency) as pool:
         summary.outcomes.update(pool.map(work, due))
-    logger.info("resolver run finished", extra={"due": summary.due, **summary.outcomes})
+    logger.info(
+        "resolver run finished",
+        extra={"due": summary.due, **{str(k): v for k, v in summary.outcomes.items()}},
+    )
     return summary

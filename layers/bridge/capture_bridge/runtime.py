@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
-from capture_bridge.capture import CaptureProvider, get_provider
+from capture_bridge.capture import CaptureProvider, get_provider, requests_for
+from capture_bridge.capture_flow import RetryPolicy
 from capture_bridge.helpdesks import HelpdeskAdapter, get_adapter
 from capture_bridge.http import HttpClient, get_http_client
+from capture_bridge.models import CaptureRequest, TicketRequest
 from capture_bridge.session_store import SessionStore
 from capture_bridge.settings import Settings, get_settings
 
@@ -19,11 +22,31 @@ class Runtime:
     settings: Settings
     store: SessionStore
     http: HttpClient
-    provider: CaptureProvider
+
+    @property
+    def policy(self) -> RetryPolicy:
+        settings = self.settings
+        return RetryPolicy(
+            poll=_seconds(settings.poll_seconds),
+            user_retry=_seconds(settings.user_retry_seconds),
+            max_wait=settings.capture_max_wait,
+        )
 
     def helpdesk(self, name: str) -> HelpdeskAdapter:
         """The adapter for helpdesk `name`; raises `UnknownHelpdesk`."""
         return get_adapter(name, self.settings, self.http)
+
+    def provider(self, name: str) -> CaptureProvider:
+        """The capture provider `name`; raises `UnknownProvider`."""
+        return get_provider(name, self.settings, self.http)
+
+    def capture_requests(self, ticket: TicketRequest) -> list[CaptureRequest]:
+        """Every capture the ticket asks for; raises `InvalidRequest`."""
+        return requests_for(ticket, self.settings, self.http)
+
+
+def _seconds(count: int) -> timedelta:
+    return timedelta(seconds=count)
 
 
 _lock = threading.Lock()
@@ -35,8 +58,7 @@ def build_runtime(settings: Settings, *, store: SessionStore | None = None) -> R
     if store is None:
         with _lock:
             store = _stores.setdefault(settings.table_name, SessionStore(settings.table_name))
-    http = get_http_client()
-    return Runtime(settings, store, http, get_provider(settings, http))
+    return Runtime(settings, store, get_http_client())
 
 
 def get_runtime() -> Runtime:

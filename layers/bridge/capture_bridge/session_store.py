@@ -3,8 +3,12 @@
 One table, three kinds of item, all keyed by `pk`:
 - `session#<id>`: a capture session. While it has work left it carries `due_bucket`, which puts
   it in the sparse `due-sessions` index sorted by `next_check_at`.
-- `open#<helpdesk>#<ticket>#<action>`: the guard that keeps one open capture per ticket and action.
-- `delivery#<helpdesk>#<fingerprint>`: a webhook delivery already taken, to recognise replays.
+- `open#<capture key>`: the guard that keeps one open capture per ticket, provider and subject
+  (`<helpdesk>#<ticket>#<provider>#<action or external session id>`).
+- `delivery#<helpdesk>#<fingerprint>#<capture key>`: a capture already taken from a webhook
+  delivery, to recognise replays.
+
+Items written before sessions named their provider still load: they are Bugpilot sessions.
 
 Whoever works on a session first claims it: a conditional update that sets `claim_id` and pushes
 `next_check_at` one lease ahead, so that overlapping resolver runs never work on it together.
@@ -40,8 +44,20 @@ GUARD_GRACE = timedelta(days=1)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-_TEXT_FIELDS = ("session_id", "helpdesk", "ticket_id", "user_id", "action", "description")
-_OPTIONAL_TEXT = ("session_info_url", "report_url", "error", "claim_id")
+_TEXT_FIELDS = (
+    "session_id",
+    "helpdesk",
+    "ticket_id",
+    "provider",
+    "action",
+    "capture_key",
+    "user_id",
+    "description",
+)
+_OPTIONAL_TEXT = ("reference", "error", "claim_id")
+_MAPS = ("links", "details")
+# Sessions stored before providers were named were all Bugpilot's.
+LEGACY_PROVIDER = "bugpilot"
 
 
 @dataclass(frozen=True)
@@ -57,7 +73,7 @@ def _session_key(session_id: str) -> str:
 
 
 def _guard_key(session: CaptureSession) -> str:
-    return f"open#{session.open_capture_key}"
+    return f"open#{session.capture_key}"
 
 
 def due_bucket(session_id: str) -> str:
@@ -80,6 +96,7 @@ def to_item(session: CaptureSession) -> dict[str, Any]:
     }
     item.update({name: getattr(session, name) for name in _TEXT_FIELDS})
     item.update({name: getattr(session, name) for name in _OPTIONAL_TEXT if getattr(session, name)})
+    item.update({name: dict(getattr(session, name)) for name in _MAPS if getattr(session, name)})
     if session.note_state is not None:
         item["note_state"] = session.note_state.value
     if session.expires_at is not None:
@@ -96,20 +113,33 @@ def _optional_text(item: Mapping[str, Any], name: str) -> str | None:
     return str(value) if value else None
 
 
+def _text_map(value: Any) -> dict[str, str]:
+    return {str(key): str(text) for key, text in value.items()} if isinstance(value, dict) else {}
+
+
 def from_item(item: Mapping[str, Any]) -> CaptureSession:
-    """The session stored in a DynamoDB item (plain Python values)."""
+    """The session stored in a DynamoDB item (plain Python values), in today's or an older shape."""
     next_check = item.get("next_check_at")
     note_state = item.get("note_state")
     expires_at = item.get("expires_at")
+    helpdesk, ticket_id, action = str(item["helpdesk"]), str(item["ticket_id"]), str(item["action"])
+    links = _text_map(item.get("links"))
+    legacy_report = _optional_text(item, "report_url")
+    if legacy_report and not links:
+        links = {"report": legacy_report}
     return CaptureSession(
         session_id=str(item["session_id"]),
-        helpdesk=str(item["helpdesk"]),
-        ticket_id=str(item["ticket_id"]),
-        user_id=str(item["user_id"]),
-        action=str(item["action"]),
+        helpdesk=helpdesk,
+        ticket_id=ticket_id,
+        provider=str(item.get("provider") or LEGACY_PROVIDER),
+        action=action,
+        # Older items were guarded per ticket and action.
+        capture_key=str(item.get("capture_key") or f"{helpdesk}#{ticket_id}#{action}"),
+        user_id=str(item.get("user_id", "")),
         description=str(item.get("description", "")),
-        session_info_url=_optional_text(item, "session_info_url"),
-        report_url=_optional_text(item, "report_url"),
+        reference=_optional_text(item, "reference") or _optional_text(item, "session_info_url"),
+        links=links,
+        details=_text_map(item.get("details")),
         error=_optional_text(item, "error"),
         claim_id=_optional_text(item, "claim_id"),
         status=SessionStatus(item["status"]),
@@ -170,7 +200,7 @@ class SessionStore:
         Returns the session that stands for the request and whether it is the new one.
         """
         now_epoch = int(now.timestamp())
-        delivery_key = f"delivery#{session.helpdesk}#{delivery_id}"
+        delivery_key = f"delivery#{session.helpdesk}#{delivery_id}#{session.capture_key}"
         guard_key = _guard_key(session)
         free = "attribute_not_exists(pk) OR expires_at < :now"
         items = [
@@ -218,7 +248,7 @@ class SessionStore:
                 raise StoreUnavailable(f"could not store the capture request: {exc}") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"could not store the capture request: {exc}") from exc
-        # A replay of this delivery first, then an open capture for the same ticket and action.
+        # A replay of this delivery first, then an open capture of the same thing on the ticket.
         for key in (delivery_key, guard_key):
             existing = self._session_behind(key, now_epoch)
             if existing is not None:

@@ -1,4 +1,4 @@
-"""Taking a capture request from a helpdesk webhook: verify, store, then ask for the capture."""
+"""Capture requests from a helpdesk webhook: verify, store each, then start those that need it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from capture_bridge.capture_flow import CLAIM_LEASE, after_action
+from capture_bridge.capture_flow import CLAIM_LEASE, advance, releases_guard
 from capture_bridge.errors import (
     ConfigurationError,
     InvalidRequest,
@@ -50,6 +50,14 @@ def raw_body(body: str | None, is_base64: bool) -> bytes:
         raise InvalidRequest("body is not valid base64") from None
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A capture session standing for one capture the request asked for."""
+
+    session: CaptureSession
+    created: bool
+
+
 def accept(
     runtime: Runtime,
     helpdesk_name: str,
@@ -57,56 +65,79 @@ def accept(
     body: bytes,
     now: datetime,
     clock: Callable[[], datetime] = utc_now,
-) -> tuple[CaptureSession, bool]:
-    """Verify and store the request, then make its first capture action.
+) -> list[Opened]:
+    """Verify the request and store a session per capture it names, then start those that need it.
 
-    The request is stored before any call goes out, so a crash or an outage never loses it.
-    Returns the session standing for the request and whether it was new.
+    Every session is stored before any call goes out, so a crash or an outage never loses one.
+    Captures that already exist (LambdaTest, Notte) are left due at once for the resolver, which
+    keeps this call short.
     """
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
     helpdesk = runtime.helpdesk(helpdesk_name)
     delivery_id = helpdesk.verify(headers, body, now)
-    request = helpdesk.parse(body)
-    claim_id = uuid.uuid4().hex
-    # Held by this call until it records the answer; the resolver only steps in once the
-    # lease lapses, which means this call died (see capture_flow.advance).
-    session = CaptureSession.open(
-        request,
-        now=now,
-        max_wait=runtime.settings.capture_max_wait,
-        claim_id=claim_id,
-        claimed_until=now + CLAIM_LEASE,
-    )
-    stored, created = runtime.store.create(session, delivery_id=delivery_id, now=now)
-    if not created:
-        logger.info(
-            "duplicate capture request",
-            extra={"session_id": stored.session_id, "ticket_id": stored.ticket_id},
+    # Every capture is read and validated before anything is stored.
+    requests = runtime.capture_requests(helpdesk.parse(body))
+    opened: list[Opened] = []
+    to_start: list[tuple[CaptureSession, str]] = []
+    failure: StoreUnavailable | None = None
+    for request in requests:
+        # A capture still to start is held by this call until it records the answer; the
+        # resolver only steps in once the lease lapses, which means this call died.
+        claim_id = uuid.uuid4().hex if request.reference is None else None
+        session = CaptureSession.open(
+            request,
+            now=now,
+            max_wait=runtime.settings.capture_max_wait,
+            claim_id=claim_id,
+            next_check_at=now + CLAIM_LEASE if claim_id else now,
         )
-        return stored, False
-    logger.info(
-        "capture request stored",
-        extra={
-            "session_id": session.session_id,
-            "ticket_id": session.ticket_id,
-            "action": session.action,
-        },
+        try:
+            stored, created = runtime.store.create(session, delivery_id=delivery_id, now=now)
+        except StoreUnavailable as exc:
+            # Those stored already are started below; the sender's retry stores the rest.
+            failure = exc
+            break
+        opened.append(Opened(stored, created))
+        logger.info(
+            "capture request stored" if created else "duplicate capture request",
+            extra={
+                "session_id": stored.session_id,
+                "ticket_id": stored.ticket_id,
+                "provider": stored.provider,
+                "action": stored.action,
+            },
+        )
+        if created and claim_id:
+            to_start.append((stored, claim_id))
+    started = {
+        session.session_id: _start(runtime, session, claim, clock) for session, claim in to_start
+    }
+    if failure is not None:
+        raise failure
+    return [
+        Opened(started.get(item.session.session_id, item.session), item.created) for item in opened
+    ]
+
+
+def _start(
+    runtime: Runtime, session: CaptureSession, claim_id: str, clock: Callable[[], datetime]
+) -> CaptureSession:
+    """Make the session's first start and record its answer, releasing the claim."""
+    provider = runtime.provider(session.provider)
+    updated = replace(
+        advance(session, provider, clock(), runtime.policy, interrupted=False), claim_id=None
     )
-    result = runtime.provider.request_capture(
-        user_id=session.user_id, action=session.action, description=session.description
-    )
-    updated = replace(after_action(session, result, clock(), runtime.settings), claim_id=None)
     try:
         saved = runtime.store.save(
-            updated, held_claim=claim_id, release_guard=updated.status.is_final
+            updated, held_claim=claim_id, release_guard=releases_guard(session, updated)
         )
     except StoreUnavailable:
         # The request itself is stored; the resolver settles it once the claim lapses.
         logger.exception(
             "could not record the capture answer", extra={"session_id": session.session_id}
         )
-        return session, True
+        return session
     if not saved:
         logger.warning("lost the claim on a new session", extra={"session_id": session.session_id})
     logger.info(
@@ -117,7 +148,7 @@ def accept(
             "error_code": updated.error,
         },
     )
-    return updated, True
+    return updated
 
 
 def _refusal(status: int, message: str) -> WebhookAnswer:
@@ -137,7 +168,7 @@ def receive(
     try:
         raw = raw_body(body, is_base64)
         runtime = (runtime_factory or get_runtime)()
-        session, created = accept(runtime, helpdesk_name, headers, raw, clock(), clock)
+        opened = accept(runtime, helpdesk_name, headers, raw, clock(), clock)
     except Unauthenticated as exc:
         logger.warning("webhook refused", extra={"reason": str(exc)})
         return _refusal(401, f"unauthenticated: {exc}")
@@ -153,11 +184,21 @@ def receive(
     except StoreUnavailable:
         logger.exception("could not store the capture request")
         return _refusal(503, "could not store the capture request; try again later")
+    first = opened[0]
     return WebhookAnswer(
         202,
         {
-            "session_id": session.session_id,
-            "status": session.status.value,
-            "duplicate": not created,
+            "session_id": first.session.session_id,
+            "status": first.session.status.value,
+            "duplicate": not first.created,
+            "sessions": [
+                {
+                    "session_id": item.session.session_id,
+                    "provider": item.session.provider,
+                    "status": item.session.status.value,
+                    "duplicate": not item.created,
+                }
+                for item in opened
+            ],
         },
     )

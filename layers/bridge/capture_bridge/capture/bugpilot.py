@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from capture_bridge.capture import ActionOutcome, ActionResult, ReportOutcome, ReportResult
+from capture_bridge.capture import CaptureResult, Outcome, text_field
+from capture_bridge.errors import InvalidRequest
 from capture_bridge.http import HttpClient, HttpResponse, TransportError
+from capture_bridge.models import CaptureRequest, CaptureSession, SessionStatus, TicketRequest
+from capture_bridge.notes import requested_at
+from capture_bridge.settings import Settings
+
+NAME = "bugpilot"
+# Settings read from the environment (template parameters) and keys read from the secret.
+SETTINGS = ("BUGPILOT_API_URL", "BUGPILOT_DEFAULT_ACTION")
+SECRET_KEYS = ("BUGPILOT_WORKSPACE_ID", "BUGPILOT_API_KEY")
+DEFAULT_API_URL = "https://widget-api.bugpilot.io"
 
 ACTIONS = ("upload-session", "upload-screenshot", "show-recording-ui")
+ACTION_LABELS = {
+    "upload-session": "session recording (last minutes of activity)",
+    "upload-screenshot": "screenshot",
+    "show-recording-ui": "screen recording by the user",
+}
+# Ticket tags that ask for a capture, in precedence order when a ticket carries several.
+ACTION_TAGS = {
+    "bugpilot_screenshot": "upload-screenshot",
+    "bugpilot_recording": "show-recording-ui",
+    "bugpilot_session": "upload-session",
+}
+MAX_DESCRIPTION_LENGTH = 2000
+MAX_ACTION_LENGTH = 60
 USER_AGENT = "Bugpilot API Client/1.0"
 # Kept short: the webhook waits for this call and Zendesk gives up after about ten seconds.
 ACTION_TIMEOUT = (3.05, 5.0)
@@ -18,7 +43,58 @@ SESSION_INFO_TIMEOUT = (3.05, 8.0)
 CONFIGURATION_ERRORS = frozenset(
     {"INVALID_API_KEY", "NO_ACCESS", "MISSING_FIELDS", "INVALID_ACTION"}
 )
+FAILURE_REASONS = {
+    "INVALID_API_KEY": (
+        "Bugpilot rejected the API key (an administrator must check BUGPILOT_API_KEY)."
+    ),
+    "NO_ACCESS": "Bugpilot denied access to the workspace (check BUGPILOT_WORKSPACE_ID).",
+    "MISSING_FIELDS": "Bugpilot said required fields were missing.",
+    "INVALID_ACTION": "Bugpilot does not know this action.",
+    "NOT_CONFIGURED": (
+        "Bugpilot is not set up: the workspace id or API key is not configured "
+        "(BUGPILOT_WORKSPACE_ID, BUGPILOT_API_KEY)."
+    ),
+    "INVALID_SESSION_TOKEN": "Bugpilot no longer knows this capture session.",
+    "UNTRUSTED_SESSION_INFO_URL": "Bugpilot returned a link we do not trust.",
+    "INTERRUPTED": (
+        "the request was interrupted and we cannot tell whether Bugpilot received it; "
+        "if a report shows up in Bugpilot, it belongs to this ticket."
+    ),
+}
 _SAFE_URL = re.compile(r"^https?://[^\s<>\"'\x00-\x1f]{1,2040}$")
+
+
+@dataclass(frozen=True)
+class BugpilotSettings:
+    """Bugpilot's own settings."""
+
+    api_url: str = DEFAULT_API_URL
+    workspace_id: str = ""
+    api_key: str = field(default="", repr=False)
+    default_action: str = "upload-session"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BugpilotSettings:
+        return cls(
+            api_url=settings.url("BUGPILOT_API_URL", DEFAULT_API_URL),
+            workspace_id=settings.secret("BUGPILOT_WORKSPACE_ID"),
+            api_key=settings.secret("BUGPILOT_API_KEY"),
+            default_action=settings.choice("BUGPILOT_DEFAULT_ACTION", "upload-session", ACTIONS),
+        )
+
+
+def choose_action(explicit: str | None, tags: Iterable[str], default: str) -> str:
+    """The `action` field if given, else the first action tag, else the default."""
+    if explicit:
+        if explicit not in ACTIONS:
+            raise InvalidRequest(f"unknown action {explicit!r}; allowed: {', '.join(ACTIONS)}")
+        return explicit
+    tag_set = set(tags)
+    # Fixed precedence, so that a ticket carrying several tags always gives the same action.
+    for tag, action in ACTION_TAGS.items():
+        if tag in tag_set:
+            return action
+    return default
 
 
 def _retry_after(response: HttpResponse) -> int | None:
@@ -48,30 +124,100 @@ def is_safe_link(url: object) -> bool:
 class BugpilotProvider:
     """The Bugpilot widget API, as documented in its Actions and Session Info references."""
 
-    name = "bugpilot"
+    name = NAME
 
     def __init__(
         self,
-        *,
-        api_url: str,
-        workspace_id: str,
-        api_key: str,
+        settings: BugpilotSettings,
         http: HttpClient,
+        *,
         action_timeout: tuple[float, float] = ACTION_TIMEOUT,
         session_info_timeout: tuple[float, float] = SESSION_INFO_TIMEOUT,
     ) -> None:
+        self._settings = settings
         self._action_timeout = action_timeout
         self._session_info_timeout = session_info_timeout
-        self._api_url = api_url.rstrip("/")
-        self._workspace_id = workspace_id
-        self._api_key = api_key
+        self._api_url = settings.api_url.rstrip("/")
+        self._workspace_id = settings.workspace_id
+        self._api_key = settings.api_key
         self._http = http
 
-    def request_capture(self, *, user_id: str, action: str, description: str) -> ActionResult:
+    # -- what a ticket asks of Bugpilot ------------------------------------------------------
+
+    def requests_from(self, ticket: TicketRequest) -> list[CaptureRequest]:
+        """A capture when the body names an action or the ticket carries a `bugpilot_*` tag."""
+        explicit = text_field(ticket, "action", MAX_ACTION_LENGTH)
+        if not explicit and not set(ticket.tags) & set(ACTION_TAGS):
+            return []
+        return [self._request(ticket, choose_action(explicit, ticket.tags, ""))]
+
+    def default_request(self, ticket: TicketRequest) -> CaptureRequest:
+        """The default action, for a ticket that names no capture at all."""
+        return self._request(ticket, self._settings.default_action)
+
+    def _request(self, ticket: TicketRequest, action: str) -> CaptureRequest:
+        if not ticket.requester:
+            raise InvalidRequest(
+                "the requester's external id or email is required to identify the Bugpilot user"
+            )
+        description = text_field(ticket, "description", MAX_DESCRIPTION_LENGTH)
+        return CaptureRequest(
+            helpdesk=ticket.helpdesk,
+            ticket_id=ticket.ticket_id,
+            provider=self.name,
+            action=action,
+            subject=action,
+            user_id=ticket.requester,
+            description=description or f"Requested from {ticket.label}",
+        )
+
+    # -- the capture -------------------------------------------------------------------------
+
+    def start(self, session: CaptureSession) -> CaptureResult:
+        """Send the session's capture action to the user's browser."""
+        return self.request_capture(
+            user_id=session.user_id, action=session.action, description=session.description
+        )
+
+    def check(self, session: CaptureSession) -> CaptureResult:
+        """Ask Session Info whether the report exists."""
+        if not session.reference:
+            return CaptureResult(Outcome.INVALID, error_code="UNEXPECTED_RESPONSE")
+        return self.fetch_report(session.reference)
+
+    def render_note(self, session: CaptureSession) -> list[str]:
+        """What was asked of whom, then the report link or what went wrong."""
+        label = ACTION_LABELS.get(session.action, session.action)
+        header = (
+            f"Bugpilot {label} ({session.action}) requested {requested_at(session)} "
+            f"for user {session.user_id}."
+        )
+        if session.status is SessionStatus.RESOLVED:
+            return [header, f"The capture is ready: {session.links.get('report', '')}"]
+        if session.status is SessionStatus.TIMED_OUT:
+            if session.error == "USER_NOT_CONNECTED":
+                return [
+                    header,
+                    "No capture was taken: the user was not online in the app while we kept "
+                    "asking. Ask them to open the app, then request the capture again.",
+                ]
+            return [
+                header,
+                "No report arrived in time: the user may have cancelled the recording or closed "
+                "the page. Request the capture again if you still need it.",
+            ]
+        code = session.error or "UNKNOWN"
+        reason = FAILURE_REASONS.get(code, f"Bugpilot kept failing ({code}).")
+        return [
+            header,
+            f"The capture could not be completed: {reason} Request it again once this is fixed.",
+        ]
+
+    def request_capture(self, *, user_id: str, action: str, description: str) -> CaptureResult:
         """Ask the user's browser to capture; map every documented answer to an outcome."""
         if not self._workspace_id or not self._api_key:
-            return ActionResult(
-                ActionOutcome.REJECTED,
+            return CaptureResult(
+                Outcome.REJECTED,
                 error_code="NOT_CONFIGURED",
                 message="BUGPILOT_WORKSPACE_ID and BUGPILOT_API_KEY must be set",
             )
@@ -91,36 +237,36 @@ class BugpilotProvider:
                 timeout=self._action_timeout,
             )
         except TransportError as exc:
-            return ActionResult(ActionOutcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
+            return CaptureResult(Outcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
         return self._action_result(response)
 
-    def _action_result(self, response: HttpResponse) -> ActionResult:
+    def _action_result(self, response: HttpResponse) -> CaptureResult:
         code, message = _error_of(response)
         if response.status == 200 and code is None:
             payload = response.json()
             url = payload.get("sessionInfoUrl") if isinstance(payload, dict) else None
             if isinstance(url, str) and url:
-                return ActionResult(ActionOutcome.ACCEPTED, session_info_url=url)
+                return CaptureResult(Outcome.STARTED, reference=url)
             # Accepted without a way to follow it up: asking again could capture twice.
-            return ActionResult(
-                ActionOutcome.REJECTED,
+            return CaptureResult(
+                Outcome.REJECTED,
                 error_code="UNEXPECTED_RESPONSE",
                 message="Bugpilot accepted the action but returned no sessionInfoUrl",
             )
         if code == "USER_NOT_CONNECTED":
-            return ActionResult(ActionOutcome.USER_OFFLINE, error_code=code, message=message)
+            return CaptureResult(Outcome.USER_OFFLINE, error_code=code, message=message)
         if code in CONFIGURATION_ERRORS:
-            return ActionResult(ActionOutcome.REJECTED, error_code=code, message=message)
+            return CaptureResult(Outcome.REJECTED, error_code=code, message=message)
         if response.status == 429 or response.status >= 500 or code == "INTERNAL_ERROR":
-            return ActionResult(
-                ActionOutcome.RETRYABLE,
+            return CaptureResult(
+                Outcome.RETRYABLE,
                 error_code=code or f"HTTP_{response.status}",
                 message=message,
                 retry_after_seconds=_retry_after(response),
             )
         fallback = {401: "INVALID_API_KEY", 403: "NO_ACCESS"}.get(response.status)
-        return ActionResult(
-            ActionOutcome.REJECTED,
+        return CaptureResult(
+            Outcome.REJECTED,
             error_code=code or fallback or f"HTTP_{response.status}",
             message=message or f"Bugpilot answered HTTP {response.status}",
         )
@@ -141,11 +287,11 @@ class BugpilotProvider:
             and len(theirs.path) > len(prefix)
         )
 
-    def fetch_report(self, session_info_url: str) -> ReportResult:
+    def fetch_report(self, session_info_url: str) -> CaptureResult:
         """Ask Session Info for the report; never follow a URL off the configured Bugpilot host."""
         if not self.is_trusted_session_info_url(session_info_url):
-            return ReportResult(
-                ReportOutcome.INVALID,
+            return CaptureResult(
+                Outcome.INVALID,
                 error_code="UNTRUSTED_SESSION_INFO_URL",
                 message="the session info URL is not on the configured Bugpilot API host",
             )
@@ -157,35 +303,40 @@ class BugpilotProvider:
                 timeout=self._session_info_timeout,
             )
         except TransportError as exc:
-            return ReportResult(ReportOutcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
+            return CaptureResult(Outcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
         return self._report_result(response)
 
     @staticmethod
-    def _report_result(response: HttpResponse) -> ReportResult:
+    def _report_result(response: HttpResponse) -> CaptureResult:
         code, message = _error_of(response)
         if response.status in (200, 302):
             payload = response.json()
             link = (
                 payload.get("reportUrl") if isinstance(payload, dict) else None
             ) or response.header("Location")
-            if is_safe_link(link):
-                return ReportResult(ReportOutcome.READY, report_url=link)
-            return ReportResult(
-                ReportOutcome.RETRYABLE,
+            if isinstance(link, str) and is_safe_link(link):
+                return CaptureResult(Outcome.READY, links={"report": link})
+            return CaptureResult(
+                Outcome.RETRYABLE,
                 error_code="UNEXPECTED_RESPONSE",
                 message="Session Info answered without a usable reportUrl",
             )
         if response.status == 404:
-            return ReportResult(ReportOutcome.NOT_READY, error_code=code or "REPORT_NOT_FOUND")
+            return CaptureResult(Outcome.NOT_READY, error_code=code or "REPORT_NOT_FOUND")
         if response.status == 429 or response.status >= 500:
-            return ReportResult(
-                ReportOutcome.RETRYABLE,
+            return CaptureResult(
+                Outcome.RETRYABLE,
                 error_code=code or f"HTTP_{response.status}",
                 message=message,
                 retry_after_seconds=_retry_after(response),
             )
-        return ReportResult(
-            ReportOutcome.INVALID,
+        return CaptureResult(
+            Outcome.INVALID,
             error_code=code or f"HTTP_{response.status}",
             message=message or f"Session Info answered HTTP {response.status}",
         )
+
+
+def provider(settings: Settings, http: HttpClient) -> BugpilotProvider:
+    """Entry point used by `capture.get_provider`."""
+    return BugpilotProvider(BugpilotSettings.from_settings(settings), http)

@@ -7,25 +7,19 @@ Modules are imported on first use, so a function only pays for the helpdesks it 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
-from capture_bridge.errors import InvalidRequest, UnknownHelpdesk
-from capture_bridge.models import CaptureRequest
+from capture_bridge.errors import UnknownHelpdesk
+from capture_bridge.models import TicketRequest
 
 if TYPE_CHECKING:
     from capture_bridge.http import HttpClient
     from capture_bridge.settings import Settings
-
-# Ticket tags that choose the capture when the webhook body names no action.
-ACTION_TAGS = {
-    "bugpilot_screenshot": "upload-screenshot",
-    "bugpilot_recording": "show-recording-ui",
-    "bugpilot_session": "upload-session",
-}
 
 
 class NoteOutcome(StrEnum):
@@ -55,8 +49,11 @@ class HelpdeskAdapter(Protocol):
         """
         ...
 
-    def parse(self, body: bytes) -> CaptureRequest:
-        """Read a verified body into a capture request; raises `InvalidRequest`."""
+    def parse(self, body: bytes) -> TicketRequest:
+        """Read a verified body: the ticket, its requester and the fields naming captures.
+
+        Raises `InvalidRequest`; the capture providers read the fields they own.
+        """
         ...
 
     def post_note(self, ticket_id: str, text: str) -> NoteResult:
@@ -75,29 +72,17 @@ def supported_helpdesks() -> tuple[str, ...]:
     return tuple(sorted(_MODULES))
 
 
-def get_adapter(name: str, settings: Settings, http: HttpClient) -> HelpdeskAdapter:
-    """The adapter for the helpdesk `name`; raises `UnknownHelpdesk` for any other name."""
+def helpdesk_module(name: str) -> ModuleType:
+    """The module of helpdesk `name` (it declares `SETTINGS` and `SECRET_KEYS`)."""
     module_name = _MODULES.get(name)
     if module_name is None:
         raise UnknownHelpdesk(
             f"unknown helpdesk {name[:40]!r}; supported: {', '.join(supported_helpdesks())}"
         )
-    adapter: HelpdeskAdapter = importlib.import_module(module_name).adapter(settings, http)
+    return importlib.import_module(module_name)
+
+
+def get_adapter(name: str, settings: Settings, http: HttpClient) -> HelpdeskAdapter:
+    """The adapter for the helpdesk `name`; raises `UnknownHelpdesk` for any other name."""
+    adapter: HelpdeskAdapter = helpdesk_module(name).adapter(settings, http)
     return adapter
-
-
-def choose_action(
-    explicit: str | None, tags: Iterable[str], default: str, allowed: Iterable[str]
-) -> str:
-    """The `action` field if given, else the first action tag, else the default."""
-    allowed = tuple(allowed)
-    if explicit:
-        if explicit not in allowed:
-            raise InvalidRequest(f"unknown action {explicit[:60]!r}; allowed: {', '.join(allowed)}")
-        return explicit
-    tag_set = set(tags)
-    # Fixed precedence, so that a ticket carrying several tags always gives the same action.
-    for tag, action in ACTION_TAGS.items():
-        if tag in tag_set:
-            return action
-    return default

@@ -8,15 +8,20 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from capture_bridge.capture.bugpilot import ACTIONS
 from capture_bridge.errors import InvalidRequest, Unauthenticated
-from capture_bridge.helpdesks import NoteOutcome, NoteResult, choose_action
+from capture_bridge.helpdesks import NoteOutcome, NoteResult
 from capture_bridge.http import HttpClient, TransportError
-from capture_bridge.models import CaptureRequest
+from capture_bridge.models import TicketRequest
 from capture_bridge.settings import Settings
+
+NAME = "zendesk"
+# Settings read from the environment (template parameters) and keys read from the secret.
+SETTINGS = ("ZENDESK_SUBDOMAIN", "ZENDESK_API_URL")
+SECRET_KEYS = ("ZENDESK_EMAIL", "ZENDESK_API_TOKEN", "ZENDESK_WEBHOOK_SECRET")
 
 SIGNATURE_HEADER = "x-zendesk-webhook-signature"
 TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
@@ -25,7 +30,39 @@ MAX_SKEW = timedelta(minutes=5)
 NOTE_TIMEOUT = (3.05, 10.0)
 _TICKET_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 MAX_FIELD_LENGTH = 320
-MAX_DESCRIPTION_LENGTH = 2000
+# Fields that identify the ticket; every other top-level field is passed on to the providers.
+_OWN_FIELDS = frozenset({"ticket_id", "requester_external_id", "requester_email", "tags"})
+
+
+@dataclass(frozen=True)
+class ZendeskSettings:
+    """Zendesk's own settings."""
+
+    subdomain: str = ""
+    api_url: str = ""
+    email: str = ""
+    api_token: str = field(default="", repr=False)
+    webhook_secret: str = field(default="", repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ZendeskSettings:
+        return cls(
+            subdomain=settings.text("ZENDESK_SUBDOMAIN"),
+            api_url=settings.url("ZENDESK_API_URL"),
+            email=settings.text("ZENDESK_EMAIL"),
+            api_token=settings.secret("ZENDESK_API_TOKEN"),
+            # Used exactly as Zendesk shows it: the HMAC key is every character of it.
+            webhook_secret=settings.values.get("ZENDESK_WEBHOOK_SECRET", ""),
+        )
+
+    @property
+    def base_url(self) -> str:
+        """`ZENDESK_API_URL` if set, else the subdomain's URL; empty when neither is configured."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        if self.subdomain:
+            return f"https://{self.subdomain}.zendesk.com"
+        return ""
 
 
 def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
@@ -71,10 +108,14 @@ def _tags(payload: Mapping[str, Any]) -> list[str]:
 class ZendeskAdapter:
     """Zendesk Support, configured by the ZENDESK_* settings."""
 
-    name = "zendesk"
+    name = NAME
 
     def __init__(
-        self, settings: Settings, http: HttpClient, *, timeout: tuple[float, float] = NOTE_TIMEOUT
+        self,
+        settings: ZendeskSettings,
+        http: HttpClient,
+        *,
+        timeout: tuple[float, float] = NOTE_TIMEOUT,
     ) -> None:
         self._settings = settings
         self._http = http
@@ -82,7 +123,7 @@ class ZendeskAdapter:
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
         """Fail closed: no secret, no headers, a stale time or a wrong signature all refuse."""
-        secret = self._settings.zendesk_webhook_secret
+        secret = self._settings.webhook_secret
         if not secret:
             raise Unauthenticated("webhook signing secret is not configured")
         lowered = {key.lower(): value for key, value in headers.items()}
@@ -102,7 +143,7 @@ class ZendeskAdapter:
         # The signature covers time and body: equal signatures mean a redelivery of the same call.
         return hashlib.sha256(expected.encode()).hexdigest()
 
-    def parse(self, body: bytes) -> CaptureRequest:
+    def parse(self, body: bytes) -> TicketRequest:
         """Read the README's trigger body; every problem is a 400 naming the field."""
         try:
             payload = json.loads(body)
@@ -116,36 +157,21 @@ class ZendeskAdapter:
             raise InvalidRequest("ticket_id is required")
         if not _TICKET_ID.match(ticket_id):
             raise InvalidRequest("ticket_id must be a Zendesk ticket number")
-        user_id = _text(payload, "requester_external_id") or _text(payload, "requester_email")
-        if not user_id:
-            raise InvalidRequest(
-                "requester_external_id or requester_email is required to identify the Bugpilot user"
-            )
-        action = choose_action(
-            _text(payload, "action") or None,
-            _tags(payload),
-            self._settings.bugpilot_default_action,
-            ACTIONS,
-        )
-        description = _text(payload, "description", MAX_DESCRIPTION_LENGTH)
-        return CaptureRequest(
+        requester = _text(payload, "requester_external_id") or _text(payload, "requester_email")
+        return TicketRequest(
             helpdesk=self.name,
             ticket_id=ticket_id,
-            user_id=user_id,
-            action=action,
-            description=description or f"Requested from Zendesk ticket #{ticket_id}",
+            requester=requester,
+            label=f"Zendesk ticket #{ticket_id}",
+            fields={key: value for key, value in payload.items() if key not in _OWN_FIELDS},
+            tags=tuple(_tags(payload)),
         )
 
     def _credentials(self) -> tuple[str, tuple[str, str]] | None:
         settings = self._settings
-        if not (
-            settings.zendesk_base_url and settings.zendesk_email and settings.zendesk_api_token
-        ):
+        if not (settings.base_url and settings.email and settings.api_token):
             return None
-        return settings.zendesk_base_url, (
-            f"{settings.zendesk_email}/token",
-            settings.zendesk_api_token,
-        )
+        return settings.base_url, (f"{settings.email}/token", settings.api_token)
 
     def post_note(self, ticket_id: str, text: str) -> NoteResult:
         """`PUT /api/v2/tickets/{id}.json` with a private comment: an internal note."""
@@ -209,4 +235,4 @@ class ZendeskAdapter:
 
 def adapter(settings: Settings, http: HttpClient) -> ZendeskAdapter:
     """Entry point used by `get_adapter`."""
-    return ZendeskAdapter(settings, http)
+    return ZendeskAdapter(ZendeskSettings.from_settings(settings), http)

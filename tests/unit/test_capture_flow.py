@@ -1,0 +1,152 @@
+"""The state machine's table and rules, applied directly: no DynamoDB, no HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from capture_bridge.capture import CaptureResult, Outcome
+from capture_bridge.capture_flow import (
+    MAX_POLL_DELAY,
+    TRANSITIONS,
+    RetryPolicy,
+    apply,
+    next_transition,
+    releases_guard,
+)
+from capture_bridge.models import CaptureRequest, CaptureSession, NoteState, SessionStatus
+from tests.conftest import START
+
+S = SessionStatus
+POLICY = RetryPolicy(
+    poll=timedelta(seconds=30), user_retry=timedelta(minutes=3), max_wait=timedelta(minutes=30)
+)
+RETRY_AFTER_SECONDS = 120
+REPORT = "https://dash.bugpilot.io/report/r1"
+
+
+def session(status: SessionStatus = S.REQUESTED, *, reference: str | None = None) -> CaptureSession:
+    request = CaptureRequest(
+        helpdesk="zendesk",
+        ticket_id="1001",
+        provider="bugpilot",
+        action="upload-session",
+        subject="upload-session",
+        user_id="user-42",
+        reference=reference,
+    )
+    opened = CaptureSession.open(
+        request, now=START, max_wait=POLICY.max_wait, claim_id=None, next_check_at=START
+    )
+    return replace(opened, status=status)
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "expected"),
+    [
+        (S.REQUESTED, Outcome.STARTED, S.PENDING),
+        (S.REQUESTED, Outcome.USER_OFFLINE, S.WAITING_FOR_USER),
+        (S.REQUESTED, Outcome.RETRYABLE, S.REQUESTED),
+        (S.REQUESTED, Outcome.REJECTED, S.FAILED),
+        (S.REQUESTED, Outcome.INTERRUPTED, S.FAILED),
+        (S.WAITING_FOR_USER, Outcome.STARTED, S.PENDING),
+        (S.WAITING_FOR_USER, Outcome.USER_OFFLINE, S.WAITING_FOR_USER),
+        (S.WAITING_FOR_USER, Outcome.RETRYABLE, S.WAITING_FOR_USER),
+        (S.PENDING, Outcome.READY, S.RESOLVED),
+        (S.PENDING, Outcome.NOT_READY, S.PENDING),
+        (S.PENDING, Outcome.RETRYABLE, S.PENDING),
+        (S.PENDING, Outcome.INVALID, S.FAILED),
+        (S.PENDING, Outcome.REJECTED, S.FAILED),
+    ],
+)
+def test_the_table(status: SessionStatus, outcome: Outcome, expected: SessionStatus) -> None:
+    assert next_transition(status, outcome).status is expected
+
+
+def test_open_transitions_say_when_to_look_again_and_what_to_become_at_the_deadline() -> None:
+    for (status, outcome), transition in TRANSITIONS.items():
+        assert not status.is_final
+        if transition.status.is_final:
+            assert (transition.wait, transition.give_up_as) == (None, None), (status, outcome)
+        else:
+            assert transition.wait is not None, (status, outcome)
+            assert transition.give_up_as is not None and transition.give_up_as.is_final
+
+
+def test_an_outcome_out_of_turn_fails_the_session_and_says_so() -> None:
+    # Given a pending capture whose provider answers as if it had just been started
+    # When that answer is applied
+    after = apply(session(S.PENDING, reference="r"), CaptureResult(Outcome.STARTED), START, POLICY)
+    # Then the session fails with an error naming what happened, and owes a note
+    assert (after.status, after.error) == (S.FAILED, "UNEXPECTED_STARTED")
+    assert after.note_state is NoteState.PENDING
+
+
+def test_started_keeps_the_reference_and_checks_after_the_poll_interval() -> None:
+    after = apply(session(), CaptureResult(Outcome.STARTED, reference="info-url"), START, POLICY)
+    assert (after.status, after.reference, after.attempts) == (S.PENDING, "info-url", 1)
+    assert after.next_check_at == START + POLICY.poll
+
+
+def test_ready_finishes_with_links_and_details() -> None:
+    result = CaptureResult(Outcome.READY, links={"report": REPORT}, details={"kind": "screenshot"})
+    after = apply(session(S.PENDING, reference="r"), result, START, POLICY)
+    assert (after.status, after.polls, after.links["report"]) == (S.RESOLVED, 1, REPORT)
+    assert after.details == {"kind": "screenshot"}
+
+
+def test_not_ready_checks_back_off_up_to_a_cap() -> None:
+    pending = replace(session(S.PENDING, reference="r"), polls=10)
+    after = apply(pending, CaptureResult(Outcome.NOT_READY), START, POLICY)
+    assert after.next_check_at == START + MAX_POLL_DELAY
+
+
+def test_retry_after_is_honoured() -> None:
+    result = CaptureResult(Outcome.RETRYABLE, retry_after_seconds=RETRY_AFTER_SECONDS)
+    after = apply(session(), result, START, POLICY)
+    assert after.next_check_at == START + timedelta(seconds=RETRY_AFTER_SECONDS)
+
+
+def test_the_next_check_is_never_past_the_deadline() -> None:
+    near_end = START + POLICY.max_wait - timedelta(seconds=10)
+    after = apply(session(), CaptureResult(Outcome.USER_OFFLINE), near_end, POLICY)
+    assert after.next_check_at == after.deadline_at
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "give_up_as"),
+    [
+        (S.PENDING, Outcome.NOT_READY, S.TIMED_OUT),
+        (S.REQUESTED, Outcome.USER_OFFLINE, S.TIMED_OUT),
+        (S.REQUESTED, Outcome.RETRYABLE, S.FAILED),
+        (S.PENDING, Outcome.RETRYABLE, S.FAILED),
+    ],
+)
+def test_at_the_deadline_open_outcomes_give_up(
+    status: SessionStatus, outcome: Outcome, give_up_as: SessionStatus
+) -> None:
+    past = START + POLICY.max_wait
+    after = apply(session(status, reference="r"), CaptureResult(outcome), past, POLICY)
+    assert after.status is give_up_as
+    assert after.note_state is NoteState.PENDING
+
+
+def test_a_provider_may_move_the_deadline() -> None:
+    # Given a provider that knows its capture can run for an hour
+    later = START + timedelta(hours=1)
+    result = CaptureResult(Outcome.NOT_READY, deadline_at=later)
+    # When the check past the bridge's own wait says "not ready"
+    after = apply(session(S.PENDING, reference="r"), result, START + POLICY.max_wait, POLICY)
+    # Then the session keeps waiting until the provider's deadline
+    assert (after.status, after.deadline_at) == (S.PENDING, later)
+
+
+def test_the_guard_is_released_on_the_step_into_a_final_status_only() -> None:
+    open_session = session(S.PENDING, reference="r")
+    finished = apply(open_session, CaptureResult(Outcome.READY), START, POLICY)
+    assert releases_guard(open_session, finished)
+    assert not releases_guard(finished, replace(finished, note_state=NoteState.POSTED))
+    waiting = apply(open_session, CaptureResult(Outcome.NOT_READY), START, POLICY)
+    assert not releases_guard(open_session, waiting)
