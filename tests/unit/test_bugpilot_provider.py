@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from capture_bridge.capture import Outcome
-from capture_bridge.capture.bugpilot import BugpilotProvider, BugpilotSettings, is_safe_link
+from capture_bridge.capture import Outcome, is_safe_link
+from capture_bridge.capture.bugpilot import BugpilotProvider, BugpilotSettings
 from capture_bridge.http import HttpClient
 from local_runner.simulators import BugpilotSimulator
 

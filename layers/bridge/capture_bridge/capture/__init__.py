@@ -9,6 +9,7 @@ rest of the bridge only sees the `Outcome` of each call.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from capture_bridge.errors import InvalidRequest, UnknownProvider
 
 if TYPE_CHECKING:
-    from capture_bridge.http import HttpClient
+    from capture_bridge.http import HttpClient, HttpResponse
     from capture_bridge.models import CaptureRequest, CaptureSession, TicketRequest
     from capture_bridge.settings import Settings
 
@@ -126,6 +127,20 @@ def requests_for(
     if not found:
         raise InvalidRequest("the request names no capture")
     return list(found.values())
+
+
+_SAFE_URL = re.compile(r"^https?://[^\s<>\"'\x00-\x1f]{1,2040}$")
+
+
+def is_safe_link(url: object) -> bool:
+    """A plain http(s) URL that can go into a note as it is."""
+    return isinstance(url, str) and _SAFE_URL.match(url) is not None
+
+
+def header_seconds(response: HttpResponse, name: str = "Retry-After") -> int | None:
+    """A header holding a whole number of seconds, or None."""
+    raw = (response.header(name) or "").strip()
+    return int(raw) if raw.isdigit() and len(raw) <= 10 else None
 
 
 def text_field(ticket: TicketRequest, name: str, limit: int) -> str:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from capture_bridge.capture import CaptureResult, Outcome, text_field
+from capture_bridge.capture import (
+    CaptureResult,
+    Outcome,
+    header_seconds,
+    is_safe_link,
+    text_field,
+)
 from capture_bridge.errors import InvalidRequest
 from capture_bridge.http import HttpClient, HttpResponse, TransportError
 from capture_bridge.models import CaptureRequest, CaptureSession, SessionStatus, TicketRequest
@@ -61,7 +66,6 @@ FAILURE_REASONS = {
         "if a report shows up in Bugpilot, it belongs to this ticket."
     ),
 }
-_SAFE_URL = re.compile(r"^https?://[^\s<>\"'\x00-\x1f]{1,2040}$")
 
 
 @dataclass(frozen=True)
@@ -97,13 +101,6 @@ def choose_action(explicit: str | None, tags: Iterable[str], default: str) -> st
     return default
 
 
-def _retry_after(response: HttpResponse) -> int | None:
-    raw = response.header("Retry-After")
-    if raw is None or not raw.strip().isdigit():
-        return None
-    return int(raw.strip())
-
-
 def _error_of(response: HttpResponse) -> tuple[str | None, str]:
     payload = response.json()
     if not isinstance(payload, dict):
@@ -114,11 +111,6 @@ def _error_of(response: HttpResponse) -> tuple[str | None, str]:
         code if isinstance(code, str) else None,
         message if isinstance(message, str) else "",
     )
-
-
-def is_safe_link(url: object) -> bool:
-    """A plain http(s) URL that can go into a note as it is."""
-    return isinstance(url, str) and _SAFE_URL.match(url) is not None
 
 
 class BugpilotProvider:
@@ -262,7 +254,7 @@ class BugpilotProvider:
                 Outcome.RETRYABLE,
                 error_code=code or f"HTTP_{response.status}",
                 message=message,
-                retry_after_seconds=_retry_after(response),
+                retry_after_seconds=header_seconds(response),
             )
         fallback = {401: "INVALID_API_KEY", 403: "NO_ACCESS"}.get(response.status)
         return CaptureResult(
@@ -328,7 +320,7 @@ class BugpilotProvider:
                 Outcome.RETRYABLE,
                 error_code=code or f"HTTP_{response.status}",
                 message=message,
-                retry_after_seconds=_retry_after(response),
+                retry_after_seconds=header_seconds(response),
             )
         return CaptureResult(
             Outcome.INVALID,
