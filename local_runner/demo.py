@@ -20,7 +20,7 @@ import requests
 
 from local_runner.dynamodb import dynamodb_client
 from local_runner.runner import DEFAULT_TEMPLATE, LocalRunner
-from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
+from local_runner.simulators import BugpilotSimulator, LambdaTestSimulator, ZendeskSimulator
 
 T = TypeVar("T")
 #: A webhook delivery: its headers and its exact body bytes (the signature covers them).
@@ -28,6 +28,9 @@ Delivery = tuple[dict[str, str], bytes]
 
 WORKSPACE_ID = "ws-demo"
 BUGPILOT_KEY = "ws-demo-key"
+LAMBDATEST_USER = "lt-demo"
+LAMBDATEST_KEY = "lt-demo-key"
+LAMBDATEST_SESSION = "bc02fd99593f14e37850745d66197f89"
 ZENDESK_EMAIL = "agent@example.com"
 ZENDESK_TOKEN = "zd-demo-token"  # noqa: S105 - credential of the local simulator only
 WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105 - same
@@ -106,10 +109,17 @@ class SessionWatch:
 class Demo:
     """The demo's steps, sharing the simulators and the runner."""
 
-    def __init__(self, runner: LocalRunner, bugpilot: BugpilotSimulator, zendesk: ZendeskSimulator):
+    def __init__(
+        self,
+        runner: LocalRunner,
+        bugpilot: BugpilotSimulator,
+        zendesk: ZendeskSimulator,
+        lambdatest: LambdaTestSimulator,
+    ):
         self.runner = runner
         self.bugpilot = bugpilot
         self.zendesk = zendesk
+        self.lambdatest = lambdatest
         self.table_name = runner.environment["TABLE_NAME"]
         # Imported only now: the runner has put the layer (layers/bridge) on sys.path.
         from capture_bridge.helpdesks.zendesk import sign_webhook
@@ -120,12 +130,14 @@ class Demo:
         """All steps in order; raises :class:`DemoError` at the first one that fails."""
         say("Capture bridge demo: everything runs on this machine, no AWS or vendor account.")
         say(f"   Bugpilot simulator  {self.bugpilot.url}")
+        say(f"   LambdaTest sim.     {self.lambdatest.url}")
         say(f"   Zendesk simulator   {self.zendesk.url}")
         say(f"   Local API           {self.runner.url}  (resolver every {SCHEDULE_SECONDS:g} s)")
         watch, delivery = self.step_online_user()
         self.step_duplicate(watch.session_id, delivery)
         self.step_note(watch)
         self.step_offline_user()
+        self.step_lambdatest()
         say()
         say("Done: every step happened as expected.")
 
@@ -195,15 +207,50 @@ class Demo:
         watch.wait_status("resolved")
         self.show_note("1002", note)
 
+    def step_lambdatest(self) -> None:
+        """(5) A ticket names a LambdaTest test session: its results reach the ticket."""
+        say()
+        say("5. Ticket 1003 names a LambdaTest test session that is still running.")
+        self.lambdatest.add_session(LAMBDATEST_SESSION, status="running")
+        delivery = self.make_delivery(
+            "1003",
+            "",
+            "qa@example.com",
+            tags="qa",
+            lambdatest_session_id=LAMBDATEST_SESSION,
+        )
+        answer = self.post(delivery)
+        self.expect(answer, 202)
+        watch = SessionWatch(self.table_name, self.session_id(answer))
+        watch.wait_status("pending")
+        say("   The test finishes (failed); the resolver reads it and writes the note...")
+        self.lambdatest.finish_session(LAMBDATEST_SESSION, status="failed")
+        note = wait_for(
+            "an internal note on ticket 1003",
+            lambda: watch.poll() and self.internal_note("1003"),
+            NOTE_TIMEOUT,
+        )
+        watch.wait_status("resolved")
+        self.show_note("1003", note)
+
     # --- helpers --------------------------------------------------------------------------
 
-    def make_delivery(self, ticket_id: str, user_id: str, email: str) -> Delivery:
+    def make_delivery(
+        self,
+        ticket_id: str,
+        user_id: str,
+        email: str,
+        *,
+        tags: str = "bugpilot_session vip",
+        **extra: str,
+    ) -> Delivery:
         """Headers and body of a Zendesk webhook delivery, as the trigger template makes it."""
         payload = {
             "ticket_id": ticket_id,
             "requester_email": email,
             "requester_external_id": user_id,
-            "tags": "bugpilot_session vip",
+            "tags": tags,
+            **extra,
         }
         body = json.dumps(payload).encode("utf-8")
         timestamp = iso_timestamp()
@@ -265,12 +312,17 @@ class Demo:
             say(f"     | {line}")
 
 
-def demo_env(bugpilot_url: str, zendesk_url: str, *, verbose: bool) -> dict[str, str]:
+def demo_env(
+    bugpilot_url: str, zendesk_url: str, lambdatest_url: str, *, verbose: bool
+) -> dict[str, str]:
     """Settings that point the handlers at the simulators, with short demo timings."""
     return {
         "BUGPILOT_API_URL": bugpilot_url,
         "BUGPILOT_WORKSPACE_ID": WORKSPACE_ID,
         "BUGPILOT_API_KEY": BUGPILOT_KEY,
+        "LAMBDATEST_API_URL": lambdatest_url,
+        "LAMBDATEST_USERNAME": LAMBDATEST_USER,
+        "LAMBDATEST_ACCESS_KEY": LAMBDATEST_KEY,
         "ZENDESK_API_URL": zendesk_url,
         "ZENDESK_SUBDOMAIN": "demo",
         "ZENDESK_EMAIL": ZENDESK_EMAIL,
@@ -294,16 +346,17 @@ def run_demo(*, verbose: bool = False, template_path: str | Path = DEFAULT_TEMPL
         with (
             BugpilotSimulator(workspace_id=WORKSPACE_ID, api_key=BUGPILOT_KEY) as bugpilot,
             ZendeskSimulator(email=ZENDESK_EMAIL, api_token=ZENDESK_TOKEN) as zendesk,
+            LambdaTestSimulator(username=LAMBDATEST_USER, access_key=LAMBDATEST_KEY) as lambdatest,
             LocalRunner(
                 template_path,
                 port=0,
                 schedule_interval=SCHEDULE_SECONDS,
-                env=demo_env(bugpilot.url, zendesk.url, verbose=verbose),
+                env=demo_env(bugpilot.url, zendesk.url, lambdatest.url, verbose=verbose),
                 # A fresh table every run, even if AWS_ENDPOINT_URL_DYNAMODB points elsewhere.
                 embedded_dynamodb=True,
             ) as runner,
         ):
-            Demo(runner, bugpilot, zendesk).run()
+            Demo(runner, bugpilot, zendesk, lambdatest).run()
     except DemoError as error:
         print(f"\nDemo failed: {error}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ from capture_bridge.session_store import SessionStore
 from capture_bridge.settings import reset_settings_cache, settings_from
 from capture_bridge.webhook import WebhookAnswer, receive
 from local_runner.dynamodb import ensure_table
-from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
+from local_runner.simulators import BugpilotSimulator, LambdaTestSimulator, ZendeskSimulator
 from local_runner.template import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +91,12 @@ def bugpilot() -> Iterator[BugpilotSimulator]:
 
 
 @pytest.fixture
+def lambdatest() -> Iterator[LambdaTestSimulator]:
+    with LambdaTestSimulator(username="lt-test", access_key="lt-test-key") as simulator:
+        yield simulator
+
+
+@pytest.fixture
 def zendesk() -> Iterator[ZendeskSimulator]:
     with ZendeskSimulator(email="agent@example.com", api_token="zd-test-token") as simulator:
         yield simulator
@@ -106,7 +112,12 @@ def table() -> Iterator[str]:
 
 
 @pytest.fixture
-def env(table: str, bugpilot: BugpilotSimulator, zendesk: ZendeskSimulator) -> dict[str, str]:
+def env(
+    table: str,
+    bugpilot: BugpilotSimulator,
+    lambdatest: LambdaTestSimulator,
+    zendesk: ZendeskSimulator,
+) -> dict[str, str]:
     """Settings pointing at moto and the simulators."""
     return {
         "TABLE_NAME": table,
@@ -119,6 +130,9 @@ def env(table: str, bugpilot: BugpilotSimulator, zendesk: ZendeskSimulator) -> d
         "ZENDESK_API_TOKEN": "zd-test-token",
         "ZENDESK_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "CAPTURE_MAX_WAIT_MINUTES": "30",
+        "LAMBDATEST_API_URL": lambdatest.url,
+        "LAMBDATEST_USERNAME": "lt-test",
+        "LAMBDATEST_ACCESS_KEY": "lt-test-key",
     }
 
 

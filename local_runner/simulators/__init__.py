@@ -2,6 +2,7 @@
 
 from ._server import RecordedRequest
 from .bugpilot import BugpilotSimulator
+from .lambdatest import LambdaTestSimulator
 from .zendesk import ZendeskSimulator
 
-__all__ = ["BugpilotSimulator", "RecordedRequest", "ZendeskSimulator"]
+__all__ = ["BugpilotSimulator", "LambdaTestSimulator", "RecordedRequest", "ZendeskSimulator"]

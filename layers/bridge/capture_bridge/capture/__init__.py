@@ -89,6 +89,7 @@ class CaptureProvider(Protocol):
 # The registry: adding a capture source is one line here and its module.
 _MODULES = {
     "bugpilot": "capture_bridge.capture.bugpilot",
+    "lambdatest": "capture_bridge.capture.lambdatest",
 }
 # Asked for its default capture when a ticket names no capture at all.
 DEFAULT_PROVIDER = "bugpilot"

@@ -1,0 +1,320 @@
+"""LambdaTest: automated test sessions, read by id from the Automation API once they have finished.
+
+A ticket names a session (`lambdatest_session_id`, or a link in `text`); there is nothing to
+start. `GET /automation/api/v1/sessions/{id}` says whether it still runs; once it has finished,
+`GET …/video` gives the playable video, and the note lists the test's facts and every log link.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from capture_bridge.capture import (
+    CaptureResult,
+    Outcome,
+    header_seconds,
+    is_safe_link,
+    text_field,
+)
+from capture_bridge.errors import InvalidRequest
+from capture_bridge.http import HttpClient, HttpResponse, TransportError
+from capture_bridge.models import CaptureRequest, CaptureSession, SessionStatus, TicketRequest
+from capture_bridge.notes import labelled_lines, requested_at
+from capture_bridge.settings import Settings
+
+NAME = "lambdatest"
+SETTINGS = ("LAMBDATEST_USERNAME", "LAMBDATEST_API_URL", "LAMBDATEST_SHARE_EXPIRY_DAYS")
+SECRET_KEYS = ("LAMBDATEST_ACCESS_KEY",)
+DEFAULT_API_URL = "https://api.lambdatest.com"
+SHARE_EXPIRY_DAYS = ("3", "7", "10", "30")
+ACTION = "test-session"
+FIELD = "lambdatest_session_id"
+TEXT_FIELD = "text"
+MAX_TEXT_LENGTH = 20_000
+TIMEOUT = (3.05, 8.0)
+
+# Session ids are WebDriver ids (32 hex digits) or LambdaTest test ids (`XXXXX-XXXXX-…`).
+_SESSION_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+# Links to a session that name it by its session id: the dashboard's logs page and the API.
+_LINKS = (
+    re.compile(
+        r"https://(?:eu-)?automation\.lambdatest\.com/logs/?\?(?:[^\s#]*&)?sessionID=([A-Za-z0-9-]{1,64})(?![A-Za-z0-9-])"
+    ),
+    re.compile(
+        r"https://(?:eu-)?api\.lambdatest\.com/automation/api/v1/sessions/([A-Za-z0-9-]{1,64})(?![A-Za-z0-9-])"
+    ),
+)
+# LambdaTest's own tools treat these as not finished; every other value is an end state.
+IN_PROGRESS = frozenset({"running", "queued", "initiated", "created", "pqueued"})
+
+LINK_LABELS = {
+    "video": "Video",
+    "screenshots": "Screenshots",
+    "console_logs": "Console log",
+    "network_logs": "Network log",
+    "command_logs": "Command log",
+    "selenium_logs": "Selenium log",
+}
+DETAIL_LABELS = {
+    "test": "Test",
+    "build": "Build",
+    "status": "Status",
+    "remark": "Remark",
+    "browser": "Browser",
+    "platform": "Platform",
+    "duration": "Duration",
+}
+_SESSION_LINK_FIELDS = {
+    "screenshots": "screenshot_url",
+    "console_logs": "console_logs_url",
+    "network_logs": "network_logs_url",
+    "command_logs": "command_logs_url",
+    "selenium_logs": "selenium_logs_url",
+}
+
+
+@dataclass(frozen=True)
+class LambdaTestSettings:
+    """LambdaTest's own settings."""
+
+    api_url: str = DEFAULT_API_URL
+    username: str = ""
+    access_key: str = field(default="", repr=False)
+    share_expiry_days: int = 7
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LambdaTestSettings:
+        return cls(
+            api_url=settings.url("LAMBDATEST_API_URL", DEFAULT_API_URL),
+            username=settings.text("LAMBDATEST_USERNAME"),
+            access_key=settings.secret("LAMBDATEST_ACCESS_KEY"),
+            share_expiry_days=int(
+                settings.choice("LAMBDATEST_SHARE_EXPIRY_DAYS", "7", SHARE_EXPIRY_DAYS)
+            ),
+        )
+
+
+def session_ids_in(text: str) -> list[str]:
+    """LambdaTest session ids named by links in free text, in order, once each."""
+    found: dict[str, None] = {}
+    for pattern in _LINKS:
+        for match in pattern.finditer(text):
+            found.setdefault(match.group(1))
+    return list(found)
+
+
+def _duration(raw: object) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+        return ""
+    minutes, seconds = divmod(int(raw), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def _text(data: dict[str, object], name: str) -> str:
+    value = data.get(name)
+    return str(value).strip() if isinstance(value, str | int | float) else ""
+
+
+class LambdaTestProvider:
+    """The LambdaTest Automation API (`/automation/api/v1`), Basic auth with the access key."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        settings: LambdaTestSettings,
+        http: HttpClient,
+        *,
+        timeout: tuple[float, float] = TIMEOUT,
+    ) -> None:
+        self._settings = settings
+        self._http = http
+        self._timeout = timeout
+
+    # -- what a ticket asks of LambdaTest --------------------------------------------------
+
+    def requests_from(self, ticket: TicketRequest) -> list[CaptureRequest]:
+        """The session in `lambdatest_session_id`, and those linked from `text`."""
+        ids: list[str] = []
+        named = text_field(ticket, FIELD, 64 + 1)
+        if named:
+            if not _SESSION_ID.match(named):
+                raise InvalidRequest(
+                    f"{FIELD} must be a LambdaTest session id: letters, digits and '-', "
+                    "at most 64 characters"
+                )
+            ids.append(named)
+        ids.extend(session_ids_in(text_field(ticket, TEXT_FIELD, MAX_TEXT_LENGTH)))
+        return [
+            CaptureRequest(
+                helpdesk=ticket.helpdesk,
+                ticket_id=ticket.ticket_id,
+                provider=self.name,
+                action=ACTION,
+                subject=session_id,
+                user_id=ticket.requester,
+                reference=session_id,
+            )
+            for session_id in dict.fromkeys(ids)
+        ]
+
+    def default_request(self, ticket: TicketRequest) -> CaptureRequest | None:
+        """LambdaTest is never the capture a ticket gets without naming one."""
+        return None
+
+    # -- the capture -----------------------------------------------------------------------
+
+    def start(self, session: CaptureSession) -> CaptureResult:
+        """A LambdaTest session exists before the ticket names it: there is nothing to start."""
+        return CaptureResult(Outcome.INVALID, error_code="NOTHING_TO_START")
+
+    def check(self, session: CaptureSession) -> CaptureResult:
+        """Read the session; once it has finished, its video and links."""
+        settings = self._settings
+        if not settings.username or not settings.access_key:
+            return CaptureResult(
+                Outcome.REJECTED,
+                error_code="NOT_CONFIGURED",
+                message="LAMBDATEST_USERNAME and LAMBDATEST_ACCESS_KEY must be set",
+            )
+        session_id = session.reference or ""
+        if not _SESSION_ID.match(session_id):
+            return CaptureResult(Outcome.INVALID, error_code="INVALID_SESSION_ID")
+        base = f"{settings.api_url}/automation/api/v1/sessions/{quote(session_id, safe='')}"
+        answer = self._get(f"{base}?shareExpiryLimit={settings.share_expiry_days}")
+        if isinstance(answer, CaptureResult):
+            return answer
+        payload = answer.json()
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, dict):
+            return CaptureResult(Outcome.RETRYABLE, error_code="UNEXPECTED_RESPONSE")
+        if _text(data, "status_ind").lower() in IN_PROGRESS:
+            return CaptureResult(Outcome.NOT_READY, error_code="SESSION_RUNNING")
+        video = self._get(f"{base}/video")
+        if isinstance(video, CaptureResult):
+            if video.error_code != "NOT_FOUND":
+                return video
+            video_payload: object = None
+        else:
+            video_payload = video.json()
+        return CaptureResult(
+            Outcome.READY,
+            links=self._links(data, video_payload),
+            details=self._details(data),
+        )
+
+    def _get(self, url: str) -> HttpResponse | CaptureResult:
+        """The 200 answer to a GET, or the outcome any other answer comes to."""
+        settings = self._settings
+        try:
+            response = self._http.request(
+                "GET",
+                url,
+                headers={"Accept": "application/json"},
+                auth=(settings.username, settings.access_key),
+                timeout=self._timeout,
+            )
+        except TransportError as exc:
+            return CaptureResult(Outcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
+        status = response.status
+        if status == 200:
+            return response
+        if status in (401, 403):
+            return CaptureResult(
+                Outcome.REJECTED,
+                error_code="INVALID_CREDENTIALS" if status == 401 else "NO_ACCESS",
+                message=f"LambdaTest answered HTTP {status}",
+            )
+        if status == 404:
+            return CaptureResult(Outcome.INVALID, error_code="NOT_FOUND")
+        if status == 429 or status >= 500:
+            return CaptureResult(
+                Outcome.RETRYABLE,
+                error_code=f"HTTP_{status}",
+                retry_after_seconds=header_seconds(response),
+            )
+        return CaptureResult(
+            Outcome.REJECTED,
+            error_code=f"HTTP_{status}",
+            message=f"LambdaTest answered HTTP {status}",
+        )
+
+    def _links(self, data: dict[str, object], video: object) -> dict[str, str]:
+        links: dict[str, str] = {}
+        if isinstance(video, dict):
+            playable = video.get("view_video_url") or video.get("url")
+            if is_safe_link(playable):
+                links["video"] = str(playable)
+        if "video" not in links and is_safe_link(data.get("video_url")):
+            links["video"] = str(data["video_url"])
+        for name, source in _SESSION_LINK_FIELDS.items():
+            if is_safe_link(data.get(source)):
+                links[name] = str(data[source])
+        if is_safe_link(data.get("public_url")):
+            links["share"] = str(data["public_url"])
+        return links
+
+    def _details(self, data: dict[str, object]) -> dict[str, str]:
+        browser = " ".join(filter(None, (_text(data, "browser"), _text(data, "browser_version"))))
+        details = {
+            "test": _text(data, "name"),
+            "build": _text(data, "build_name"),
+            "status": _text(data, "status_ind"),
+            "remark": _text(data, "remark"),
+            "browser": browser,
+            "platform": _text(data, "platform"),
+            "duration": _duration(data.get("duration")),
+        }
+        if is_safe_link(data.get("public_url")):
+            expires = datetime.now(UTC).date() + timedelta(days=self._settings.share_expiry_days)
+            details["share_expires"] = expires.isoformat()
+        return {name: value for name, value in details.items() if value}
+
+    # -- the note --------------------------------------------------------------------------
+
+    def render_note(self, session: CaptureSession) -> list[str]:
+        """The test's facts and links, or why they could not be read."""
+        session_id = session.reference or session.action
+        header = (
+            f"LambdaTest test session {session_id} (named on the ticket {requested_at(session)})."
+        )
+        if session.status is SessionStatus.RESOLVED:
+            lines = [header, *labelled_lines(DETAIL_LABELS, session.details)]
+            lines += labelled_lines(LINK_LABELS, session.links)
+            if session.links.get("share"):
+                expires = session.details.get("share_expires")
+                until = f" (expires {expires})" if expires else ""
+                lines.append(f"- Public share link{until}: {session.links['share']}")
+            return lines
+        if session.status is SessionStatus.TIMED_OUT:
+            return [
+                header,
+                "The session was still running when the bridge stopped waiting for it. "
+                "Open it in LambdaTest, or name it on the ticket again once it has finished.",
+            ]
+        return [header, f"The session could not be read: {self._reason(session)}"]
+
+    @staticmethod
+    def _reason(session: CaptureSession) -> str:
+        code = session.error or "UNKNOWN"
+        reasons = {
+            "NOT_CONFIGURED": (
+                "LambdaTest is not set up in the capture bridge (an administrator must set "
+                "LAMBDATEST_USERNAME and LAMBDATEST_ACCESS_KEY)."
+            ),
+            "INVALID_CREDENTIALS": (
+                "LambdaTest rejected the credentials (an administrator must check "
+                "LAMBDATEST_USERNAME and LAMBDATEST_ACCESS_KEY)."
+            ),
+            "NO_ACCESS": "LambdaTest denied access to this session for the configured account.",
+            "NOT_FOUND": f"LambdaTest has no session {session.reference}.",
+        }
+        return reasons.get(code, f"LambdaTest kept failing ({code}).")
+
+
+def provider(settings: Settings, http: HttpClient) -> LambdaTestProvider:
+    """Entry point used by `capture.get_provider`."""
+    return LambdaTestProvider(LambdaTestSettings.from_settings(settings), http)
