@@ -23,7 +23,12 @@ from capture_bridge.session_store import SessionStore
 from capture_bridge.settings import reset_settings_cache, settings_from
 from capture_bridge.webhook import WebhookAnswer, receive
 from local_runner.dynamodb import ensure_table
-from local_runner.simulators import BugpilotSimulator, LambdaTestSimulator, ZendeskSimulator
+from local_runner.simulators import (
+    BugpilotSimulator,
+    LambdaTestSimulator,
+    NotteSimulator,
+    ZendeskSimulator,
+)
 from local_runner.template import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +102,12 @@ def lambdatest() -> Iterator[LambdaTestSimulator]:
 
 
 @pytest.fixture
+def notte() -> Iterator[NotteSimulator]:
+    with NotteSimulator(api_key="sk-notte-test") as simulator:
+        yield simulator
+
+
+@pytest.fixture
 def zendesk() -> Iterator[ZendeskSimulator]:
     with ZendeskSimulator(email="agent@example.com", api_token="zd-test-token") as simulator:
         yield simulator
@@ -116,6 +127,7 @@ def env(
     table: str,
     bugpilot: BugpilotSimulator,
     lambdatest: LambdaTestSimulator,
+    notte: NotteSimulator,
     zendesk: ZendeskSimulator,
 ) -> dict[str, str]:
     """Settings pointing at moto and the simulators."""
@@ -133,6 +145,8 @@ def env(
         "LAMBDATEST_API_URL": lambdatest.url,
         "LAMBDATEST_USERNAME": "lt-test",
         "LAMBDATEST_ACCESS_KEY": "lt-test-key",
+        "NOTTE_API_URL": notte.url,
+        "NOTTE_API_KEY": "sk-notte-test",
     }
 
 

@@ -3,6 +3,13 @@
 from ._server import RecordedRequest
 from .bugpilot import BugpilotSimulator
 from .lambdatest import LambdaTestSimulator
+from .notte import NotteSimulator
 from .zendesk import ZendeskSimulator
 
-__all__ = ["BugpilotSimulator", "LambdaTestSimulator", "RecordedRequest", "ZendeskSimulator"]
+__all__ = [
+    "BugpilotSimulator",
+    "LambdaTestSimulator",
+    "NotteSimulator",
+    "RecordedRequest",
+    "ZendeskSimulator",
+]

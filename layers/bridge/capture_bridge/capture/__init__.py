@@ -90,6 +90,7 @@ class CaptureProvider(Protocol):
 _MODULES = {
     "bugpilot": "capture_bridge.capture.bugpilot",
     "lambdatest": "capture_bridge.capture.lambdatest",
+    "notte": "capture_bridge.capture.notte",
 }
 # Asked for its default capture when a ticket names no capture at all.
 DEFAULT_PROVIDER = "bugpilot"

@@ -1,0 +1,312 @@
+"""Notte: cloud browser sessions, read by id; once closed, their replay video.
+
+A ticket names a session (`notte_session_id`, or a link in `text`); there is nothing to start.
+`GET /sessions/{id}` says whether it is still active (then the session's own
+`max_duration_minutes` bounds the wait); once it has ended, `GET /sessions/{id}/replay` gives a
+presigned MP4 and when that link expires.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+from capture_bridge.capture import (
+    CaptureResult,
+    Outcome,
+    header_seconds,
+    is_safe_link,
+    text_field,
+)
+from capture_bridge.errors import InvalidRequest
+from capture_bridge.http import HttpClient, HttpResponse, TransportError
+from capture_bridge.models import CaptureRequest, CaptureSession, SessionStatus, TicketRequest
+from capture_bridge.notes import labelled_lines, requested_at
+from capture_bridge.settings import Settings
+
+NAME = "notte"
+SETTINGS = ("NOTTE_API_URL",)
+SECRET_KEYS = ("NOTTE_API_KEY",)
+DEFAULT_API_URL = "https://api.notte.cc"
+ACTION = "browser-session"
+FIELD = "notte_session_id"
+TEXT_FIELD = "text"
+MAX_TEXT_LENGTH = 20_000
+TIMEOUT = (3.05, 8.0)
+# Past its own maximum duration a session is closed by Notte; this leaves time to see it so.
+DEADLINE_MARGIN = timedelta(minutes=10)
+# Notte's SDK waits this long after a 529 (cluster overloaded).
+OVERLOADED_WAIT_SECONDS = 30
+
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_SESSION_ID = re.compile(rf"^{_UUID}$")
+_LINKS = re.compile(
+    rf"https://(?:console\.notte\.cc|api\.notte\.cc)/sessions/({_UUID})(?![0-9A-Za-z-])"
+)
+_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+ENDED = frozenset({"closed", "error", "timed_out"})
+
+DETAIL_LABELS = {
+    "status": "Status",
+    "error": "Error",
+    "duration": "Duration",
+    "steps": "Steps",
+    "browser": "Browser",
+    "closed_at": "Closed at",
+}
+
+
+@dataclass(frozen=True)
+class NotteSettings:
+    """Notte's own settings."""
+
+    api_url: str = DEFAULT_API_URL
+    api_key: str = field(default="", repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NotteSettings:
+        return cls(
+            api_url=settings.url("NOTTE_API_URL", DEFAULT_API_URL),
+            api_key=settings.secret("NOTTE_API_KEY"),
+        )
+
+
+def session_ids_in(text: str) -> list[str]:
+    """Notte session ids named by links in free text, in order, once each."""
+    return list(dict.fromkeys(match.group(1).lower() for match in _LINKS.finditer(text)))
+
+
+def _time(raw: object) -> datetime | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _duration(raw: object) -> str:
+    match = _DURATION.match(raw) if isinstance(raw, str) else None
+    if match is None:
+        return ""
+    parts = {key: float(value) for key, value in match.groupdict().items() if value}
+    total = int(
+        parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("m", 0) * 60
+    ) + int(parts.get("s", 0))
+    minutes, seconds = divmod(total, 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+class NotteProvider:
+    """The Notte Sessions API, Bearer auth with the API key."""
+
+    name = NAME
+
+    def __init__(
+        self, settings: NotteSettings, http: HttpClient, *, timeout: tuple[float, float] = TIMEOUT
+    ) -> None:
+        self._settings = settings
+        self._http = http
+        self._timeout = timeout
+
+    # -- what a ticket asks of Notte -------------------------------------------------------
+
+    def requests_from(self, ticket: TicketRequest) -> list[CaptureRequest]:
+        """The session in `notte_session_id`, and those linked from `text`."""
+        ids: list[str] = []
+        named = text_field(ticket, FIELD, 64)
+        if named:
+            if not _SESSION_ID.match(named):
+                raise InvalidRequest(f"{FIELD} must be a Notte session id (a UUID)")
+            ids.append(named.lower())
+        ids.extend(session_ids_in(text_field(ticket, TEXT_FIELD, MAX_TEXT_LENGTH)))
+        return [
+            CaptureRequest(
+                helpdesk=ticket.helpdesk,
+                ticket_id=ticket.ticket_id,
+                provider=self.name,
+                action=ACTION,
+                subject=session_id,
+                user_id=ticket.requester,
+                reference=session_id,
+            )
+            for session_id in dict.fromkeys(ids)
+        ]
+
+    def default_request(self, ticket: TicketRequest) -> CaptureRequest | None:
+        """Notte is never the capture a ticket gets without naming one."""
+        return None
+
+    # -- the capture -----------------------------------------------------------------------
+
+    def start(self, session: CaptureSession) -> CaptureResult:
+        """A Notte session exists before the ticket names it: there is nothing to start."""
+        return CaptureResult(Outcome.INVALID, error_code="NOTHING_TO_START")
+
+    def check(self, session: CaptureSession) -> CaptureResult:
+        """Read the session; once it has ended, its replay."""
+        if not self._settings.api_key:
+            return CaptureResult(
+                Outcome.REJECTED, error_code="NOT_CONFIGURED", message="NOTTE_API_KEY must be set"
+            )
+        session_id = session.reference or ""
+        if not _SESSION_ID.match(session_id):
+            return CaptureResult(Outcome.INVALID, error_code="INVALID_SESSION_ID")
+        base = f"{self._settings.api_url}/sessions/{quote(session_id, safe='')}"
+        answer = self._get(base)
+        if isinstance(answer, CaptureResult):
+            return answer
+        data = answer.json()
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            return CaptureResult(Outcome.RETRYABLE, error_code="UNEXPECTED_RESPONSE")
+        status = str(data["status"])
+        if status not in ENDED:
+            return CaptureResult(
+                Outcome.NOT_READY, error_code="SESSION_ACTIVE", deadline_at=self._deadline(data)
+            )
+        replay = self._get(f"{base}/replay")
+        links: dict[str, str] = {}
+        details = self._details(data)
+        if isinstance(replay, CaptureResult):
+            if replay.error_code != "NOT_FOUND":
+                return replay
+        else:
+            payload = replay.json()
+            mp4 = payload.get("mp4_url") if isinstance(payload, dict) else None
+            if is_safe_link(mp4):
+                links["replay"] = str(mp4)
+                expires = _time(payload.get("expires_at"))
+                if expires is not None:
+                    details["replay_expires"] = expires.strftime("%Y-%m-%d %H:%M UTC")
+        return CaptureResult(Outcome.READY, links=links, details=details)
+
+    @staticmethod
+    def _deadline(data: dict[str, object]) -> datetime | None:
+        created = _time(data.get("created_at"))
+        minutes = data.get("max_duration_minutes")
+        if created is None or isinstance(minutes, bool) or not isinstance(minutes, int):
+            return None
+        return created + timedelta(minutes=max(minutes, 0)) + DEADLINE_MARGIN
+
+    def _get(self, url: str) -> HttpResponse | CaptureResult:
+        """The 200 answer to a GET, or the outcome any other answer comes to."""
+        try:
+            response = self._http.request(
+                "GET",
+                url,
+                headers={
+                    "Accept": "application/json",
+                    "Authorization": f"Bearer {self._settings.api_key}",
+                },
+                timeout=self._timeout,
+            )
+        except TransportError as exc:
+            return CaptureResult(Outcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
+        status = response.status
+        if status == 200:
+            return response
+        if status in (401, 403):
+            return CaptureResult(
+                Outcome.REJECTED,
+                error_code="INVALID_CREDENTIALS" if status == 401 else "NO_ACCESS",
+                message=f"Notte answered HTTP {status}",
+            )
+        if status == 404:
+            return CaptureResult(Outcome.INVALID, error_code="NOT_FOUND")
+        if status == 429:
+            return CaptureResult(
+                Outcome.RETRYABLE, error_code="HTTP_429", retry_after_seconds=_reset_in(response)
+            )
+        if status == 529:
+            wait = max(header_seconds(response) or 0, OVERLOADED_WAIT_SECONDS)
+            return CaptureResult(
+                Outcome.RETRYABLE, error_code="OVERLOADED", retry_after_seconds=wait
+            )
+        if status >= 500:
+            return CaptureResult(
+                Outcome.RETRYABLE,
+                error_code=f"HTTP_{status}",
+                retry_after_seconds=header_seconds(response),
+            )
+        return CaptureResult(
+            Outcome.REJECTED, error_code=f"HTTP_{status}", message=f"Notte answered HTTP {status}"
+        )
+
+    @staticmethod
+    def _details(data: dict[str, object]) -> dict[str, str]:
+        steps = data.get("steps")
+        closed = _time(data.get("closed_at"))
+        error = data.get("error")
+        details = {
+            "status": str(data.get("status", "")),
+            "error": error.strip()[:500] if isinstance(error, str) else "",
+            "duration": _duration(data.get("duration")),
+            "steps": str(len(steps)) if isinstance(steps, list) else "",
+            "browser": str(data.get("browser_type") or ""),
+            "closed_at": closed.strftime("%Y-%m-%d %H:%M UTC") if closed else "",
+        }
+        return {name: value for name, value in details.items() if value}
+
+    # -- the note --------------------------------------------------------------------------
+
+    def render_note(self, session: CaptureSession) -> list[str]:
+        """The session's facts and replay link, or why they could not be read."""
+        header = (
+            f"Notte browser session {session.reference} "
+            f"(named on the ticket {requested_at(session)})."
+        )
+        if session.status is SessionStatus.RESOLVED:
+            lines = [header]
+            status = session.details.get("status", "")
+            if status in ("error", "timed_out"):
+                error = session.details.get("error", "no error text given")
+                lines.append(f"The session ended with status {status}: {error}")
+            lines += labelled_lines(DETAIL_LABELS, session.details)
+            if session.links.get("replay"):
+                expires = session.details.get("replay_expires")
+                until = f" (link expires {expires})" if expires else ""
+                lines.append(f"- Replay video{until}: {session.links['replay']}")
+            else:
+                lines.append("- Replay video: none available")
+            return lines
+        if session.status is SessionStatus.TIMED_OUT:
+            return [
+                header,
+                "The session was still active when the bridge stopped waiting for it "
+                "(past its maximum duration). Check it in the Notte console.",
+            ]
+        return [header, f"The session could not be read: {self._reason(session)}"]
+
+    @staticmethod
+    def _reason(session: CaptureSession) -> str:
+        code = session.error or "UNKNOWN"
+        reasons = {
+            "NOT_CONFIGURED": (
+                "Notte is not set up in the capture bridge (an administrator must set "
+                "NOTTE_API_KEY)."
+            ),
+            "INVALID_CREDENTIALS": (
+                "Notte rejected the API key (an administrator must check NOTTE_API_KEY)."
+            ),
+            "NO_ACCESS": "Notte denied access to this session for the configured API key.",
+            "NOT_FOUND": f"Notte has no session {session.reference}.",
+        }
+        return reasons.get(code, f"Notte kept failing ({code}).")
+
+
+def _reset_in(response: HttpResponse) -> int | None:
+    """Seconds until `X-RateLimit-Reset` (an epoch time), else `Retry-After`."""
+    reset = header_seconds(response, "X-RateLimit-Reset")
+    if reset is not None:
+        return max(reset - int(time.time()), 1)
+    return header_seconds(response)
+
+
+def provider(settings: Settings, http: HttpClient) -> NotteProvider:
+    """Entry point used by `capture.get_provider`."""
+    return NotteProvider(NotteSettings.from_settings(settings), http)

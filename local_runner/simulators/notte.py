@@ -1,0 +1,547 @@
+"""HTTP simulator of the Notte Sessions API (session status and session replay)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote, unquote
+
+from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, ScriptQueue
+
+SESSIONS_PREFIX = "/sessions/"
+REPLAY_SUFFIX = "/replay"
+STATUSES = frozenset({"active", "closed", "error", "timed_out"})
+CLOSED_STATUSES = STATUSES - {"active"}
+BROWSER_TYPES = frozenset({"chromium", "chrome", "firefox", "chrome-nightly", "chrome-turbo"})
+IDLE_TIMEOUT_MINUTES = 3  # the documented default of POST /sessions/start
+CONSOLE_URL = "https://console.notte.cc"
+API_WS_URL = "wss://api.notte.cc"
+REPLAY_BUCKET_URL = "https://notte-session-replays.s3.us-east-1.amazonaws.com"
+PRESIGN_EXPIRES_SECONDS = 3600
+HLS_SEGMENT_SECONDS = 10
+USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/138.0.0.0 Safari/537.36"
+)
+VIEWPORT = (1280, 1080)
+
+# Rate-limit headers (docs.notte.cc/api-reference/rate-limits): Reset is a Unix timestamp.
+RATE_LIMIT = 100
+DEFAULT_RATE_LIMIT_RESET = 1  # seconds from now, when a scripted 429 names none
+
+# Documented bodies (docs.notte.cc/api-reference/errors and /rate-limits).
+AUTH_FAILED_MESSAGE = "Authentication failed. Please check your credentials."
+RATE_LIMITED_MESSAGE = "Rate limit exceeded"
+RATE_LIMITED_DETAIL = "Please wait before making more requests"
+OVERLOADED_MESSAGE = "Cluster overloaded - Too many sessions"
+INTERNAL_ERROR_MESSAGE = "Internal server error"
+NOT_FOUND_MESSAGE = "Not Found"
+GENERIC_MESSAGE = "Simulated error"
+
+_DEFAULT_MESSAGES: dict[int, str] = {
+    401: AUTH_FAILED_MESSAGE,
+    422: "Validation error",
+    429: RATE_LIMITED_MESSAGE,
+    500: INTERNAL_ERROR_MESSAGE,
+    529: OVERLOADED_MESSAGE,
+}
+_DEFAULT_DETAILS: dict[int, str] = {429: RATE_LIMITED_DETAIL}
+
+
+def session_not_found_message(session_id: str) -> str:
+    """Message of the 404 for an unknown session id."""
+    return f"Session {session_id} not found"
+
+
+def replay_active_message(session_id: str) -> str:
+    """Message of the replay 404 while the session runs (the SDK looks for "still active")."""
+    return f"Session {session_id} is still active. Close the session first to generate the replay."
+
+
+def replay_missing_message(session_id: str) -> str:
+    """Message of the replay 404 for a closed session that has no recording."""
+    return f"Replay not found for session {session_id}"
+
+
+def error_body(status: int, message: str, detail: str | None = None) -> dict[str, Any]:
+    """The Notte error envelope: ``{"status", "message"}`` plus ``"detail"`` when there is one.
+
+    The docs show ``{"message", "detail"}``; the SDK also reads ``status`` from error bodies.
+    """
+    body: dict[str, Any] = {"status": status, "message": message}
+    if detail is not None:
+        body["detail"] = detail
+    return body
+
+
+def iso_time(moment: datetime) -> str:
+    """UTC ISO 8601 with ``Z``, as Notte (pydantic) writes datetimes: ``2023-11-07T05:31:56Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_duration(span: timedelta) -> str:
+    """ISO 8601 duration as pydantic writes a timedelta.
+
+    E.g. ``PT1M35S``, ``PT41.286072S``, ``P1DT5S``, ``PT0S``.
+    """
+    if span < timedelta(0):
+        raise ValueError("duration must be >= 0")
+    days = span.days
+    minutes, seconds = divmod(span.seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    text = f"P{days}D" if days else "P"
+    clock = ""
+    if hours:
+        clock += f"{hours}H"
+    if minutes:
+        clock += f"{minutes}M"
+    if span.microseconds:
+        clock += f"{seconds}.{span.microseconds:06d}".rstrip("0") + "S"
+    elif seconds:
+        clock += f"{seconds}S"
+    if clock:
+        return f"{text}T{clock}"
+    return text if days else "PT0S"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return GENERIC_MESSAGE
+
+
+def _error(status: int, message: str, detail: str | None = None) -> Reply:
+    return Reply(status, error_body(status, message, detail))
+
+
+@dataclass(frozen=True)
+class NotteScriptedReply(ScriptedReply):
+    """A scripted reply that can also carry Notte's ``X-RateLimit-*`` headers.
+
+    Every 429, and any entry naming `rate_limit_reset`, answers with ``X-RateLimit-Limit``,
+    ``X-RateLimit-Remaining: 0`` and ``X-RateLimit-Reset`` = now + `rate_limit_reset`
+    seconds as a Unix timestamp (computed when the reply is sent).
+    """
+
+    rate_limit_reset: int | None = None
+
+    def extra_headers(self) -> dict[str, str]:
+        """Retry-After (if any) plus the rate-limit headers."""
+        headers = super().extra_headers()
+        if self.status == 429 or self.rate_limit_reset is not None:
+            wait = (
+                DEFAULT_RATE_LIMIT_RESET if self.rate_limit_reset is None else self.rate_limit_reset
+            )
+            headers.update(
+                {
+                    "X-RateLimit-Limit": str(RATE_LIMIT),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(math.ceil(time.time()) + wait),
+                }
+            )
+        return headers
+
+
+def _scripted_failure(entry: ScriptedReply, not_found_message: str) -> Reply:
+    if entry.error is not None:
+        message = entry.error
+    elif entry.status == 404:
+        message = not_found_message
+    else:
+        message = _DEFAULT_MESSAGES.get(entry.status, _phrase(entry.status))
+    detail = _DEFAULT_DETAILS.get(entry.status)
+    return Reply(
+        entry.status, error_body(entry.status, message, detail), entry.extra_headers(), entry.delay
+    )
+
+
+def _apply_script(reply: Reply, entry: ScriptedReply | None) -> Reply:
+    if entry is None:
+        return reply
+    return replace(reply, headers={**reply.headers, **entry.extra_headers()}, delay=entry.delay)
+
+
+def _steps(count: int) -> list[dict[str, Any]]:
+    """Synthetic session steps in the SDK's ``{"type", "value"}`` form."""
+    actions: list[dict[str, Any]] = [{"type": "goto", "url": "https://example.com/"}]
+    actions += [{"type": "click", "id": f"B{n}"} for n in range(1, count)]
+    return [
+        {
+            "type": "execution_result",
+            "value": {"action": action, "success": True, "message": f"{action['type']} done"},
+        }
+        for action in actions[:count]
+    ]
+
+
+@dataclass
+class _Session:
+    session_id: str
+    status: str
+    max_duration_minutes: int
+    created_at: datetime
+    steps: list[dict[str, Any]]
+    browser_type: str
+    error: str | None
+    has_replay: bool
+    viewer_token: str
+    closed_at: datetime | None = None
+    mp4_url: str = ""
+    presigned_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class NotteSimulator(JsonHttpServer):
+    """Notte Sessions API over real HTTP, with scriptable failures and recorded calls.
+
+    Sessions are added with `add_session` and ended with `close_session`; the simulator
+    never times sessions out by itself. ``GET /sessions/{id}`` answers the session status;
+    ``GET /sessions/{id}/replay`` answers presigned replay URLs once the session is no
+    longer active and only if it has a replay (else 404). Both need ``Authorization:
+    Bearer <api_key>``.
+    """
+
+    def __init__(self, *, api_key: str = "sk-notte-demo", port: int = 0) -> None:
+        super().__init__(port=port)
+        self.api_key = api_key
+        self._sessions: dict[str, _Session] = {}
+        self._status_requests: list[RecordedRequest] = []
+        self._replay_requests: list[RecordedRequest] = []
+        self._status_script = ScriptQueue()
+        self._replay_script = ScriptQueue()
+        self._signing_key = secrets.token_bytes(16)
+
+    # -- test controls ---------------------------------------------------------------------
+
+    def add_session(
+        self,
+        session_id: str | None = None,
+        *,
+        status: str = "active",
+        max_duration_minutes: int = 15,
+        created_at: datetime | None = None,
+        steps: int = 3,
+        browser_type: str = "chromium",
+        error: str | None = None,
+        has_replay: bool = True,
+    ) -> str:
+        """Create a session (a uuid4 id when `session_id` is None); returns its id.
+
+        A session added as closed, error or timed_out gets ``closed_at`` = now, capped at
+        `created_at` + `max_duration_minutes`.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {sorted(STATUSES)}")
+        if browser_type not in BROWSER_TYPES:
+            raise ValueError(f"browser_type must be one of {sorted(BROWSER_TYPES)}")
+        if max_duration_minutes < 1:
+            raise ValueError("max_duration_minutes must be >= 1")
+        if steps < 0:
+            raise ValueError("steps must be >= 0")
+        if created_at is not None and created_at.tzinfo is None:
+            raise ValueError("created_at must be timezone-aware")
+        session_id = str(uuid.uuid4()) if session_id is None else session_id
+        if not session_id or "/" in session_id:
+            raise ValueError("session_id must be non-empty and contain no '/'")
+        session = _Session(
+            session_id=session_id,
+            status="active",
+            max_duration_minutes=max_duration_minutes,
+            created_at=(created_at or datetime.now(UTC)).astimezone(UTC),
+            steps=_steps(steps),
+            browser_type=browser_type,
+            error=error,
+            has_replay=has_replay,
+            viewer_token=secrets.token_urlsafe(24),
+        )
+        with self._lock:
+            if session_id in self._sessions:
+                raise ValueError(f"session already exists: {session_id!r}")
+            if status != "active":
+                self._close(session, status, error)
+            else:
+                self._presign(session)
+            self._sessions[session_id] = session
+        return session_id
+
+    def close_session(
+        self, session_id: str, *, status: str = "closed", error: str | None = None
+    ) -> None:
+        """End an active session now: sets ``closed_at`` and ``duration``, signs the replay.
+
+        ``closed_at`` is capped at ``created_at + max_duration_minutes``; `error`, when
+        given, becomes the session's ``error``.
+        """
+        if status not in CLOSED_STATUSES:
+            raise ValueError(f"status must be one of {sorted(CLOSED_STATUSES)}")
+        with self._lock:
+            session = self._session(session_id)
+            if session.status != "active":
+                raise ValueError(f"session {session_id!r} is already {session.status}")
+            self._close(session, status, error)
+
+    def script_status(
+        self,
+        status: int,
+        error: str | None = None,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+        retry_after: int | None = None,
+        rate_limit_reset: int | None = None,
+    ) -> None:
+        """Answer the next `times` ``GET /sessions/{id}`` calls with `status` (FIFO).
+
+        `error` replaces the default message. Status 200 without error only delays
+        (`delay` seconds) the normal answer. `rate_limit_reset` is seconds from now.
+        """
+        entry = _entry(status, error, delay, retry_after, rate_limit_reset)
+        self._status_script.push(entry, times)
+
+    def script_replay(
+        self,
+        status: int,
+        error: str | None = None,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+        retry_after: int | None = None,
+        rate_limit_reset: int | None = None,
+    ) -> None:
+        """Answer the next `times` ``GET /sessions/{id}/replay`` calls with `status` (FIFO)."""
+        entry = _entry(status, error, delay, retry_after, rate_limit_reset)
+        self._replay_script.push(entry, times)
+
+    def mp4_url(self, session_id: str) -> str:
+        """The presigned ``mp4_url`` the replay endpoint returns for `session_id`.
+
+        It is re-signed when the session closes; raises ValueError without a replay.
+        """
+        with self._lock:
+            session = self._session(session_id)
+            if not session.has_replay:
+                raise ValueError(f"session {session_id!r} has no replay")
+            return session.mp4_url
+
+    def viewer_url(self, session_id: str) -> str:
+        """The live ``viewer_url`` the status endpoint shows while `session_id` is active."""
+        with self._lock:
+            return self._viewer_url(self._session(session_id))
+
+    def console_url(self, session_id: str) -> str:
+        """The console page where a human finds the session (and its replay)."""
+        return f"{CONSOLE_URL}/sessions/{quote(session_id, safe='')}"
+
+    # -- recorded state --------------------------------------------------------------------
+
+    @property
+    def status_requests(self) -> list[RecordedRequest]:
+        """Every ``GET /sessions/{id}``, in arrival order."""
+        with self._lock:
+            return list(self._status_requests)
+
+    @property
+    def replay_requests(self) -> list[RecordedRequest]:
+        """Every ``GET /sessions/{id}/replay``, in arrival order."""
+        with self._lock:
+            return list(self._replay_requests)
+
+    @property
+    def session_ids(self) -> list[str]:
+        """Ids of the sessions added, in order."""
+        with self._lock:
+            return list(self._sessions)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        """Route one request."""
+        route = request.route
+        if request.method != "GET" or not route.startswith(SESSIONS_PREFIX):
+            return self.not_found()
+        rest = route[len(SESSIONS_PREFIX) :]
+        if rest and "/" not in rest:
+            session_id = unquote(rest)
+            with self._lock:
+                self._status_requests.append(request)
+            entry = self._status_script.pop()
+            if entry is not None and entry.is_failure:
+                return _scripted_failure(entry, session_not_found_message(session_id))
+            return _apply_script(self._status(request, session_id), entry)
+        quoted_id, _, tail = rest.partition("/")
+        if quoted_id and "/" + tail == REPLAY_SUFFIX:
+            session_id = unquote(quoted_id)
+            with self._lock:
+                self._replay_requests.append(request)
+            entry = self._replay_script.pop()
+            if entry is not None and entry.is_failure:
+                return _scripted_failure(entry, replay_missing_message(session_id))
+            return _apply_script(self._replay(request, session_id), entry)
+        return self.not_found()
+
+    def not_found(self) -> Reply:
+        """404 for unknown routes."""
+        return _error(404, NOT_FOUND_MESSAGE)
+
+    def internal_error(self) -> Reply:
+        """500 when the simulator itself raised."""
+        return _error(500, INTERNAL_ERROR_MESSAGE)
+
+    def _authenticated(self, request: RecordedRequest) -> bool:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        key = key.strip()
+        return (
+            scheme.lower() == "bearer"
+            and bool(key)
+            and hmac.compare_digest(key.encode(), self.api_key.encode())
+        )
+
+    def _status(self, request: RecordedRequest, session_id: str) -> Reply:
+        if not self._authenticated(request):
+            return _error(401, AUTH_FAILED_MESSAGE)
+        now = datetime.now(UTC)
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return _error(404, session_not_found_message(session_id))
+            return Reply(200, self._status_body(session, now))
+
+    def _replay(self, request: RecordedRequest, session_id: str) -> Reply:
+        if not self._authenticated(request):
+            return _error(401, AUTH_FAILED_MESSAGE)
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return _error(404, session_not_found_message(session_id))
+            if session.status == "active":
+                return _error(404, replay_active_message(session_id))
+            if not session.has_replay or session.closed_at is None:
+                return _error(404, replay_missing_message(session_id))
+            duration = session.closed_at - session.created_at
+            expires = session.presigned_at + timedelta(seconds=PRESIGN_EXPIRES_SECONDS)
+            return Reply(
+                200,
+                {
+                    "playlist_content": self._playlist(session, duration),
+                    "mp4_url": session.mp4_url,
+                    "expires_at": expires.isoformat(),
+                    "video_start_ms": 0,
+                    "video_duration_ms": duration // timedelta(milliseconds=1),
+                },
+            )
+
+    def _status_body(self, session: _Session, now: datetime) -> dict[str, Any]:
+        active = session.status == "active"
+        closed_at = session.closed_at
+        end = now if closed_at is None else closed_at
+        duration = max(end - session.created_at, timedelta(0))
+        traffic = 40_000 * len(session.steps)
+        return {
+            "session_id": session.session_id,
+            "idle_timeout_minutes": IDLE_TIMEOUT_MINUTES,
+            "created_at": iso_time(session.created_at),
+            "last_accessed_at": iso_time(max(end, session.created_at)),
+            "status": session.status,
+            "timeout_minutes": IDLE_TIMEOUT_MINUTES,
+            "max_duration_minutes": session.max_duration_minutes,
+            "closed_at": None if closed_at is None else iso_time(closed_at),
+            "duration": iso_duration(duration),
+            "steps": [dict(step) for step in session.steps],
+            "error": session.error,
+            "proxies": False,
+            "browser_type": session.browser_type,
+            "use_file_storage": False,
+            "network_request_bytes": traffic // 8,
+            "network_response_bytes": traffic,
+            "user_agent": USER_AGENT,
+            "viewport_width": VIEWPORT[0],
+            "viewport_height": VIEWPORT[1],
+            "headless": True,
+            "solve_captchas": False,
+            "cdp_url": self._cdp_url(session) if active else None,
+            "viewer_url": self._viewer_url(session) if active else None,
+            "web_bot_auth": False,
+        }
+
+    def _close(self, session: _Session, status: str, error: str | None) -> None:
+        deadline = session.created_at + timedelta(minutes=session.max_duration_minutes)
+        session.closed_at = max(min(datetime.now(UTC), deadline), session.created_at)
+        session.status = status
+        if error is not None:
+            session.error = error
+        self._presign(session)
+
+    def _presign(self, session: _Session) -> None:
+        """(Re-)sign the session's MP4 URL now, valid for PRESIGN_EXPIRES_SECONDS."""
+        signed = datetime.now(UTC).replace(microsecond=0)
+        session.presigned_at = signed
+        session.mp4_url = self._presigned_url(session.session_id, "replay.mp4", signed)
+
+    def _presigned_url(self, session_id: str, name: str, signed: datetime) -> str:
+        stamp = signed.strftime("%Y%m%dT%H%M%SZ")
+        key = f"sessions/{quote(session_id, safe='')}/{name}"
+        signature = hmac.new(self._signing_key, f"{key}\n{stamp}".encode(), hashlib.sha256)
+        credential = quote(f"ASIASIMULATORKEY/{stamp[:8]}/us-east-1/s3/aws4_request", safe="")
+        return (
+            f"{REPLAY_BUCKET_URL}/{key}?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            f"&X-Amz-Credential={credential}&X-Amz-Date={stamp}"
+            f"&X-Amz-Expires={PRESIGN_EXPIRES_SECONDS}&X-Amz-SignedHeaders=host"
+            f"&X-Amz-Signature={signature.hexdigest()}"
+        )
+
+    def _playlist(self, session: _Session, duration: timedelta) -> str:
+        total = duration.total_seconds()
+        count = max(1, math.ceil(total / HLS_SEGMENT_SECONDS))
+        lines = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:3",
+            f"#EXT-X-TARGETDURATION:{HLS_SEGMENT_SECONDS}",
+            "#EXT-X-MEDIA-SEQUENCE:0",
+            "#EXT-X-PLAYLIST-TYPE:VOD",
+        ]
+        for index in range(count):
+            length = min(HLS_SEGMENT_SECONDS, total - index * HLS_SEGMENT_SECONDS)
+            lines.append(f"#EXTINF:{max(length, 0.0):.3f},")
+            lines.append(
+                self._presigned_url(
+                    session.session_id, f"segment{index:05d}.ts", session.presigned_at
+                )
+            )
+        lines.append("#EXT-X-ENDLIST")
+        return "\n".join(lines) + "\n"
+
+    def _viewer_url(self, session: _Session) -> str:
+        ws = f"{API_WS_URL}/sessions/{quote(session.session_id, safe='')}/debug/recording"
+        return f"{CONSOLE_URL}/static/viewer?ws={ws}&jwt={session.viewer_token}"
+
+    def _cdp_url(self, session: _Session) -> str:
+        sid = quote(session.session_id, safe="")
+        return f"{API_WS_URL}/sessions/{sid}/debug/cdp?token={session.viewer_token}"
+
+    def _session(self, session_id: str) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise KeyError(f"unknown session: {session_id!r}")
+        return session
+
+
+def _entry(
+    status: int,
+    error: str | None,
+    delay: float,
+    retry_after: int | None,
+    rate_limit_reset: int | None,
+) -> NotteScriptedReply:
+    if retry_after is not None and retry_after < 0:
+        raise ValueError("retry_after must be >= 0")
+    if rate_limit_reset is not None and rate_limit_reset < 0:
+        raise ValueError("rate_limit_reset must be >= 0")
+    return NotteScriptedReply(status, error, delay, retry_after, rate_limit_reset)
