@@ -20,7 +20,12 @@ import requests
 
 from local_runner.dynamodb import dynamodb_client
 from local_runner.runner import DEFAULT_TEMPLATE, LocalRunner
-from local_runner.simulators import BugpilotSimulator, LambdaTestSimulator, ZendeskSimulator
+from local_runner.simulators import (
+    BugpilotSimulator,
+    LambdaTestSimulator,
+    NotteSimulator,
+    ZendeskSimulator,
+)
 
 T = TypeVar("T")
 #: A webhook delivery: its headers and its exact body bytes (the signature covers them).
@@ -31,6 +36,8 @@ BUGPILOT_KEY = "ws-demo-key"
 LAMBDATEST_USER = "lt-demo"
 LAMBDATEST_KEY = "lt-demo-key"
 LAMBDATEST_SESSION = "bc02fd99593f14e37850745d66197f89"
+NOTTE_KEY = "sk-notte-demo"
+NOTTE_SESSION = "33c3c8bf-9d6d-4dff-8248-142eaf347f59"
 ZENDESK_EMAIL = "agent@example.com"
 ZENDESK_TOKEN = "zd-demo-token"  # noqa: S105 - credential of the local simulator only
 WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105 - same
@@ -115,11 +122,13 @@ class Demo:
         bugpilot: BugpilotSimulator,
         zendesk: ZendeskSimulator,
         lambdatest: LambdaTestSimulator,
+        notte: NotteSimulator,
     ):
         self.runner = runner
         self.bugpilot = bugpilot
         self.zendesk = zendesk
         self.lambdatest = lambdatest
+        self.notte = notte
         self.table_name = runner.environment["TABLE_NAME"]
         # Imported only now: the runner has put the layer (layers/bridge) on sys.path.
         from capture_bridge.helpdesks.zendesk import sign_webhook
@@ -131,6 +140,7 @@ class Demo:
         say("Capture bridge demo: everything runs on this machine, no AWS or vendor account.")
         say(f"   Bugpilot simulator  {self.bugpilot.url}")
         say(f"   LambdaTest sim.     {self.lambdatest.url}")
+        say(f"   Notte simulator     {self.notte.url}")
         say(f"   Zendesk simulator   {self.zendesk.url}")
         say(f"   Local API           {self.runner.url}  (resolver every {SCHEDULE_SECONDS:g} s)")
         watch, delivery = self.step_online_user()
@@ -138,6 +148,7 @@ class Demo:
         self.step_note(watch)
         self.step_offline_user()
         self.step_lambdatest()
+        self.step_notte()
         say()
         say("Done: every step happened as expected.")
 
@@ -233,6 +244,32 @@ class Demo:
         watch.wait_status("resolved")
         self.show_note("1003", note)
 
+    def step_notte(self) -> None:
+        """(6) A ticket links a Notte browser session: its replay reaches the ticket."""
+        say()
+        say("6. Ticket 1004 links the Notte browser session an agent reproduced the bug in.")
+        self.notte.add_session(NOTTE_SESSION, status="active")
+        delivery = self.make_delivery(
+            "1004",
+            "user-7",
+            "grace@example.com",
+            tags="notte",
+            text=f"Reproduced in https://console.notte.cc/sessions/{NOTTE_SESSION}",
+        )
+        answer = self.post(delivery)
+        self.expect(answer, 202)
+        watch = SessionWatch(self.table_name, self.session_id(answer))
+        watch.wait_status("pending")
+        say("   The browser session closes; the resolver fetches its replay...")
+        self.notte.close_session(NOTTE_SESSION)
+        note = wait_for(
+            "an internal note on ticket 1004",
+            lambda: watch.poll() and self.internal_note("1004"),
+            NOTE_TIMEOUT,
+        )
+        watch.wait_status("resolved")
+        self.show_note("1004", note)
+
     # --- helpers --------------------------------------------------------------------------
 
     def make_delivery(
@@ -313,7 +350,12 @@ class Demo:
 
 
 def demo_env(
-    bugpilot_url: str, zendesk_url: str, lambdatest_url: str, *, verbose: bool
+    bugpilot_url: str,
+    zendesk_url: str,
+    lambdatest_url: str,
+    notte_url: str,
+    *,
+    verbose: bool,
 ) -> dict[str, str]:
     """Settings that point the handlers at the simulators, with short demo timings."""
     return {
@@ -323,6 +365,8 @@ def demo_env(
         "LAMBDATEST_API_URL": lambdatest_url,
         "LAMBDATEST_USERNAME": LAMBDATEST_USER,
         "LAMBDATEST_ACCESS_KEY": LAMBDATEST_KEY,
+        "NOTTE_API_URL": notte_url,
+        "NOTTE_API_KEY": NOTTE_KEY,
         "ZENDESK_API_URL": zendesk_url,
         "ZENDESK_SUBDOMAIN": "demo",
         "ZENDESK_EMAIL": ZENDESK_EMAIL,
@@ -347,16 +391,17 @@ def run_demo(*, verbose: bool = False, template_path: str | Path = DEFAULT_TEMPL
             BugpilotSimulator(workspace_id=WORKSPACE_ID, api_key=BUGPILOT_KEY) as bugpilot,
             ZendeskSimulator(email=ZENDESK_EMAIL, api_token=ZENDESK_TOKEN) as zendesk,
             LambdaTestSimulator(username=LAMBDATEST_USER, access_key=LAMBDATEST_KEY) as lambdatest,
+            NotteSimulator(api_key=NOTTE_KEY) as notte,
             LocalRunner(
                 template_path,
                 port=0,
                 schedule_interval=SCHEDULE_SECONDS,
-                env=demo_env(bugpilot.url, zendesk.url, lambdatest.url, verbose=verbose),
+                env=demo_env(bugpilot.url, zendesk.url, lambdatest.url, notte.url, verbose=verbose),
                 # A fresh table every run, even if AWS_ENDPOINT_URL_DYNAMODB points elsewhere.
                 embedded_dynamodb=True,
             ) as runner,
         ):
-            Demo(runner, bugpilot, zendesk, lambdatest).run()
+            Demo(runner, bugpilot, zendesk, lambdatest, notte).run()
     except DemoError as error:
         print(f"\nDemo failed: {error}", file=sys.stderr)
         return 1
