@@ -7,12 +7,15 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 
 from capture_bridge.errors import StoreUnavailable
-from capture_bridge.models import CaptureSession, NoteState, SessionStatus
+from capture_bridge.models import CaptureSession, NoteState, SessionStatus, format_time
 from capture_bridge.resolver import RunOutcome, RunSummary, resolve_due_sessions
 from capture_bridge.runtime import Runtime
+from capture_bridge.session_store import to_item
 from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
 from tests.conftest import Clock, Webhook, load_event, runtime_with, trigger_body
 
@@ -395,3 +398,32 @@ class TestHandler:
         monkeypatch.setattr(resolver_handler, "resolve_due_sessions", lambda *a, **k: broken)
         with pytest.raises(resolver_handler.ResolverRunFailed, match="1 of 2"):
             resolver_handler.lambda_handler(load_event("resolver_tick"), lambda_context)
+
+
+class TestSessionsStoredBeforeProviders:
+    def test_a_session_in_the_older_item_shape_still_finishes_with_one_note(
+        self, world: World, table: str
+    ) -> None:
+        # Given a pending Bugpilot session written before sessions named their provider
+        world.bugpilot.connect_user("user-42")
+        started = world.request()
+        token = world.bugpilot.tokens[0]
+        token_url = world.bugpilot.session_info_url("ws-test", token)
+        new = to_item(world.session(started))
+        legacy = {
+            key: value
+            for key, value in new.items()
+            if key not in ("provider", "capture_key", "reference", "links", "details")
+        } | {"session_info_url": token_url, "next_check_at": format_time(world.clock())}
+        boto3.client("dynamodb").put_item(
+            TableName=table,
+            Item={k: TypeSerializer().serialize(v) for k, v in legacy.items()},
+        )
+        # When the resolver runs until the report is there
+        assert world.run().outcomes == {RunOutcome.WAITING: 1}
+        world.run_when_due(started)
+        # Then it is read as Bugpilot's, finishes, and its one note carries the report link
+        session = world.session(started)
+        assert (session.provider, session.status) == ("bugpilot", SessionStatus.RESOLVED)
+        [note] = world.notes()
+        assert world.bugpilot.report_url(token) in note["body"]
