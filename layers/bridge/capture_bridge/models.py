@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from capture_bridge.errors import InvalidRequest
+
 
 class SessionStatus(StrEnum):
     """Where a capture session is in its life; the last three are final."""
@@ -31,6 +33,19 @@ class NoteState(StrEnum):
     PENDING = "pending"
     POSTED = "posted"
     UNDELIVERABLE = "undeliverable"
+
+
+def field_text(fields: Mapping[str, Any], name: str, limit: int) -> str:
+    """A string (or number) field of a webhook body, stripped; a 400 naming it otherwise."""
+    value = fields.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidRequest(f"{name} must be a string")
+    text = str(value).strip()
+    if len(text) > limit:
+        raise InvalidRequest(f"{name} is longer than {limit} characters")
+    return text
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,12 @@ def labelled_lines(labels: Mapping[str, str], values: Mapping[str, str]) -> list
     return [f"- {label}: {values[key]}" for key, label in labels.items() if values.get(key)]
 
 
+def format_seconds(total: int) -> str:
+    """A duration as agents read it: `1 min 35 s`, `42 s`."""
+    minutes, seconds = divmod(max(total, 0), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
 def render_note(session: CaptureSession, provider: CaptureProvider) -> str:
     """The note for a session in a final status."""
     return "\n".join([*provider.render_note(session), marker(session)])

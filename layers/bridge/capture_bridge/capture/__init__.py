@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from capture_bridge.errors import InvalidRequest, UnknownProvider
+from capture_bridge.models import CaptureRequest, field_text
 
 if TYPE_CHECKING:
     from capture_bridge.http import HttpClient, HttpResponse
-    from capture_bridge.models import CaptureRequest, CaptureSession, TicketRequest
+    from capture_bridge.models import CaptureSession, TicketRequest
     from capture_bridge.settings import Settings
 
 
@@ -147,12 +148,100 @@ def header_seconds(response: HttpResponse, name: str = "Retry-After") -> int | N
 
 def text_field(ticket: TicketRequest, name: str, limit: int) -> str:
     """A string (or number) field of the ticket's body, stripped; 400 naming it otherwise."""
-    value: Any = ticket.fields.get(name)
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidRequest(f"{name} must be a string")
-    text = str(value).strip()
-    if len(text) > limit:
-        raise InvalidRequest(f"{name} is longer than {limit} characters")
-    return text
+    return field_text(ticket.fields, name, limit)
+
+
+def unreachable(exc: Exception) -> CaptureResult:
+    """No answer at all: asking again later is expected to work."""
+    return CaptureResult(Outcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
+
+
+def failed_answer(response: HttpResponse, vendor: str) -> CaptureResult:
+    """What a session API's answer other than 200 comes to (LambdaTest's and Notte's rules)."""
+    status = response.status
+    if status in (401, 403):
+        return CaptureResult(
+            Outcome.REJECTED,
+            error_code="INVALID_CREDENTIALS" if status == 401 else "NO_ACCESS",
+            message=f"{vendor} answered HTTP {status}",
+        )
+    if status == 404:
+        return CaptureResult(Outcome.INVALID, error_code="NOT_FOUND")
+    if status == 429 or status >= 500:
+        return CaptureResult(
+            Outcome.RETRYABLE,
+            error_code=f"HTTP_{status}",
+            retry_after_seconds=header_seconds(response),
+        )
+    return CaptureResult(
+        Outcome.REJECTED, error_code=f"HTTP_{status}", message=f"{vendor} answered HTTP {status}"
+    )
+
+
+# The body field whose links to sessions are followed (e.g. the ticket's latest comment).
+TEXT_FIELD = "text"
+MAX_TEXT_LENGTH = 20_000
+
+
+@dataclass(frozen=True)
+class NamedSessions:
+    """How a ticket names a provider's existing sessions: one body field, and links in `text`."""
+
+    provider: str
+    action: str
+    field: str
+    # A whole valid id, and what one looks like (for the 400 naming the field).
+    id_pattern: re.Pattern[str]
+    id_hint: str
+    # Links naming a session on the vendor's own hosts; group 1 is the id.
+    links: tuple[re.Pattern[str], ...]
+    max_id_length: int = 64
+    lowercase: bool = False
+
+    def ids_in(self, text: str) -> list[str]:
+        """Session ids named by links in free text, in order, once each."""
+        found = (match.group(1) for link in self.links for match in link.finditer(text))
+        return list(dict.fromkeys(self._normal(session_id) for session_id in found))
+
+    def requests_from(self, ticket: TicketRequest) -> list[CaptureRequest]:
+        """A capture per session the field or the text names, each once."""
+        ids: list[str] = []
+        named = text_field(ticket, self.field, self.max_id_length)
+        if named:
+            if not self.id_pattern.match(named):
+                raise InvalidRequest(f"{self.field} must be {self.id_hint}")
+            ids.append(self._normal(named))
+        ids.extend(self.ids_in(text_field(ticket, TEXT_FIELD, MAX_TEXT_LENGTH)))
+        return [
+            CaptureRequest(
+                helpdesk=ticket.helpdesk,
+                ticket_id=ticket.ticket_id,
+                provider=self.provider,
+                action=self.action,
+                subject=session_id,
+                user_id=ticket.requester,
+                reference=session_id,
+            )
+            for session_id in dict.fromkeys(ids)
+        ]
+
+    def _normal(self, session_id: str) -> str:
+        return session_id.lower() if self.lowercase else session_id
+
+
+class ExistingSessions:
+    """Base of the providers whose captures exist before a ticket names them."""
+
+    named: NamedSessions
+
+    def requests_from(self, ticket: TicketRequest) -> list[CaptureRequest]:
+        """The sessions the ticket names for this provider."""
+        return self.named.requests_from(ticket)
+
+    def default_request(self, ticket: TicketRequest) -> CaptureRequest | None:
+        """Never the capture a ticket gets without naming one."""
+        return None
+
+    def start(self, session: CaptureSession) -> CaptureResult:
+        """The session exists already: there is nothing to start."""
+        return CaptureResult(Outcome.INVALID, error_code="NOTHING_TO_START")

@@ -14,15 +14,16 @@ from urllib.parse import quote
 
 from capture_bridge.capture import (
     CaptureResult,
+    ExistingSessions,
+    NamedSessions,
     Outcome,
-    header_seconds,
+    failed_answer,
     is_safe_link,
-    text_field,
+    unreachable,
 )
-from capture_bridge.errors import InvalidRequest
 from capture_bridge.http import HttpClient, HttpResponse, TransportError
-from capture_bridge.models import CaptureRequest, CaptureSession, SessionStatus, TicketRequest
-from capture_bridge.notes import labelled_lines, requested_at
+from capture_bridge.models import CaptureSession, SessionStatus
+from capture_bridge.notes import format_seconds, labelled_lines, requested_at
 from capture_bridge.settings import Settings
 
 NAME = "lambdatest"
@@ -30,21 +31,26 @@ SETTINGS = ("LAMBDATEST_USERNAME", "LAMBDATEST_API_URL", "LAMBDATEST_SHARE_EXPIR
 SECRET_KEYS = ("LAMBDATEST_ACCESS_KEY",)
 DEFAULT_API_URL = "https://api.lambdatest.com"
 SHARE_EXPIRY_DAYS = ("3", "7", "10", "30")
-ACTION = "test-session"
-FIELD = "lambdatest_session_id"
-TEXT_FIELD = "text"
-MAX_TEXT_LENGTH = 20_000
 TIMEOUT = (3.05, 8.0)
 
 # Session ids are WebDriver ids (32 hex digits) or LambdaTest test ids (`XXXXX-XXXXX-…`).
 _SESSION_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-# Links to a session that name it by its session id: the dashboard's logs page and the API.
-_LINKS = (
-    re.compile(
-        r"https://(?:eu-)?automation\.lambdatest\.com/logs/?\?(?:[^\s#]*&)?sessionID=([A-Za-z0-9-]{1,64})(?![A-Za-z0-9-])"
-    ),
-    re.compile(
-        r"https://(?:eu-)?api\.lambdatest\.com/automation/api/v1/sessions/([A-Za-z0-9-]{1,64})(?![A-Za-z0-9-])"
+NAMED = NamedSessions(
+    provider=NAME,
+    action="test-session",
+    field="lambdatest_session_id",
+    id_pattern=_SESSION_ID,
+    id_hint="a LambdaTest session id: letters, digits and '-', at most 64 characters",
+    # The dashboard's logs page and the API name a session by its session id.
+    links=(
+        re.compile(
+            r"https://(?:eu-)?automation\.lambdatest\.com/logs/?\?(?:[^\s#]*&)?"
+            r"sessionID=([A-Za-z0-9-]{1,64})(?![A-Za-z0-9-])"
+        ),
+        re.compile(
+            r"https://(?:eu-)?api\.lambdatest\.com/automation/api/v1/sessions/"
+            r"([A-Za-z0-9-]{1,64})(?![A-Za-z0-9-])"
+        ),
     ),
 )
 # LambdaTest's own tools treat these as not finished; every other value is an end state.
@@ -99,18 +105,13 @@ class LambdaTestSettings:
 
 def session_ids_in(text: str) -> list[str]:
     """LambdaTest session ids named by links in free text, in order, once each."""
-    found: dict[str, None] = {}
-    for pattern in _LINKS:
-        for match in pattern.finditer(text):
-            found.setdefault(match.group(1))
-    return list(found)
+    return NAMED.ids_in(text)
 
 
 def _duration(raw: object) -> str:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
         return ""
-    minutes, seconds = divmod(int(raw), 60)
-    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    return format_seconds(int(raw))
 
 
 def _text(data: dict[str, object], name: str) -> str:
@@ -118,10 +119,11 @@ def _text(data: dict[str, object], name: str) -> str:
     return str(value).strip() if isinstance(value, str | int | float) else ""
 
 
-class LambdaTestProvider:
+class LambdaTestProvider(ExistingSessions):
     """The LambdaTest Automation API (`/automation/api/v1`), Basic auth with the access key."""
 
     name = NAME
+    named = NAMED
 
     def __init__(
         self,
@@ -134,42 +136,7 @@ class LambdaTestProvider:
         self._http = http
         self._timeout = timeout
 
-    # -- what a ticket asks of LambdaTest --------------------------------------------------
-
-    def requests_from(self, ticket: TicketRequest) -> list[CaptureRequest]:
-        """The session in `lambdatest_session_id`, and those linked from `text`."""
-        ids: list[str] = []
-        named = text_field(ticket, FIELD, 64 + 1)
-        if named:
-            if not _SESSION_ID.match(named):
-                raise InvalidRequest(
-                    f"{FIELD} must be a LambdaTest session id: letters, digits and '-', "
-                    "at most 64 characters"
-                )
-            ids.append(named)
-        ids.extend(session_ids_in(text_field(ticket, TEXT_FIELD, MAX_TEXT_LENGTH)))
-        return [
-            CaptureRequest(
-                helpdesk=ticket.helpdesk,
-                ticket_id=ticket.ticket_id,
-                provider=self.name,
-                action=ACTION,
-                subject=session_id,
-                user_id=ticket.requester,
-                reference=session_id,
-            )
-            for session_id in dict.fromkeys(ids)
-        ]
-
-    def default_request(self, ticket: TicketRequest) -> CaptureRequest | None:
-        """LambdaTest is never the capture a ticket gets without naming one."""
-        return None
-
     # -- the capture -----------------------------------------------------------------------
-
-    def start(self, session: CaptureSession) -> CaptureResult:
-        """A LambdaTest session exists before the ticket names it: there is nothing to start."""
-        return CaptureResult(Outcome.INVALID, error_code="NOTHING_TO_START")
 
     def check(self, session: CaptureSession) -> CaptureResult:
         """Read the session; once it has finished, its video and links."""
@@ -218,29 +185,8 @@ class LambdaTestProvider:
                 timeout=self._timeout,
             )
         except TransportError as exc:
-            return CaptureResult(Outcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
-        status = response.status
-        if status == 200:
-            return response
-        if status in (401, 403):
-            return CaptureResult(
-                Outcome.REJECTED,
-                error_code="INVALID_CREDENTIALS" if status == 401 else "NO_ACCESS",
-                message=f"LambdaTest answered HTTP {status}",
-            )
-        if status == 404:
-            return CaptureResult(Outcome.INVALID, error_code="NOT_FOUND")
-        if status == 429 or status >= 500:
-            return CaptureResult(
-                Outcome.RETRYABLE,
-                error_code=f"HTTP_{status}",
-                retry_after_seconds=header_seconds(response),
-            )
-        return CaptureResult(
-            Outcome.REJECTED,
-            error_code=f"HTTP_{status}",
-            message=f"LambdaTest answered HTTP {status}",
-        )
+            return unreachable(exc)
+        return response if response.status == 200 else failed_answer(response, "LambdaTest")
 
     def _links(self, data: dict[str, object], video: object) -> dict[str, str]:
         links: dict[str, str] = {}

@@ -16,25 +16,23 @@ from urllib.parse import quote
 
 from capture_bridge.capture import (
     CaptureResult,
+    ExistingSessions,
+    NamedSessions,
     Outcome,
+    failed_answer,
     header_seconds,
     is_safe_link,
-    text_field,
+    unreachable,
 )
-from capture_bridge.errors import InvalidRequest
 from capture_bridge.http import HttpClient, HttpResponse, TransportError
-from capture_bridge.models import CaptureRequest, CaptureSession, SessionStatus, TicketRequest
-from capture_bridge.notes import labelled_lines, requested_at
+from capture_bridge.models import CaptureSession, SessionStatus
+from capture_bridge.notes import format_seconds, labelled_lines, requested_at
 from capture_bridge.settings import Settings
 
 NAME = "notte"
 SETTINGS = ("NOTTE_API_URL",)
 SECRET_KEYS = ("NOTTE_API_KEY",)
 DEFAULT_API_URL = "https://api.notte.cc"
-ACTION = "browser-session"
-FIELD = "notte_session_id"
-TEXT_FIELD = "text"
-MAX_TEXT_LENGTH = 20_000
 TIMEOUT = (3.05, 8.0)
 # Past its own maximum duration a session is closed by Notte; this leaves time to see it so.
 DEADLINE_MARGIN = timedelta(minutes=10)
@@ -43,12 +41,23 @@ OVERLOADED_WAIT_SECONDS = 30
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _SESSION_ID = re.compile(rf"^{_UUID}$")
-_LINKS = re.compile(
-    rf"https://(?:console\.notte\.cc|api\.notte\.cc)/sessions/({_UUID})(?![0-9A-Za-z-])"
+NAMED = NamedSessions(
+    provider=NAME,
+    action="browser-session",
+    field="notte_session_id",
+    id_pattern=_SESSION_ID,
+    id_hint="a Notte session id (a UUID)",
+    links=(
+        re.compile(
+            rf"https://(?:console\.notte\.cc|api\.notte\.cc)/sessions/({_UUID})(?![0-9A-Za-z-])"
+        ),
+    ),
+    lowercase=True,
 )
 _DURATION = re.compile(
     r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
 )
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 ENDED = frozenset({"closed", "error", "timed_out"})
 
 DETAIL_LABELS = {
@@ -78,7 +87,7 @@ class NotteSettings:
 
 def session_ids_in(text: str) -> list[str]:
     """Notte session ids named by links in free text, in order, once each."""
-    return list(dict.fromkeys(match.group(1).lower() for match in _LINKS.finditer(text)))
+    return NAMED.ids_in(text)
 
 
 def _time(raw: object) -> datetime | None:
@@ -95,17 +104,15 @@ def _duration(raw: object) -> str:
     if match is None:
         return ""
     parts = {key: float(value) for key, value in match.groupdict().items() if value}
-    total = int(
-        parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("m", 0) * 60
-    ) + int(parts.get("s", 0))
-    minutes, seconds = divmod(total, 60)
-    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    seconds = sum(parts.get(unit, 0.0) * size for unit, size in _UNIT_SECONDS.items())
+    return format_seconds(int(seconds))
 
 
-class NotteProvider:
+class NotteProvider(ExistingSessions):
     """The Notte Sessions API, Bearer auth with the API key."""
 
     name = NAME
+    named = NAMED
 
     def __init__(
         self, settings: NotteSettings, http: HttpClient, *, timeout: tuple[float, float] = TIMEOUT
@@ -114,39 +121,7 @@ class NotteProvider:
         self._http = http
         self._timeout = timeout
 
-    # -- what a ticket asks of Notte -------------------------------------------------------
-
-    def requests_from(self, ticket: TicketRequest) -> list[CaptureRequest]:
-        """The session in `notte_session_id`, and those linked from `text`."""
-        ids: list[str] = []
-        named = text_field(ticket, FIELD, 64)
-        if named:
-            if not _SESSION_ID.match(named):
-                raise InvalidRequest(f"{FIELD} must be a Notte session id (a UUID)")
-            ids.append(named.lower())
-        ids.extend(session_ids_in(text_field(ticket, TEXT_FIELD, MAX_TEXT_LENGTH)))
-        return [
-            CaptureRequest(
-                helpdesk=ticket.helpdesk,
-                ticket_id=ticket.ticket_id,
-                provider=self.name,
-                action=ACTION,
-                subject=session_id,
-                user_id=ticket.requester,
-                reference=session_id,
-            )
-            for session_id in dict.fromkeys(ids)
-        ]
-
-    def default_request(self, ticket: TicketRequest) -> CaptureRequest | None:
-        """Notte is never the capture a ticket gets without naming one."""
-        return None
-
     # -- the capture -----------------------------------------------------------------------
-
-    def start(self, session: CaptureSession) -> CaptureResult:
-        """A Notte session exists before the ticket names it: there is nothing to start."""
-        return CaptureResult(Outcome.INVALID, error_code="NOTHING_TO_START")
 
     def check(self, session: CaptureSession) -> CaptureResult:
         """Read the session; once it has ended, its replay."""
@@ -206,36 +181,19 @@ class NotteProvider:
                 timeout=self._timeout,
             )
         except TransportError as exc:
-            return CaptureResult(Outcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
-        status = response.status
-        if status == 200:
+            return unreachable(exc)
+        if response.status == 200:
             return response
-        if status in (401, 403):
-            return CaptureResult(
-                Outcome.REJECTED,
-                error_code="INVALID_CREDENTIALS" if status == 401 else "NO_ACCESS",
-                message=f"Notte answered HTTP {status}",
-            )
-        if status == 404:
-            return CaptureResult(Outcome.INVALID, error_code="NOT_FOUND")
-        if status == 429:
+        if response.status == 429:
             return CaptureResult(
                 Outcome.RETRYABLE, error_code="HTTP_429", retry_after_seconds=_reset_in(response)
             )
-        if status == 529:
+        if response.status == 529:
             wait = max(header_seconds(response) or 0, OVERLOADED_WAIT_SECONDS)
             return CaptureResult(
                 Outcome.RETRYABLE, error_code="OVERLOADED", retry_after_seconds=wait
             )
-        if status >= 500:
-            return CaptureResult(
-                Outcome.RETRYABLE,
-                error_code=f"HTTP_{status}",
-                retry_after_seconds=header_seconds(response),
-            )
-        return CaptureResult(
-            Outcome.REJECTED, error_code=f"HTTP_{status}", message=f"Notte answered HTTP {status}"
-        )
+        return failed_answer(response, "Notte")
 
     @staticmethod
     def _details(data: dict[str, object]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Any
 from capture_bridge.errors import InvalidRequest, Unauthenticated
 from capture_bridge.helpdesks import NoteOutcome, NoteResult
 from capture_bridge.http import HttpClient, TransportError
-from capture_bridge.models import TicketRequest
+from capture_bridge.models import TicketRequest, field_text
 from capture_bridge.settings import Settings
 
 NAME = "zendesk"
@@ -81,16 +81,8 @@ def _parse_timestamp(raw: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _text(payload: Mapping[str, Any], name: str, limit: int = MAX_FIELD_LENGTH) -> str:
-    value = payload.get(name)
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidRequest(f"{name} must be a string")
-    text = str(value).strip()
-    if len(text) > limit:
-        raise InvalidRequest(f"{name} is longer than {limit} characters")
-    return text
+def _text(payload: Mapping[str, Any], name: str) -> str:
+    return field_text(payload, name, MAX_FIELD_LENGTH)
 
 
 def _tags(payload: Mapping[str, Any]) -> list[str]:
