@@ -12,6 +12,7 @@ import pytest
 
 from capture_bridge.capture import Outcome
 from capture_bridge.capture.lambdatest import LambdaTestProvider, LambdaTestSettings, session_ids_in
+from capture_bridge.errors import StoreUnavailable
 from capture_bridge.http import HttpClient
 from capture_bridge.models import CaptureRequest, CaptureSession, SessionStatus
 from capture_bridge.resolver import RunOutcome, resolve_due_sessions
@@ -318,3 +319,40 @@ def _pending(reference: str) -> CaptureSession:
     return CaptureSession.open(
         request, now=START, max_wait=timedelta(minutes=30), claim_id=None, next_check_at=START
     )
+
+
+def test_a_store_outage_midway_starts_what_is_stored_and_the_retry_stores_the_rest(
+    desk: Desk,
+) -> None:
+    # Given a ticket naming a Bugpilot capture and a LambdaTest session, and a store that
+    # fails on the second write
+    desk.bugpilot.connect_user("user-42")
+    desk.lambdatest.add_session(SESSION, status="passed")
+    store = desk.runtime.store
+    real_create = store.create
+    calls: list[str] = []
+
+    def create_then_fail(session: CaptureSession, **kwargs: Any) -> Any:
+        calls.append(session.provider)
+        if len(calls) == 2:
+            raise StoreUnavailable("simulated outage")
+        return real_create(session, **kwargs)
+
+    object.__setattr__(store, "create", create_then_fail)
+    body = lambdatest_body(action="upload-screenshot")
+    headers = signed_headers(body, desk.clock())
+    # When Zendesk delivers it, the answer is 503 so that Zendesk retries
+    first = Webhook(desk.runtime, desk.clock).send(body, headers)
+    assert first.status == 503
+    # Then the capture already stored was started, exactly once
+    assert len(desk.bugpilot.actions) == 1
+    # When Zendesk retries the same delivery with the store back
+    object.__setattr__(store, "create", real_create)
+    again = Webhook(desk.runtime, desk.clock).send(body, headers)
+    # Then the stored one is recognised, the missing one is stored, nothing is started twice
+    assert again.status == 202
+    assert [(s["provider"], s["duplicate"]) for s in again.body["sessions"]] == [
+        ("bugpilot", True),
+        ("lambdatest", False),
+    ]
+    assert len(desk.bugpilot.actions) == 1

@@ -79,7 +79,6 @@ def accept(
     # Every capture is read and validated before anything is stored.
     requests = runtime.capture_requests(helpdesk.parse(body))
     opened: list[Opened] = []
-    to_start: list[tuple[CaptureSession, str]] = []
     failure: StoreUnavailable | None = None
     for request in requests:
         # A capture still to start is held by this call until it records the answer; the
@@ -108,22 +107,23 @@ def accept(
                 "action": stored.action,
             },
         )
-        if created and claim_id:
-            to_start.append((stored, claim_id))
-    started = {
-        session.session_id: _start(runtime, session, claim, clock) for session, claim in to_start
-    }
+    # Only now do calls go out: to start the new sessions this call holds.
+    opened = [
+        Opened(_start(runtime, item.session, clock), True)
+        if item.created and item.session.claim_id
+        else item
+        for item in opened
+    ]
     if failure is not None:
         raise failure
-    return [
-        Opened(started.get(item.session.session_id, item.session), item.created) for item in opened
-    ]
+    return opened
 
 
 def _start(
-    runtime: Runtime, session: CaptureSession, claim_id: str, clock: Callable[[], datetime]
+    runtime: Runtime, session: CaptureSession, clock: Callable[[], datetime]
 ) -> CaptureSession:
-    """Make the session's first start and record its answer, releasing the claim."""
+    """Make the session's first start and record its answer, releasing this call's claim."""
+    claim_id = session.claim_id or ""
     provider = runtime.provider(session.provider)
     updated = replace(
         advance(session, provider, clock(), runtime.policy, interrupted=False), claim_id=None
