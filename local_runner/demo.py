@@ -190,13 +190,7 @@ class Demo:
         """(3) The scheduled resolver finds the report and writes the internal note."""
         say()
         say("3. The resolver (scheduled) asks Bugpilot for the report and writes it back.")
-        note = wait_for(
-            "an internal note on ticket 1001",
-            lambda: watch.poll() and self.internal_note("1001"),
-            NOTE_TIMEOUT,
-        )
-        watch.wait_status("resolved")
-        self.show_note("1001", note)
+        self.wait_for_note("1001", watch)
 
     def step_offline_user(self) -> None:
         """(4) A requester who is offline: the bridge waits, then captures once they connect."""
@@ -210,13 +204,7 @@ class Demo:
         watch.wait_status("waiting_for_user")
         say("   user-7 opens the app; the resolver retries the capture request...")
         self.bugpilot.connect_user("user-7")
-        note = wait_for(
-            "an internal note on ticket 1002",
-            lambda: watch.poll() and self.internal_note("1002"),
-            NOTE_TIMEOUT,
-        )
-        watch.wait_status("resolved")
-        self.show_note("1002", note)
+        self.wait_for_note("1002", watch)
 
     def step_lambdatest(self) -> None:
         """(5) A ticket names a LambdaTest test session: its results reach the ticket."""
@@ -236,13 +224,7 @@ class Demo:
         watch.wait_status("pending")
         say("   The test finishes (failed); the resolver reads it and writes the note...")
         self.lambdatest.finish_session(LAMBDATEST_SESSION, status="failed")
-        note = wait_for(
-            "an internal note on ticket 1003",
-            lambda: watch.poll() and self.internal_note("1003"),
-            NOTE_TIMEOUT,
-        )
-        watch.wait_status("resolved")
-        self.show_note("1003", note)
+        self.wait_for_note("1003", watch)
 
     def step_notte(self) -> None:
         """(6) A ticket links a Notte browser session: its replay reaches the ticket."""
@@ -262,15 +244,19 @@ class Demo:
         watch.wait_status("pending")
         say("   The browser session closes; the resolver fetches its replay...")
         self.notte.close_session(NOTTE_SESSION)
+        self.wait_for_note("1004", watch)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def wait_for_note(self, ticket_id: str, watch: SessionWatch) -> None:
+        """Wait until the ticket has its internal note and the session is resolved; show it."""
         note = wait_for(
-            "an internal note on ticket 1004",
-            lambda: watch.poll() and self.internal_note("1004"),
+            f"an internal note on ticket {ticket_id}",
+            lambda: watch.poll() and self.internal_note(ticket_id),
             NOTE_TIMEOUT,
         )
         watch.wait_status("resolved")
-        self.show_note("1004", note)
-
-    # --- helpers --------------------------------------------------------------------------
+        self.show_note(ticket_id, note)
 
     def make_delivery(
         self,

@@ -18,6 +18,8 @@ import pytest
 from moto import mock_aws
 
 from capture_bridge.helpdesks.zendesk import sign_webhook
+from capture_bridge.models import CaptureSession
+from capture_bridge.resolver import RunOutcome, resolve_due_sessions
 from capture_bridge.runtime import Runtime, build_runtime
 from capture_bridge.session_store import SessionStore
 from capture_bridge.settings import reset_settings_cache, settings_from
@@ -270,3 +272,59 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+# Enough time left for every due session: the resolver defers nothing.
+PLENTY_MS = 90_000
+
+
+@dataclass
+class Desk:
+    """The webhook, the resolver and every simulator, as a support team sees them."""
+
+    runtime: Runtime
+    clock: Clock
+    zendesk: ZendeskSimulator
+    bugpilot: BugpilotSimulator
+    lambdatest: LambdaTestSimulator
+    notte: NotteSimulator
+
+    def send(self, body: bytes, runtime: Runtime | None = None) -> dict[str, Any]:
+        """A signed webhook call that must be accepted; returns its 202 body."""
+        answer = Webhook(runtime or self.runtime, self.clock).send(body)
+        assert answer.status == 202, answer.body
+        return answer.body
+
+    def run(self, runtime: Runtime | None = None) -> dict[RunOutcome, int]:
+        """One resolver run; what it did, by outcome."""
+        summary = resolve_due_sessions(runtime or self.runtime, lambda: PLENTY_MS, self.clock)
+        return dict(summary.outcomes)
+
+    def session(self, session_id: str) -> CaptureSession:
+        session = self.runtime.store.get(session_id)
+        assert session is not None
+        return session
+
+    def run_when_due(
+        self, session_id: str, runtime: Runtime | None = None
+    ) -> dict[RunOutcome, int]:
+        """Move the clock to the session's next check (if ahead) and run."""
+        due = self.session(session_id).next_check_at
+        assert due is not None
+        self.clock.now = max(due, self.clock.now)
+        return self.run(runtime)
+
+    def notes(self, ticket: str = "1001") -> list[str]:
+        return [str(comment["body"]) for comment in self.zendesk.comments(ticket)]
+
+
+@pytest.fixture
+def desk(
+    runtime: Runtime,
+    clock: Clock,
+    zendesk: ZendeskSimulator,
+    bugpilot: BugpilotSimulator,
+    lambdatest: LambdaTestSimulator,
+    notte: NotteSimulator,
+) -> Desk:
+    return Desk(runtime, clock, zendesk, bugpilot, lambdatest, notte)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,12 +14,11 @@ from capture_bridge.capture.lambdatest import LambdaTestProvider, LambdaTestSett
 from capture_bridge.errors import StoreUnavailable
 from capture_bridge.http import HttpClient
 from capture_bridge.models import CaptureRequest, CaptureSession, SessionStatus
-from capture_bridge.resolver import RunOutcome, resolve_due_sessions
-from capture_bridge.runtime import Runtime
-from local_runner.simulators import BugpilotSimulator, LambdaTestSimulator, ZendeskSimulator
+from capture_bridge.resolver import RunOutcome
+from local_runner.simulators import LambdaTestSimulator
 from tests.conftest import (
     START,
-    Clock,
+    Desk,
     Webhook,
     load_event,
     runtime_with,
@@ -31,61 +29,12 @@ from tests.conftest import (
 SESSION = "bc02fd99593f14e37850745d66197f89"
 OTHER_SESSION = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 TICKET = "1001"
-PLENTY_MS = 90_000
 SHARE_DAYS = 7
 
 
 def lambdatest_body(**fields: Any) -> bytes:
     """A trigger body that names only a LambdaTest session."""
     return trigger_body(tags="qa", lambdatest_session_id=SESSION, **fields)
-
-
-@dataclass
-class Desk:
-    """The webhook, the resolver and the simulators, as a support team sees them."""
-
-    runtime: Runtime
-    clock: Clock
-    lambdatest: LambdaTestSimulator
-    bugpilot: BugpilotSimulator
-    zendesk: ZendeskSimulator
-
-    def send(self, body: bytes, runtime: Runtime | None = None) -> dict[str, Any]:
-        answer = Webhook(runtime or self.runtime, self.clock).send(body)
-        assert answer.status == 202, answer.body
-        return answer.body
-
-    def run(self, runtime: Runtime | None = None) -> Counter:
-        summary = resolve_due_sessions(runtime or self.runtime, lambda: PLENTY_MS, self.clock)
-        return summary.outcomes
-
-    def session(self, session_id: str) -> CaptureSession:
-        session = self.runtime.store.get(session_id)
-        assert session is not None
-        return session
-
-    def run_when_due(self, session_id: str, runtime: Runtime | None = None) -> Counter:
-        due = self.session(session_id).next_check_at
-        assert due is not None
-        self.clock.now = max(due, self.clock.now)
-        return self.run(runtime)
-
-    def notes(self, ticket: str = TICKET) -> list[str]:
-        return [str(comment["body"]) for comment in self.zendesk.comments(ticket)]
-
-
-Counter = dict[RunOutcome, int]
-
-
-@pytest.fixture
-def desk(
-    runtime: Runtime,
-    clock: Clock,
-    lambdatest: LambdaTestSimulator,
-    bugpilot: BugpilotSimulator,
-    zendesk: ZendeskSimulator,
-) -> Desk:
-    return Desk(runtime, clock, lambdatest, bugpilot, zendesk)
 
 
 class TestFinishedSession:

@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from capture_bridge.capture.notte import DEADLINE_MARGIN, OVERLOADED_WAIT_SECONDS, session_ids_in
-from capture_bridge.models import CaptureSession, SessionStatus
-from capture_bridge.resolver import RunOutcome, resolve_due_sessions
-from capture_bridge.runtime import Runtime
-from local_runner.simulators import BugpilotSimulator, NotteSimulator, ZendeskSimulator
+from capture_bridge.models import SessionStatus
+from capture_bridge.resolver import RunOutcome
 from tests.conftest import (
     START,
-    Clock,
+    Desk,
     Webhook,
     load_event,
     runtime_with,
@@ -29,7 +26,6 @@ from tests.conftest import (
 SESSION = "33c3c8bf-9d6d-4dff-8248-142eaf347f59"
 OTHER_SESSION = "0f6e2f4c-3a1b-4c5d-8e9f-a0b1c2d3e4f5"
 TICKET = "1001"
-PLENTY_MS = 90_000
 MAX_DURATION_MINUTES = 60
 STEPS = 4
 
@@ -37,51 +33,6 @@ STEPS = 4
 def notte_body(**fields: Any) -> bytes:
     """A trigger body that names only a Notte session."""
     return trigger_body(tags="qa", notte_session_id=SESSION, **fields)
-
-
-@dataclass
-class Desk:
-    """The webhook, the resolver and the simulators, as a support team sees them."""
-
-    runtime: Runtime
-    clock: Clock
-    notte: NotteSimulator
-    bugpilot: BugpilotSimulator
-    zendesk: ZendeskSimulator
-
-    def send(self, body: bytes, runtime: Runtime | None = None) -> dict[str, Any]:
-        answer = Webhook(runtime or self.runtime, self.clock).send(body)
-        assert answer.status == 202, answer.body
-        return answer.body
-
-    def run(self, runtime: Runtime | None = None) -> dict[RunOutcome, int]:
-        summary = resolve_due_sessions(runtime or self.runtime, lambda: PLENTY_MS, self.clock)
-        return dict(summary.outcomes)
-
-    def session(self, session_id: str) -> CaptureSession:
-        session = self.runtime.store.get(session_id)
-        assert session is not None
-        return session
-
-    def run_when_due(self, session_id: str) -> dict[RunOutcome, int]:
-        due = self.session(session_id).next_check_at
-        assert due is not None
-        self.clock.now = max(due, self.clock.now)
-        return self.run()
-
-    def notes(self, ticket: str = TICKET) -> list[str]:
-        return [str(comment["body"]) for comment in self.zendesk.comments(ticket)]
-
-
-@pytest.fixture
-def desk(
-    runtime: Runtime,
-    clock: Clock,
-    notte: NotteSimulator,
-    bugpilot: BugpilotSimulator,
-    zendesk: ZendeskSimulator,
-) -> Desk:
-    return Desk(runtime, clock, notte, bugpilot, zendesk)
 
 
 class TestEndedSession:
