@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socketserver
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self, cast
@@ -85,6 +86,10 @@ class ScriptedReply:
             return {}
         return {"Retry-After": str(self.retry_after)}
 
+    def applied_to(self, reply: Reply) -> Reply:
+        """The normal answer, delayed and with this entry's headers added."""
+        return replace(reply, headers={**reply.headers, **self.extra_headers()}, delay=self.delay)
+
 
 class ScriptQueue:
     """Thread-safe FIFO of scripted replies."""
@@ -108,6 +113,17 @@ class ScriptQueue:
         """Take the oldest entry, if any."""
         with self._lock:
             return self._entries.popleft() if self._entries else None
+
+    def answer(
+        self, normal: Callable[[], Reply], failure: Callable[[ScriptedReply], Reply]
+    ) -> Reply:
+        """The next scripted failure if one is queued, else the normal answer (maybe delayed)."""
+        entry = self.pop()
+        if entry is None:
+            return normal()
+        if entry.is_failure:
+            return failure(entry)
+        return entry.applied_to(normal())
 
     def clear(self) -> None:
         """Drop every queued entry."""
@@ -282,6 +298,10 @@ class JsonHttpServer:
         """Every request received, on any path, in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    def requests_to(self, method: str, route: re.Pattern[str]) -> list[RecordedRequest]:
+        """The recorded requests with `method` whose path (without query) matches `route`."""
+        return [r for r in self.requests if r.method == method and route.fullmatch(r.route)]
 
     def _handle(self, request: RecordedRequest) -> Reply:
         with self._lock:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -14,6 +15,8 @@ USER_AGENT = "Bugpilot API Client/1.0"
 ACTIONS = frozenset({"show-recording-ui", "upload-screenshot", "upload-session"})
 ACTION_PATH = "/api/v1/action"
 SESSION_INFO_PREFIX = "/api/v1/session-info/"
+ACTION_ROUTE = re.compile(re.escape(ACTION_PATH))
+SESSION_INFO_ROUTE = re.compile(rf"{SESSION_INFO_PREFIX}(?P<workspace>[^/]+)/(?P<token>[^/]+)")
 
 ERROR_MESSAGES: dict[str, str] = {
     "INVALID_API_KEY": "Please verify that provided api key is valid",
@@ -63,12 +66,6 @@ def _scripted_failure(entry: ScriptedReply, defaults: dict[int, str]) -> Reply:
     return Reply(entry.status, error_body(code), entry.extra_headers(), entry.delay)
 
 
-def _apply_script(reply: Reply, entry: ScriptedReply | None) -> Reply:
-    if entry is None:
-        return reply
-    return replace(reply, headers={**reply.headers, **entry.extra_headers()}, delay=entry.delay)
-
-
 @dataclass
 class _Session:
     token: str
@@ -108,8 +105,6 @@ class BugpilotSimulator(JsonHttpServer):
         self._connected: set[str] = set()
         self._sessions: dict[str, _Session] = {}
         self._tokens: list[str] = []
-        self._actions: list[RecordedRequest] = []
-        self._session_info_requests: list[RecordedRequest] = []
         self._action_script = ScriptQueue()
         self._session_info_script = ScriptQueue()
 
@@ -182,14 +177,12 @@ class BugpilotSimulator(JsonHttpServer):
     @property
     def actions(self) -> list[RecordedRequest]:
         """Every POST to /api/v1/action, in arrival order."""
-        with self._lock:
-            return list(self._actions)
+        return self.requests_to("POST", ACTION_ROUTE)
 
     @property
     def session_info_requests(self) -> list[RecordedRequest]:
         """Every GET to /api/v1/session-info/..., in arrival order."""
-        with self._lock:
-            return list(self._session_info_requests)
+        return self.requests_to("GET", SESSION_INFO_ROUTE)
 
     @property
     def tokens(self) -> list[str]:
@@ -207,24 +200,18 @@ class BugpilotSimulator(JsonHttpServer):
 
     def handle(self, request: RecordedRequest) -> Reply:
         """Route one request."""
-        route = request.route
-        if request.method == "POST" and route == ACTION_PATH:
-            with self._lock:
-                self._actions.append(request)
-            entry = self._action_script.pop()
-            if entry is not None and entry.is_failure:
-                return _scripted_failure(entry, _ACTION_DEFAULT_CODES)
-            return _apply_script(self._action(request), entry)
-        if request.method == "GET" and route.startswith(SESSION_INFO_PREFIX):
-            parts = route[len(SESSION_INFO_PREFIX) :].split("/")
-            if len(parts) == 2 and all(parts):
-                with self._lock:
-                    self._session_info_requests.append(request)
-                entry = self._session_info_script.pop()
-                if entry is not None and entry.is_failure:
-                    return _scripted_failure(entry, _SESSION_INFO_DEFAULT_CODES)
-                reply = self._session_info(request, unquote(parts[0]), unquote(parts[1]))
-                return _apply_script(reply, entry)
+        if request.method == "POST" and ACTION_ROUTE.fullmatch(request.route):
+            return self._action_script.answer(
+                lambda: self._action(request),
+                lambda entry: _scripted_failure(entry, _ACTION_DEFAULT_CODES),
+            )
+        info = SESSION_INFO_ROUTE.fullmatch(request.route)
+        if request.method == "GET" and info:
+            workspace_id, token = unquote(info["workspace"]), unquote(info["token"])
+            return self._session_info_script.answer(
+                lambda: self._session_info(request, workspace_id, token),
+                lambda entry: _scripted_failure(entry, _SESSION_INFO_DEFAULT_CODES),
+            )
         return self.not_found()
 
     def not_found(self) -> Reply:

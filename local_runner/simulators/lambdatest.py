@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 import secrets
 import string
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -17,6 +18,8 @@ from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, Scri
 
 API_PREFIX = "/automation/api/v1"
 SESSIONS_PREFIX = f"{API_PREFIX}/sessions/"
+SESSION_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+)")
+VIDEO_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+)/video")
 SHARE_EXPIRY_LIMITS = frozenset({"3", "7", "10", "30"})
 LOG_KINDS = ("console", "network", "command", "selenium")
 USER_ID = 250_563  # the account the simulated credentials belong to
@@ -60,12 +63,6 @@ def _scripted_failure(entry: ScriptedReply) -> Reply:
     else:
         body = fail_body(entry.error or _phrase(entry.status))
     return Reply(entry.status, body, headers, entry.delay)
-
-
-def _apply_script(reply: Reply, entry: ScriptedReply | None) -> Reply:
-    if entry is None:
-        return reply
-    return replace(reply, headers={**reply.headers, **entry.extra_headers()}, delay=entry.delay)
 
 
 def _phrase(status: int) -> str:
@@ -123,8 +120,6 @@ class LambdaTestSimulator(JsonHttpServer):
         self.access_key = access_key
         self._sessions: dict[str, _Session] = {}
         self._build_ids: dict[str, int] = {}
-        self._session_requests: list[RecordedRequest] = []
-        self._video_requests: list[RecordedRequest] = []
         self._session_script = ScriptQueue()
         self._video_script = ScriptQueue()
 
@@ -242,37 +237,29 @@ class LambdaTestSimulator(JsonHttpServer):
     @property
     def session_requests(self) -> list[RecordedRequest]:
         """Every GET /automation/api/v1/sessions/{id}, in arrival order."""
-        with self._lock:
-            return list(self._session_requests)
+        return self.requests_to("GET", SESSION_ROUTE)
 
     @property
     def video_requests(self) -> list[RecordedRequest]:
         """Every GET /automation/api/v1/sessions/{id}/video, in arrival order."""
-        with self._lock:
-            return list(self._video_requests)
+        return self.requests_to("GET", VIDEO_ROUTE)
 
     # -- HTTP ------------------------------------------------------------------------------
 
     def handle(self, request: RecordedRequest) -> Reply:
         """Route one request."""
-        route = request.route
-        if request.method != "GET" or not route.startswith(SESSIONS_PREFIX):
+        if request.method != "GET":
             return self.not_found()
-        parts = route[len(SESSIONS_PREFIX) :].split("/")
-        if len(parts) == 1 and parts[0]:
-            with self._lock:
-                self._session_requests.append(request)
-            entry = self._session_script.pop()
-            if entry is not None and entry.is_failure:
-                return _scripted_failure(entry)
-            return _apply_script(self._session_details(request, unquote(parts[0])), entry)
-        if len(parts) == 2 and parts[0] and parts[1] == "video":
-            with self._lock:
-                self._video_requests.append(request)
-            entry = self._video_script.pop()
-            if entry is not None and entry.is_failure:
-                return _scripted_failure(entry)
-            return _apply_script(self._video(request, unquote(parts[0])), entry)
+        if details := SESSION_ROUTE.fullmatch(request.route):
+            session_id = unquote(details["id"])
+            return self._session_script.answer(
+                lambda: self._session_details(request, session_id), _scripted_failure
+            )
+        if video := VIDEO_ROUTE.fullmatch(request.route):
+            session_id = unquote(video["id"])
+            return self._video_script.answer(
+                lambda: self._video(request, session_id), _scripted_failure
+            )
         return self.not_found()
 
     def not_found(self) -> Reply:

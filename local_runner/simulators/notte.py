@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
@@ -18,6 +19,8 @@ from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, Scri
 
 SESSIONS_PREFIX = "/sessions/"
 REPLAY_SUFFIX = "/replay"
+STATUS_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+)")
+REPLAY_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+){REPLAY_SUFFIX}")
 STATUSES = frozenset({"active", "closed", "error", "timed_out"})
 CLOSED_STATUSES = STATUSES - {"active"}
 BROWSER_TYPES = frozenset({"chromium", "chrome", "firefox", "chrome-nightly", "chrome-turbo"})
@@ -164,12 +167,6 @@ def _scripted_failure(entry: ScriptedReply, not_found_message: str) -> Reply:
     )
 
 
-def _apply_script(reply: Reply, entry: ScriptedReply | None) -> Reply:
-    if entry is None:
-        return reply
-    return replace(reply, headers={**reply.headers, **entry.extra_headers()}, delay=entry.delay)
-
-
 def _steps(count: int) -> list[dict[str, Any]]:
     """Synthetic session steps in the SDK's ``{"type", "value"}`` form."""
     actions: list[dict[str, Any]] = [{"type": "goto", "url": "https://example.com/"}]
@@ -213,8 +210,6 @@ class NotteSimulator(JsonHttpServer):
         super().__init__(port=port)
         self.api_key = api_key
         self._sessions: dict[str, _Session] = {}
-        self._status_requests: list[RecordedRequest] = []
-        self._replay_requests: list[RecordedRequest] = []
         self._status_script = ScriptQueue()
         self._replay_script = ScriptQueue()
         self._signing_key = secrets.token_bytes(16)
@@ -345,14 +340,12 @@ class NotteSimulator(JsonHttpServer):
     @property
     def status_requests(self) -> list[RecordedRequest]:
         """Every ``GET /sessions/{id}``, in arrival order."""
-        with self._lock:
-            return list(self._status_requests)
+        return self.requests_to("GET", STATUS_ROUTE)
 
     @property
     def replay_requests(self) -> list[RecordedRequest]:
         """Every ``GET /sessions/{id}/replay``, in arrival order."""
-        with self._lock:
-            return list(self._replay_requests)
+        return self.requests_to("GET", REPLAY_ROUTE)
 
     @property
     def session_ids(self) -> list[str]:
@@ -364,27 +357,20 @@ class NotteSimulator(JsonHttpServer):
 
     def handle(self, request: RecordedRequest) -> Reply:
         """Route one request."""
-        route = request.route
-        if request.method != "GET" or not route.startswith(SESSIONS_PREFIX):
+        if request.method != "GET":
             return self.not_found()
-        rest = route[len(SESSIONS_PREFIX) :]
-        if rest and "/" not in rest:
-            session_id = unquote(rest)
-            with self._lock:
-                self._status_requests.append(request)
-            entry = self._status_script.pop()
-            if entry is not None and entry.is_failure:
-                return _scripted_failure(entry, session_not_found_message(session_id))
-            return _apply_script(self._status(request, session_id), entry)
-        quoted_id, _, tail = rest.partition("/")
-        if quoted_id and "/" + tail == REPLAY_SUFFIX:
-            session_id = unquote(quoted_id)
-            with self._lock:
-                self._replay_requests.append(request)
-            entry = self._replay_script.pop()
-            if entry is not None and entry.is_failure:
-                return _scripted_failure(entry, replay_missing_message(session_id))
-            return _apply_script(self._replay(request, session_id), entry)
+        if status := STATUS_ROUTE.fullmatch(request.route):
+            session_id = unquote(status["id"])
+            return self._status_script.answer(
+                lambda: self._status(request, session_id),
+                lambda entry: _scripted_failure(entry, session_not_found_message(session_id)),
+            )
+        if replay := REPLAY_ROUTE.fullmatch(request.route):
+            session_id = unquote(replay["id"])
+            return self._replay_script.answer(
+                lambda: self._replay(request, session_id),
+                lambda entry: _scripted_failure(entry, replay_missing_message(session_id)),
+            )
         return self.not_found()
 
     def not_found(self) -> Reply:

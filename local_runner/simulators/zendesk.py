@@ -78,8 +78,6 @@ class ZendeskSimulator(JsonHttpServer):
         self._known = None if known_tickets is None else {_normalise(t) for t in known_tickets}
         self._comments: dict[str, list[dict[str, Any]]] = {}
         self._next_id = 40_000_000_001
-        self._updates: list[RecordedRequest] = []
-        self._comment_reads: list[RecordedRequest] = []
         self._update_script = ScriptQueue()
         self._comments_script = ScriptQueue()
 
@@ -120,36 +118,27 @@ class ZendeskSimulator(JsonHttpServer):
     @property
     def updates(self) -> list[RecordedRequest]:
         """Every PUT to /api/v2/tickets/{id}.json, in arrival order."""
-        with self._lock:
-            return list(self._updates)
+        return self.requests_to("PUT", UPDATE_PATH)
 
     @property
     def comment_reads(self) -> list[RecordedRequest]:
         """Every GET to /api/v2/tickets/{id}/comments.json, in arrival order."""
-        with self._lock:
-            return list(self._comment_reads)
+        return self.requests_to("GET", COMMENTS_PATH)
 
     # -- HTTP ------------------------------------------------------------------------------
 
     def handle(self, request: RecordedRequest) -> Reply:
         """Route one request."""
-        route = request.route
-        update = UPDATE_PATH.match(route)
+        update = UPDATE_PATH.fullmatch(request.route)
         if update and request.method == "PUT":
-            with self._lock:
-                self._updates.append(request)
-            entry = self._update_script.pop()
-            if entry is not None and entry.is_failure:
-                return _scripted_failure(entry)
-            return _with_script(self._update(request, update["id"]), entry)
-        listing = COMMENTS_PATH.match(route)
+            return self._update_script.answer(
+                lambda: self._update(request, update["id"]), _scripted_failure
+            )
+        listing = COMMENTS_PATH.fullmatch(request.route)
         if listing and request.method == "GET":
-            with self._lock:
-                self._comment_reads.append(request)
-            entry = self._comments_script.pop()
-            if entry is not None and entry.is_failure:
-                return _scripted_failure(entry)
-            return _with_script(self._list(request, listing["id"]), entry)
+            return self._comments_script.answer(
+                lambda: self._list(request, listing["id"]), _scripted_failure
+            )
         return self.not_found()
 
     def not_found(self) -> Reply:
@@ -265,9 +254,3 @@ def _normalise(ticket_id: str | int) -> str:
 
 def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
-
-
-def _with_script(reply: Reply, entry: ScriptedReply | None) -> Reply:
-    if entry is None:
-        return reply
-    return Reply(reply.status, reply.body, {**reply.headers, **entry.extra_headers()}, entry.delay)
