@@ -11,6 +11,8 @@ from capture_bridge.capture import CaptureResult, Outcome
 from capture_bridge.capture_flow import (
     MAX_POLL_DELAY,
     TRANSITIONS,
+    Continue,
+    Finish,
     RetryPolicy,
     apply,
     next_transition,
@@ -65,14 +67,15 @@ def test_the_table(status: SessionStatus, outcome: Outcome, expected: SessionSta
     assert next_transition(status, outcome).status is expected
 
 
-def test_open_transitions_say_when_to_look_again_and_what_to_become_at_the_deadline() -> None:
+def test_finishing_transitions_are_final_and_open_ones_give_up_into_a_final_status() -> None:
     for (status, outcome), transition in TRANSITIONS.items():
         assert not status.is_final
-        if transition.status.is_final:
-            assert (transition.wait, transition.give_up_as) == (None, None), (status, outcome)
+        if isinstance(transition, Finish):
+            assert transition.status.is_final, (status, outcome)
         else:
-            assert transition.wait is not None, (status, outcome)
-            assert transition.give_up_as is not None and transition.give_up_as.is_final
+            assert isinstance(transition, Continue)
+            assert not transition.status.is_final, (status, outcome)
+            assert transition.give_up_as.is_final, (status, outcome)
 
 
 def test_an_outcome_out_of_turn_fails_the_session_and_says_so() -> None:

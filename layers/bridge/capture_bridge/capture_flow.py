@@ -62,25 +62,34 @@ class Wait(StrEnum):
 
 
 @dataclass(frozen=True)
-class Transition:
-    """Where an outcome leads: a final status, or an open one with its wait and give-up status."""
+class Finish:
+    """The outcome ends the capture in a final status; the ticket is owed its note."""
 
     status: SessionStatus
-    wait: Wait | None = None
-    give_up_as: SessionStatus | None = None
 
 
+@dataclass(frozen=True)
+class Continue:
+    """The capture stays open: look again after `wait`, unless the deadline has come."""
+
+    status: SessionStatus
+    wait: Wait
+    # What the session becomes when this outcome arrives at or past its deadline.
+    give_up_as: SessionStatus
+
+
+Transition = Finish | Continue
 _S = SessionStatus
-_FAILED = Transition(_S.FAILED)
+_FAILED = Finish(_S.FAILED)
 
 
 def _starting(status: SessionStatus) -> dict[tuple[SessionStatus, Outcome], Transition]:
     return {
-        (status, Outcome.STARTED): Transition(_S.PENDING, Wait.POLL, _S.TIMED_OUT),
-        (status, Outcome.USER_OFFLINE): Transition(
+        (status, Outcome.STARTED): Continue(_S.PENDING, Wait.POLL, _S.TIMED_OUT),
+        (status, Outcome.USER_OFFLINE): Continue(
             _S.WAITING_FOR_USER, Wait.USER_RETRY, _S.TIMED_OUT
         ),
-        (status, Outcome.RETRYABLE): Transition(status, Wait.RETRY_BACKOFF, _S.FAILED),
+        (status, Outcome.RETRYABLE): Continue(status, Wait.RETRY_BACKOFF, _S.FAILED),
         (status, Outcome.REJECTED): _FAILED,
         (status, Outcome.INVALID): _FAILED,
         (status, Outcome.INTERRUPTED): _FAILED,
@@ -90,9 +99,9 @@ def _starting(status: SessionStatus) -> dict[tuple[SessionStatus, Outcome], Tran
 TRANSITIONS: dict[tuple[SessionStatus, Outcome], Transition] = {
     **_starting(_S.REQUESTED),
     **_starting(_S.WAITING_FOR_USER),
-    (_S.PENDING, Outcome.READY): Transition(_S.RESOLVED),
-    (_S.PENDING, Outcome.NOT_READY): Transition(_S.PENDING, Wait.POLL_BACKOFF, _S.TIMED_OUT),
-    (_S.PENDING, Outcome.RETRYABLE): Transition(_S.PENDING, Wait.RETRY_BACKOFF, _S.FAILED),
+    (_S.PENDING, Outcome.READY): Finish(_S.RESOLVED),
+    (_S.PENDING, Outcome.NOT_READY): Continue(_S.PENDING, Wait.POLL_BACKOFF, _S.TIMED_OUT),
+    (_S.PENDING, Outcome.RETRYABLE): Continue(_S.PENDING, Wait.RETRY_BACKOFF, _S.FAILED),
     (_S.PENDING, Outcome.REJECTED): _FAILED,
     (_S.PENDING, Outcome.INVALID): _FAILED,
 }
@@ -146,7 +155,7 @@ def apply(
     )
     transition = next_transition(session.status, result.outcome)
     error = result.error_code
-    if transition.status.is_final:
+    if isinstance(transition, Finish):
         if result.outcome is Outcome.REJECTED:
             logger.error(
                 "capture provider rejected the request: configuration error",
@@ -161,9 +170,6 @@ def apply(
         return tried.finish(
             transition.status, now=now, error=error, links=result.links, details=result.details
         )
-    # Every open status in the table has both (a unit test holds the table to it).
-    assert transition.wait is not None  # noqa: S101
-    assert transition.give_up_as is not None  # noqa: S101
     if now >= tried.deadline_at:
         return tried.finish(transition.give_up_as, now=now, error=error)
     delay = _wait(transition.wait, result, step, policy)
