@@ -292,6 +292,13 @@ class TestRefusals:
                 "external id or email is required to identify the Bugpilot user",
             ),
             (trigger_body(action="format-disk"), "allowed: upload-session"),
+            # A lone surrogate, as a JSON escape and as raw bytes: no store can keep it.
+            (trigger_body(requester_external_id="x\ud800y"), "requester_external_id is not valid"),
+            (
+                trigger_body(description="x").replace(b'"x"', b'"x\xed\xa0\x80y"'),
+                "description is not valid UTF-8",
+            ),
+            (trigger_body(tags=["ok", "x\udfff"]), "tags is not valid UTF-8"),
         ],
     )
     def test_bad_bodies(self, webhook: Webhook, body: bytes, message: str) -> None:

@@ -35,6 +35,19 @@ class NoteState(StrEnum):
     UNDELIVERABLE = "undeliverable"
 
 
+def storable_text(name: str, text: str) -> str:
+    """`text` if DynamoDB can store it (valid UTF-8: no lone surrogate); a 400 naming it otherwise.
+
+    JSON allows escapes such as "\\ud800" (and Python's decoder lets the raw bytes through too),
+    which only the store would refuse, answered as an outage the sender retries forever.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{name} is not valid UTF-8 text") from None
+    return text
+
+
 def field_text(fields: Mapping[str, Any], name: str, limit: int) -> str:
     """A string (or number) field of a webhook body, stripped; a 400 naming it otherwise."""
     value = fields.get(name)
@@ -45,7 +58,7 @@ def field_text(fields: Mapping[str, Any], name: str, limit: int) -> str:
     text = str(value).strip()
     if len(text) > limit:
         raise InvalidRequest(f"{name} is longer than {limit} characters")
-    return text
+    return storable_text(name, text)
 
 
 @dataclass(frozen=True)

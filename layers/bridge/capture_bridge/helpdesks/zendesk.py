@@ -15,7 +15,7 @@ from typing import Any
 from capture_bridge.errors import InvalidRequest, Unauthenticated
 from capture_bridge.helpdesks import NoteOutcome, NoteResult
 from capture_bridge.http import HttpClient, TransportError
-from capture_bridge.models import TicketRequest, field_text
+from capture_bridge.models import TicketRequest, field_text, storable_text
 from capture_bridge.settings import Settings
 
 NAME = "zendesk"
@@ -91,9 +91,9 @@ def _tags(payload: Mapping[str, Any]) -> list[str]:
         return []
     # Zendesk renders {{ticket.tags}} as one space-separated string; a JSON list is fine too.
     if isinstance(value, str):
-        return value.split()
+        return storable_text("tags", value).split()
     if isinstance(value, list) and all(isinstance(tag, str) for tag in value):
-        return [tag.strip() for tag in value]
+        return [storable_text("tags", tag).strip() for tag in value]
     raise InvalidRequest("tags must be a string of space-separated tags or a list of strings")
 
 
