@@ -133,6 +133,20 @@ class TestSignature:
         with pytest.raises(Unauthenticated, match="not configured"):
             adapter.verify(signed_headers(body, START, secret=""), body, START)
 
+    def test_a_pasted_secret_loses_its_surrounding_whitespace_like_every_other(self) -> None:
+        # Given the secret pasted into the settings with a trailing newline
+        adapter = adapter_for(ZENDESK_WEBHOOK_SECRET=f"  {WEBHOOK_SECRET}\n")
+        body = trigger_body()
+        # When Zendesk signs with the secret it shows, then the delivery is accepted
+        assert adapter.verify(signed_headers(body, START), body, START)
+
+    @pytest.mark.parametrize("blank", [" ", "\n", "\t \r\n"])
+    def test_a_whitespace_only_secret_is_not_configured(self, blank: str) -> None:
+        body = trigger_body()
+        adapter = adapter_for(ZENDESK_WEBHOOK_SECRET=blank)
+        with pytest.raises(Unauthenticated, match="not configured"):
+            adapter.verify(signed_headers(body, START, secret=blank), body, START)
+
 
 class TestParse:
     def test_reads_the_readme_trigger_body(self) -> None:

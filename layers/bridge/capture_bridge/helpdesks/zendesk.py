@@ -51,8 +51,8 @@ class ZendeskSettings:
             api_url=settings.url("ZENDESK_API_URL"),
             email=settings.text("ZENDESK_EMAIL"),
             api_token=settings.secret("ZENDESK_API_TOKEN"),
-            # Used exactly as Zendesk shows it: the HMAC key is every character of it.
-            webhook_secret=settings.values.get("ZENDESK_WEBHOOK_SECRET", ""),
+            # Stripped like every credential: a pasted newline would otherwise refuse everything.
+            webhook_secret=settings.secret("ZENDESK_WEBHOOK_SECRET"),
         )
 
     @property
