@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
 
-.PHONY: demo dev test lint typecheck unit validate build bench clean
+.PHONY: demo dev test fuzz lint typecheck unit validate build bench clean
 
 $(BIN)/.installed: requirements-dev.txt layers/bridge/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -32,6 +32,10 @@ dev: $(BIN)/.installed
 ## The whole suite: lint, types, template checks, unit and integration tests with coverage.
 test: lint typecheck $(SAM_VENV)/.installed
 	SAM_CLI=$(SAM) $(BIN)/pytest --cov --cov-branch --cov-report=term
+
+## The property-based tests with many more examples than `make test` runs (several minutes).
+fuzz: $(BIN)/.installed
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m property
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 
 from capture_bridge.helpdesks.zendesk import sign_webhook
@@ -37,6 +40,14 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 WEBHOOK_SECRET = "test-webhook-secret"
 START = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+# Property tests: a bounded, reproducible run in `make test`; `make fuzz` runs the long one.
+_PROPERTY_CHECKS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+hypothesis_settings.register_profile(
+    "default", max_examples=200, derandomize=True, database=None, **_PROPERTY_CHECKS
+)
+hypothesis_settings.register_profile("fuzz", max_examples=5_000, **_PROPERTY_CHECKS)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 _real_connect = socket.socket.connect
 
