@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -10,12 +12,28 @@ import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from capture_bridge.errors import StoreUnavailable
+from capture_bridge.errors import InvalidRequest, StoreUnavailable
 from capture_bridge.models import CaptureRequest, CaptureSession, NoteState, SessionStatus
-from capture_bridge.session_store import SessionStore, due_bucket, from_item, to_item
+from capture_bridge.session_store import (
+    CREATE_ATTEMPTS,
+    SessionStore,
+    due_bucket,
+    from_item,
+    to_item,
+)
 from tests.conftest import START
+from tests.dynamodb_faults import (
+    RealisticDynamoDB,
+    answer_lost,
+    cancelled,
+    conflict,
+    internal_error,
+    throttled,
+)
 
 LEASE = timedelta(minutes=5)
+# As many identical deliveries at once as the load test that found the 503 storm.
+RACING_DUPLICATES = 50
 
 
 def new_session(ticket: str = "1001", claim_id: str = "webhook-claim") -> CaptureSession:
@@ -202,5 +220,101 @@ def test_conflict_with_a_vanished_session_is_store_unavailable(
     boto3.client("dynamodb").delete_item(
         TableName=table, Key={"pk": {"S": f"session#{first.session_id}"}}
     )
-    with pytest.raises(StoreUnavailable, match="no longer exists"):
+    with pytest.raises(StoreUnavailable, match="never settled"):
         store.create(new_session(), delivery_id="d2", now=START)
+
+
+class TestCreationUnderRealDynamoDBBehaviour:
+    """`create` reads why DynamoDB cancelled its transaction (tests/dynamodb_faults.py)."""
+
+    # Longer than a first jittered pause, shorter than the pauses together.
+    COMMIT_SECONDS = 0.05
+
+    @pytest.fixture
+    def dynamodb(self, table: str) -> tuple[SessionStore, RealisticDynamoDB]:
+        client = boto3.client("dynamodb")
+        return SessionStore(table, client=client), RealisticDynamoDB(client)
+
+    def test_a_re_sent_transaction_that_had_committed_is_the_callers_own_write(
+        self, table: str
+    ) -> None:
+        # Given a client that sends the creating transaction again after it committed
+        store = SessionStore(
+            table, client=RepeatingClient(boto3.client("dynamodb"), {"transact_write_items"})
+        )
+        session = new_session()
+        # When the session is created, then it is the caller's own, not a duplicate
+        assert store.create(session, delivery_id="d1", now=START) == (session, True)
+
+    def test_an_answer_lost_after_commit_is_the_callers_own_write(
+        self, dynamodb: tuple[SessionStore, RealisticDynamoDB]
+    ) -> None:
+        # Given DynamoDB committing the transaction, then failing before it answers, so that
+        # botocore sends it again
+        store, faults = dynamodb
+        faults.fail("TransactWriteItems", answer_lost(internal_error()))
+        session = new_session()
+        # When the session is created, then it is the caller's own
+        assert store.create(session, delivery_id="d1", now=START) == (session, True)
+        assert faults.injected == {"InternalServerError": 1}
+
+    def test_duplicates_racing_a_commit_in_progress_are_duplicates_not_outages(
+        self, table: str
+    ) -> None:
+        # Given DynamoDB taking a moment to commit, cancelling any transaction on the same items
+        # meanwhile with TransactionConflict, and not showing the first one to reads until done
+        client = boto3.client("dynamodb")
+        faults = RealisticDynamoDB(client, commit_seconds=self.COMMIT_SECONDS)
+        store = SessionStore(table, client=client)
+        racers = [new_session() for _ in range(RACING_DUPLICATES)]
+        barrier = threading.Barrier(RACING_DUPLICATES)
+
+        def deliver(session: CaptureSession) -> tuple[CaptureSession, bool]:
+            barrier.wait()
+            return store.create(session, delivery_id="d1", now=START)
+
+        # When the same delivery arrives that many times at once
+        with ThreadPoolExecutor(RACING_DUPLICATES) as pool:
+            answers = list(pool.map(deliver, racers))
+        # Then one created the session and every other one is answered with it
+        assert faults.injected["TransactionConflict"] >= RACING_DUPLICATES - 1
+        assert sum(created for _, created in answers) == 1
+        assert len({stored.session_id for stored, _ in answers}) == 1
+
+    @pytest.mark.parametrize("busy", ["TransactionConflict", "ThrottlingError"])
+    def test_a_busy_item_is_tried_again(
+        self, dynamodb: tuple[SessionStore, RealisticDynamoDB], busy: str
+    ) -> None:
+        store, faults = dynamodb
+        faults.fail("TransactWriteItems", cancelled("None", busy, "None"))
+        session = new_session()
+        assert store.create(session, delivery_id="d1", now=START) == (session, True)
+        assert faults.calls["TransactWriteItems"] == 2
+
+    def test_an_item_dynamodb_refuses_is_invalid_input_and_nothing_is_stored(
+        self, dynamodb: tuple[SessionStore, RealisticDynamoDB], table: str
+    ) -> None:
+        store, faults = dynamodb
+        faults.fail("TransactWriteItems", cancelled("ValidationError", "None", "None"))
+        with pytest.raises(InvalidRequest, match="cannot be stored"):
+            store.create(new_session(), delivery_id="d1", now=START)
+        assert boto3.client("dynamodb").scan(TableName=table)["Items"] == []
+
+    def test_conflicts_that_never_settle_are_unavailable_and_store_nothing(
+        self, dynamodb: tuple[SessionStore, RealisticDynamoDB], table: str
+    ) -> None:
+        store, faults = dynamodb
+        faults.fail("TransactWriteItems", *[conflict()] * CREATE_ATTEMPTS)
+        with pytest.raises(StoreUnavailable, match="never settled"):
+            store.create(new_session(), delivery_id="d1", now=START)
+        assert faults.calls["TransactWriteItems"] == CREATE_ATTEMPTS
+        assert boto3.client("dynamodb").scan(TableName=table)["Items"] == []
+
+    def test_throttling_and_internal_errors_are_retried_by_botocore(
+        self, dynamodb: tuple[SessionStore, RealisticDynamoDB]
+    ) -> None:
+        store, faults = dynamodb
+        faults.fail("TransactWriteItems", throttled(), internal_error())
+        session = new_session()
+        assert store.create(session, delivery_id="d1", now=START) == (session, True)
+        assert faults.calls["TransactWriteItems"] == 3

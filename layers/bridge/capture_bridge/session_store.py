@@ -18,7 +18,9 @@ A claim still set when the next one is taken means its holder died mid-way (`int
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,8 +32,9 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from capture_bridge.errors import StoreUnavailable
+from capture_bridge.errors import InvalidRequest, StoreUnavailable
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus, format_time, parse_time
+from capture_bridge.observability import logger
 
 DUE_INDEX = "due-sessions"
 # Spreads the due index over a few partitions; the resolver reads them all.
@@ -40,6 +43,17 @@ DUE_BUCKETS = 4
 DELIVERY_MEMORY = timedelta(hours=1)
 # Guards normally go with their session's end; this only cleans up after the unexpected.
 GUARD_GRACE = timedelta(days=1)
+
+# Creating a session: DynamoDB cancels a transaction that meets another one still committing on
+# the same item (`TransactionConflict`) or that it throttles; those are tried again, briefly.
+CREATE_ATTEMPTS = 4
+# Pauses of 20-40, 40-80 and 80-160 ms: transactions commit within milliseconds.
+CONFLICT_PAUSE_SECONDS = 0.02
+CONDITION_FAILED = "ConditionalCheckFailed"
+VALIDATION_ERROR = "ValidationError"
+BUSY_REASONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -197,13 +211,58 @@ class SessionStore:
     ) -> tuple[CaptureSession, bool]:
         """Store a new session unless this delivery or an open capture for it exists already.
 
-        Returns the session that stands for the request and whether it is the new one.
+        Returns the session that stands for the request and whether it is the caller's own. Reads
+        DynamoDB's reasons for a cancelled transaction: an item that exists names the session
+        standing for the request (the caller's own when a re-sent transaction had committed);
+        a conflict with a transaction still committing is tried again shortly; an item DynamoDB
+        refuses as invalid is the caller's error. Raises `StoreUnavailable` only when DynamoDB
+        cannot be used, `InvalidRequest` when it refuses the item.
         """
         now_epoch = int(now.timestamp())
         delivery_key = f"delivery#{session.helpdesk}#{delivery_id}#{session.capture_key}"
-        guard_key = _guard_key(session)
+        items = self._creation_items(session, delivery_key, now)
+        for attempt in range(CREATE_ATTEMPTS):
+            if attempt:
+                # Growing, so that a rival's commit has time to land; jittered, so that racing
+                # duplicates do not collide again in step.
+                pause = CONFLICT_PAUSE_SECONDS * 2**attempt
+                time.sleep(random.uniform(pause / 2, pause))  # noqa: S311
+            reasons = self._transact(items, "could not store the capture request")
+            if reasons is None:
+                return session, True
+            if VALIDATION_ERROR in reasons:
+                logger.error(
+                    "DynamoDB refused a capture request as invalid", extra={"reasons": reasons}
+                )
+                raise InvalidRequest("the capture request cannot be stored")
+            if CONDITION_FAILED in reasons:
+                # Whichever pointer exists names the session standing for this request.
+                standing = self._standing_for(
+                    session, (delivery_key, _guard_key(session)), now_epoch
+                )
+                if standing is not None:
+                    return standing
+            elif not set(reasons) <= BUSY_REASONS | {"None"}:
+                raise StoreUnavailable(f"the capture request was cancelled: {', '.join(reasons)}")
+        # Still busy: the transaction we conflicted with may have committed by now.
+        standing = self._standing_for(session, (delivery_key, _guard_key(session)), now_epoch)
+        if standing is not None:
+            return standing
+        raise StoreUnavailable(
+            "the capture request kept conflicting with writes that never settled"
+        )
+
+    def _creation_items(
+        self, session: CaptureSession, delivery_key: str, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The session, its open-capture guard and its delivery pointer, each only if free."""
         free = "attribute_not_exists(pk) OR expires_at < :now"
-        items = [
+        now_value = {":now": {"N": str(int(now.timestamp()))}}
+        pointers = (
+            (_guard_key(session), session.deadline_at + GUARD_GRACE),
+            (delivery_key, now + DELIVERY_MEMORY),
+        )
+        return [
             {
                 "Put": {
                     "TableName": self._table,
@@ -211,49 +270,51 @@ class SessionStore:
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": _dump(
-                        {
-                            "pk": guard_key,
-                            "session_id": session.session_id,
-                            "expires_at": int((session.deadline_at + GUARD_GRACE).timestamp()),
-                        }
-                    ),
-                    "ConditionExpression": free,
-                    "ExpressionAttributeValues": {":now": {"N": str(now_epoch)}},
+            *(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _dump(
+                            {
+                                "pk": key,
+                                "session_id": session.session_id,
+                                "expires_at": int(expires.timestamp()),
+                            }
+                        ),
+                        "ConditionExpression": free,
+                        "ExpressionAttributeValues": now_value,
+                    }
                 }
-            },
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": _dump(
-                        {
-                            "pk": delivery_key,
-                            "session_id": session.session_id,
-                            "expires_at": int((now + DELIVERY_MEMORY).timestamp()),
-                        }
-                    ),
-                    "ConditionExpression": free,
-                    "ExpressionAttributeValues": {":now": {"N": str(now_epoch)}},
-                }
-            },
+                for key, expires in pointers
+            ),
         ]
+
+    def _transact(self, items: list[dict[str, Any]], failure: str) -> list[str] | None:
+        """Write `items` in one transaction: None when done, else the reason code of each item."""
         try:
             self.client.transact_write_items(TransactItems=items)
-            return session, True
+            return None
         except ClientError as exc:
             if _error_code(exc) != "TransactionCanceledException":
-                raise StoreUnavailable(f"could not store the capture request: {exc}") from exc
+                raise StoreUnavailable(f"{failure}: {exc}") from exc
+            reasons = exc.response.get("CancellationReasons") or []
+            return [str(reason.get("Code") or "None") for reason in reasons] or ["Unknown"]
         except BotoCoreError as exc:
-            raise StoreUnavailable(f"could not store the capture request: {exc}") from exc
-        # A replay of this delivery first, then an open capture of the same thing on the ticket.
-        for key in (delivery_key, guard_key):
+            raise StoreUnavailable(f"{failure}: {exc}") from exc
+
+    def _standing_for(
+        self, session: CaptureSession, pointer_keys: tuple[str, ...], now_epoch: int
+    ) -> tuple[CaptureSession, bool] | None:
+        """The stored session a live pointer names, and whether it is `session` itself.
+
+        A transaction re-sent after it committed (by botocore, a proxy or a retry of ours) fails
+        its own conditions: the pointers then name the caller's session, which is not a duplicate.
+        """
+        for key in pointer_keys:
             existing = self._session_behind(key, now_epoch)
             if existing is not None:
-                return existing, False
-        raise StoreUnavailable("the capture request conflicted with one that no longer exists")
+                return existing, existing.session_id == session.session_id
+        return None
 
     def _session_behind(self, pointer_key: str, now_epoch: int) -> CaptureSession | None:
         pointer = self._get(pointer_key)
