@@ -300,7 +300,7 @@ class TestConcurrencyAndCrashes:
 
         world.bugpilot.connect_user("user-42")
         crashing = replace(world.runtime)
-        object.__setattr__(crashing, "provider", lambda name: DiesAfterStarting())
+        object.__setattr__(crashing, "provider", lambda name, **_: DiesAfterStarting())
         with pytest.raises(Crash):
             Webhook(crashing, world.clock).send(trigger_body())
         assert len(world.bugpilot.actions) == 1

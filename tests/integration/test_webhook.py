@@ -92,7 +92,7 @@ class TestAccepted:
                 seen.append(len(sessions))
                 return real.start(session)
 
-        object.__setattr__(runtime, "provider", lambda name: Spy())
+        object.__setattr__(runtime, "provider", lambda name, **_: Spy())
         webhook.send(trigger_body())
         assert seen == [1]
 

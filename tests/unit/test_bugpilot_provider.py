@@ -93,11 +93,35 @@ class TestAction:
         assert (result.outcome, result.error_code) == (Outcome.RETRYABLE, code)
         assert result.retry_after_seconds == (30 if status == 429 else None)
 
-    def test_timeout_is_retryable(self, bugpilot: BugpilotSimulator) -> None:
+    @pytest.mark.parametrize(
+        ("action", "repeatable"),
+        [("upload-session", True), ("upload-screenshot", True), ("show-recording-ui", False)],
+    )
+    def test_an_answer_that_never_comes_leaves_the_action_unconfirmed(
+        self, bugpilot: BugpilotSimulator, action: str, repeatable: bool
+    ) -> None:
+        # Given Bugpilot carrying the action out but answering after the read timeout
         bugpilot.connect_user("user-42")
         bugpilot.script_action(200, delay=1.5)
-        result = capture(provider_for(bugpilot))
-        assert (result.outcome, result.error_code) == (Outcome.RETRYABLE, "UNREACHABLE")
+        # When the capture is requested
+        result = capture(provider_for(bugpilot), action=action)
+        # Then it is unconfirmed, not retryable: Bugpilot did capture
+        assert (result.outcome, result.error_code) == (Outcome.UNCONFIRMED, "UNCONFIRMED")
+        assert len(bugpilot.tokens) == 1
+        # And only a capture the user does not see may ever be asked for again
+        assert result.repeatable is repeatable
+
+    def test_a_gateway_timeout_is_unconfirmed_but_bugpilots_own_errors_are_not(self) -> None:
+        from capture_bridge.http import HttpResponse
+
+        provider = BugpilotProvider(
+            BugpilotSettings(api_url="http://x", workspace_id="w", api_key="k"), HttpClient()
+        )
+        answer = BugpilotProvider._action_result  # a parsing rule, tested without a server
+        gateway = answer(provider, HttpResponse(504, {}, b"<html>Gateway Timeout</html>"), "x")
+        assert gateway.outcome is Outcome.UNCONFIRMED
+        own = HttpResponse(504, {}, b'{"error": "INTERNAL_ERROR"}')
+        assert answer(provider, own, "x").outcome is Outcome.RETRYABLE
 
     def test_refused_connection_is_retryable(self) -> None:
         with BugpilotSimulator() as gone:
@@ -121,12 +145,12 @@ class TestAction:
         provider = BugpilotProvider(
             BugpilotSettings(api_url="http://x", workspace_id="w", api_key="k"), HttpClient()
         )
-        result = answer(provider, HttpResponse(200, {}, b'{"ok": true}'))
+        result = answer(provider, HttpResponse(200, {}, b'{"ok": true}'), "upload-session")
         assert (result.outcome, result.error_code) == (
             Outcome.REJECTED,
             "UNEXPECTED_RESPONSE",
         )
-        result = answer(provider, HttpResponse(401, {}, b"<html>"))
+        result = answer(provider, HttpResponse(401, {}, b"<html>"), "upload-session")
         assert (result.outcome, result.error_code) == (Outcome.REJECTED, "INVALID_API_KEY")
 
 

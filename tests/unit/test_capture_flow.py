@@ -10,6 +10,7 @@ import pytest
 from capture_bridge.capture import CaptureResult, Outcome
 from capture_bridge.capture_flow import (
     MAX_POLL_DELAY,
+    MAX_UNCONFIRMED_REPEATS,
     TRANSITIONS,
     Continue,
     Finish,
@@ -17,6 +18,7 @@ from capture_bridge.capture_flow import (
     apply,
     next_transition,
     releases_guard,
+    transition_for,
 )
 from capture_bridge.models import CaptureRequest, CaptureSession, NoteState, SessionStatus
 from tests.conftest import START
@@ -53,6 +55,8 @@ def session(status: SessionStatus = S.REQUESTED, *, reference: str | None = None
         (S.REQUESTED, Outcome.RETRYABLE, S.REQUESTED),
         (S.REQUESTED, Outcome.REJECTED, S.FAILED),
         (S.REQUESTED, Outcome.INTERRUPTED, S.FAILED),
+        (S.REQUESTED, Outcome.UNCONFIRMED, S.REQUESTED),
+        (S.WAITING_FOR_USER, Outcome.UNCONFIRMED, S.WAITING_FOR_USER),
         (S.WAITING_FOR_USER, Outcome.STARTED, S.PENDING),
         (S.WAITING_FOR_USER, Outcome.USER_OFFLINE, S.WAITING_FOR_USER),
         (S.WAITING_FOR_USER, Outcome.RETRYABLE, S.WAITING_FOR_USER),
@@ -153,3 +157,45 @@ def test_the_guard_is_released_on_the_step_into_a_final_status_only() -> None:
     assert not releases_guard(finished, replace(finished, note_state=NoteState.POSTED))
     waiting = apply(open_session, CaptureResult(Outcome.NOT_READY), START, POLICY)
     assert not releases_guard(open_session, waiting)
+
+
+class TestUnconfirmedStarts:
+    """A start that may have been carried out is repeated only when unnoticeable, and once."""
+
+    SILENT = CaptureResult(Outcome.UNCONFIRMED, error_code="UNCONFIRMED", repeatable=True)
+    VISIBLE = CaptureResult(Outcome.UNCONFIRMED, error_code="UNCONFIRMED", repeatable=False)
+
+    @pytest.mark.parametrize("status", [S.REQUESTED, S.WAITING_FOR_USER])
+    def test_a_silent_start_is_sent_again_once(self, status: SessionStatus) -> None:
+        # Given a start left unconfirmed for the first time
+        first = apply(session(status), self.SILENT, START, POLICY)
+        # Then the session stays open, counting it, and starts again after a back-off
+        assert (first.status, first.unconfirmed, first.attempts) == (status, 1, 1)
+        assert first.next_check_at is not None
+        assert first.next_check_at > START
+        # When the repeat is left unconfirmed too, then the session fails and owes its note
+        second = apply(first, self.SILENT, START, POLICY)
+        assert (second.status, second.error, second.unconfirmed) == (S.FAILED, "UNCONFIRMED", 2)
+        assert second.note_state is NoteState.PENDING
+        assert second.unconfirmed == MAX_UNCONFIRMED_REPEATS + 1
+
+    def test_a_start_the_user_would_see_is_never_sent_again(self) -> None:
+        failed = apply(session(), self.VISIBLE, START, POLICY)
+        assert (failed.status, failed.error, failed.unconfirmed) == (S.FAILED, "UNCONFIRMED", 1)
+
+    def test_the_rule_is_the_table_within_the_budget_and_failure_beyond_it(self) -> None:
+        fresh = session()
+        assert transition_for(fresh, self.SILENT) == next_transition(
+            S.REQUESTED, Outcome.UNCONFIRMED
+        )
+        assert transition_for(fresh, self.VISIBLE) == Finish(S.FAILED)
+        repeated = replace(fresh, unconfirmed=MAX_UNCONFIRMED_REPEATS)
+        assert transition_for(repeated, self.SILENT) == Finish(S.FAILED)
+
+    def test_a_later_confirmed_start_keeps_the_count(self) -> None:
+        # Given a silent start left unconfirmed, then confirmed when repeated
+        first = apply(session(), self.SILENT, START, POLICY)
+        started = CaptureResult(Outcome.STARTED, reference="https://x/api/v1/session-info/w/t")
+        second = apply(first, started, START, POLICY)
+        # Then the session follows the confirmed capture and remembers the unconfirmed one
+        assert (second.status, second.unconfirmed) == (S.PENDING, 1)

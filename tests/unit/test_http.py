@@ -43,12 +43,40 @@ def test_malformed_urls_are_transport_errors() -> None:
         HttpClient().request("GET", "http://")
 
 
-def test_refused_connection_is_a_transport_error() -> None:
+class _HangsUp(BaseHTTPRequestHandler):
+    """Reads the whole request, then closes the connection without answering."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_refused_connection_was_surely_not_delivered() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Huge)
     port = server.server_address[1]
     server.server_close()
-    with pytest.raises(TransportError, match="connection failed"):
+    with pytest.raises(TransportError, match="connection failed") as caught:
         HttpClient().request("GET", f"http://127.0.0.1:{port}/")
+    assert caught.value.maybe_delivered is False
+
+
+def test_connection_dropped_after_sending_may_have_been_delivered() -> None:
+    # Given a server that reads the request, then hangs up without an answer
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HangsUp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # When a request is sent to it, then the caller cannot know whether it was acted on
+        with pytest.raises(TransportError, match="connection lost") as caught:
+            HttpClient().request(
+                "POST", f"http://127.0.0.1:{server.server_address[1]}/", json_body={}
+            )
+        assert caught.value.maybe_delivered is True
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_response_helpers() -> None:

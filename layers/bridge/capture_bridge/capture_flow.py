@@ -7,12 +7,18 @@ resolver share them and the rules are tested without DynamoDB.
 
     requested ──started──▶ pending ──ready──▶ resolved
         │  ▲                 │ ├──not ready past the deadline──▶ timed_out
-        │  └─retryable       │ └──invalid / rejected──▶ failed
+        │  └─retryable,      │ └──invalid / rejected──▶ failed
+        │    unconfirmed*    │
         ├──user offline──▶ waiting_for_user ──(started again)──▶ pending | timed_out
-        └──rejected / invalid / interrupted──▶ failed
+        └──rejected / invalid / interrupted / unconfirmed*──▶ failed
 
 Sessions whose capture already exists (LambdaTest, Notte) open `pending`. Every final status owes
 the ticket exactly one note (`note_state`).
+
+*A start that may have been carried out without a confirmation is the one answer whose next step
+depends on history (`transition_for`): sent once more if the user would not notice it and it has
+not been repeated yet, else the session fails. So a request never gives more than two captures,
+and never shows the user a second prompt.
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ class Continue:
 Transition = Finish | Continue
 _S = SessionStatus
 _FAILED = Finish(_S.FAILED)
+# How often an unconfirmed start the user would not notice is sent again.
+MAX_UNCONFIRMED_REPEATS = 1
 
 
 def _starting(status: SessionStatus) -> dict[tuple[SessionStatus, Outcome], Transition]:
@@ -90,6 +98,8 @@ def _starting(status: SessionStatus) -> dict[tuple[SessionStatus, Outcome], Tran
             _S.WAITING_FOR_USER, Wait.USER_RETRY, _S.TIMED_OUT
         ),
         (status, Outcome.RETRYABLE): Continue(status, Wait.RETRY_BACKOFF, _S.FAILED),
+        # Only within the repeat budget; see `transition_for`.
+        (status, Outcome.UNCONFIRMED): Continue(status, Wait.RETRY_BACKOFF, _S.FAILED),
         (status, Outcome.REJECTED): _FAILED,
         (status, Outcome.INVALID): _FAILED,
         (status, Outcome.INTERRUPTED): _FAILED,
@@ -110,6 +120,18 @@ TRANSITIONS: dict[tuple[SessionStatus, Outcome], Transition] = {
 def next_transition(status: SessionStatus, outcome: Outcome) -> Transition:
     """The table's entry; any pair it does not list (a provider answering out of turn) fails."""
     return TRANSITIONS.get((status, outcome), _FAILED)
+
+
+def may_repeat(session: CaptureSession, result: CaptureResult) -> bool:
+    """Whether an unconfirmed start may be sent again: unnoticeable, and not repeated before."""
+    return result.repeatable and session.unconfirmed < MAX_UNCONFIRMED_REPEATS
+
+
+def transition_for(session: CaptureSession, result: CaptureResult) -> Transition:
+    """The table's entry for `result`, unless it is an unconfirmed start beyond its budget."""
+    if result.outcome is Outcome.UNCONFIRMED and not may_repeat(session, result):
+        return _FAILED
+    return next_transition(session.status, result.outcome)
 
 
 def releases_guard(before: CaptureSession, after: CaptureSession) -> bool:
@@ -150,10 +172,11 @@ def apply(
         session,
         attempts=session.attempts + (0 if checking else 1),
         polls=session.polls + (1 if checking else 0),
+        unconfirmed=session.unconfirmed + (result.outcome is Outcome.UNCONFIRMED),
         deadline_at=result.deadline_at or session.deadline_at,
         updated_at=now,
     )
-    transition = next_transition(session.status, result.outcome)
+    transition = transition_for(session, result)
     error = result.error_code
     if isinstance(transition, Finish):
         if result.outcome is Outcome.REJECTED:

@@ -14,11 +14,19 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 # (connect, read) seconds. Connecting is quick or hopeless; reading waits for the vendor's work.
 DEFAULT_TIMEOUT = (3.05, 8.0)
 # Bounded so that a response can never fill the function's memory.
 MAX_BODY_BYTES = 1_048_576
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """Whether the connection itself failed (refused, unresolvable), so nothing was sent."""
+    cause = exc.args[0] if exc.args else None
+    # requests wraps urllib3's MaxRetryError, whose `reason` is the error that happened.
+    return isinstance(getattr(cause, "reason", cause), NewConnectionError)
 
 
 class TransportError(Exception):
@@ -98,10 +106,13 @@ class HttpClient:
         except requests.ConnectTimeout as exc:
             raise TransportError(f"{method} {url}: connect timeout", maybe_delivered=False) from exc
         except requests.ConnectionError as exc:
-            # A refused or reset connection before sending is common; a reset after it is not
-            # distinguishable here, so callers treat both as retryable.
+            if _never_connected(exc):
+                raise TransportError(
+                    f"{method} {url}: connection failed", maybe_delivered=False
+                ) from exc
+            # Dropped after connecting: the request may have been read and acted on.
             raise TransportError(
-                f"{method} {url}: connection failed", maybe_delivered=True
+                f"{method} {url}: connection lost before the answer", maybe_delivered=True
             ) from exc
         except requests.Timeout as exc:
             raise TransportError(f"{method} {url}: read timeout", maybe_delivered=True) from exc

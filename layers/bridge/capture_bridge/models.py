@@ -137,6 +137,8 @@ class CaptureSession:
     # Starts sent (a provider's capture action), and checks made.
     attempts: int = 0
     polls: int = 0
+    # Starts that may have been carried out without the provider confirming them.
+    unconfirmed: int = 0
     # The provider's handle on the capture: Bugpilot's session-info URL, an external session id.
     reference: str | None = None
     # What the provider found once the capture was ready: named links and facts.

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
-from capture_bridge.capture import CaptureProvider, get_provider, requests_for
+from capture_bridge.capture import CallBudget, CaptureProvider, get_provider, requests_for
 from capture_bridge.capture_flow import RetryPolicy
 from capture_bridge.helpdesks import HelpdeskAdapter, get_adapter
 from capture_bridge.http import HttpClient, get_http_client
@@ -36,9 +36,9 @@ class Runtime:
         """The adapter for helpdesk `name`; raises `UnknownHelpdesk`."""
         return get_adapter(name, self.settings, self.http)
 
-    def provider(self, name: str) -> CaptureProvider:
-        """The capture provider `name`; raises `UnknownProvider`."""
-        return get_provider(name, self.settings, self.http)
+    def provider(self, name: str, budget: CallBudget = CallBudget.BACKGROUND) -> CaptureProvider:
+        """The capture provider `name`, timing its calls for `budget`; raises `UnknownProvider`."""
+        return get_provider(name, self.settings, self.http, budget)
 
     def capture_requests(self, ticket: TicketRequest) -> list[CaptureRequest]:
         """Every capture the ticket asks for; raises `InvalidRequest`."""

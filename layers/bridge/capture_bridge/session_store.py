@@ -106,6 +106,7 @@ def to_item(session: CaptureSession) -> dict[str, Any]:
         "deadline_at": format_time(session.deadline_at),
         "attempts": session.attempts,
         "polls": session.polls,
+        "unconfirmed": session.unconfirmed,
         "note_attempts": session.note_attempts,
     }
     item.update({name: getattr(session, name) for name in _TEXT_FIELDS})
@@ -163,6 +164,7 @@ def from_item(item: Mapping[str, Any]) -> CaptureSession:
         next_check_at=parse_time(next_check) if next_check else None,
         attempts=int(item.get("attempts", 0)),
         polls=int(item.get("polls", 0)),
+        unconfirmed=int(item.get("unconfirmed", 0)),
         note_state=NoteState(note_state) if note_state else None,
         note_attempts=int(item.get("note_attempts", 0)),
         expires_at=int(expires_at) if expires_at is not None else None,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from capture_bridge.capture import CallBudget
 from capture_bridge.capture_flow import CLAIM_LEASE, advance, releases_guard
 from capture_bridge.errors import (
     ConfigurationError,
@@ -79,7 +80,7 @@ def accept(
     # Every capture is read and validated before anything is stored.
     requests = runtime.capture_requests(helpdesk.parse(body))
     opened: list[Opened] = []
-    failure: StoreUnavailable | None = None
+    failure: StoreUnavailable | InvalidRequest | None = None
     for request in requests:
         # A capture still to start is held by this call until it records the answer; the
         # resolver only steps in once the lease lapses, which means this call died.
@@ -93,8 +94,9 @@ def accept(
         )
         try:
             stored, created = runtime.store.create(session, delivery_id=delivery_id, now=now)
-        except StoreUnavailable as exc:
-            # Those stored already are started below; the sender's retry stores the rest.
+        except (StoreUnavailable, InvalidRequest) as exc:
+            # Those stored already are started below, never left claimed and idle; the sender's
+            # retry stores the rest.
             failure = exc
             break
         opened.append(Opened(stored, created))
@@ -124,7 +126,7 @@ def _start(
 ) -> CaptureSession:
     """Make the session's first start and record its answer, releasing this call's claim."""
     claim_id = session.claim_id or ""
-    provider = runtime.provider(session.provider)
+    provider = runtime.provider(session.provider, budget=CallBudget.INTERACTIVE)
     updated = replace(
         advance(session, provider, clock(), runtime.policy, interrupted=False), claim_id=None
     )

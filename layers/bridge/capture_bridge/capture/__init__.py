@@ -44,6 +44,18 @@ class Outcome(StrEnum):
     INVALID = "invalid"
     # Not a provider's answer: a start whose holder died before recording what came back.
     INTERRUPTED = "interrupted"
+    # The start may have been carried out, but no answer said so (a read timeout, a connection
+    # dropped after sending, a gateway timeout): sending it again could capture twice.
+    UNCONFIRMED = "unconfirmed"
+
+
+class CallBudget(StrEnum):
+    """How long a provider's call may take, by who is waiting for it."""
+
+    # A helpdesk waits on the webhook's answer (Zendesk gives up after about ten seconds).
+    INTERACTIVE = "interactive"
+    # The scheduled resolver: nobody waits, so slow answers are waited for rather than lost.
+    BACKGROUND = "background"
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,8 @@ class CaptureResult:
     retry_after_seconds: int | None = None
     # A provider that knows how long its capture can take moves the session's deadline.
     deadline_at: datetime | None = None
+    # For UNCONFIRMED: the start is one the user would not notice twice (a silent capture).
+    repeatable: bool = False
 
 
 class CaptureProvider(Protocol):
@@ -109,9 +123,14 @@ def provider_module(name: str) -> ModuleType:
     return importlib.import_module(module_name)
 
 
-def get_provider(name: str, settings: Settings, http: HttpClient) -> CaptureProvider:
-    """The provider called `name`; raises `UnknownProvider` for any other name."""
-    provider: CaptureProvider = provider_module(name).provider(settings, http)
+def get_provider(
+    name: str,
+    settings: Settings,
+    http: HttpClient,
+    budget: CallBudget = CallBudget.BACKGROUND,
+) -> CaptureProvider:
+    """The provider called `name`, timing its calls for `budget`; raises `UnknownProvider`."""
+    provider: CaptureProvider = provider_module(name).provider(settings, http, budget)
     return provider
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from capture_bridge.capture import (
+    CallBudget,
     CaptureResult,
     Outcome,
     header_seconds,
@@ -26,6 +27,8 @@ SECRET_KEYS = ("BUGPILOT_WORKSPACE_ID", "BUGPILOT_API_KEY")
 DEFAULT_API_URL = "https://widget-api.bugpilot.io"
 
 ACTIONS = ("upload-session", "upload-screenshot", "show-recording-ui")
+# Captures the user does not see being taken; `show-recording-ui` puts a prompt in their face.
+SILENT_ACTIONS = frozenset({"upload-session", "upload-screenshot"})
 ACTION_LABELS = {
     "upload-session": "session recording (last minutes of activity)",
     "upload-screenshot": "screenshot",
@@ -40,8 +43,9 @@ ACTION_TAGS = {
 MAX_DESCRIPTION_LENGTH = 2000
 MAX_ACTION_LENGTH = 60
 USER_AGENT = "Bugpilot API Client/1.0"
-# Kept short: the webhook waits for this call and Zendesk gives up after about ten seconds.
-ACTION_TIMEOUT = (3.05, 5.0)
+# The webhook's is short: Zendesk gives up after about ten seconds. The resolver waits longer, so
+# that a slow Bugpilot's answer is read rather than left unconfirmed.
+ACTION_TIMEOUTS = {CallBudget.INTERACTIVE: (3.05, 5.0), CallBudget.BACKGROUND: (3.05, 15.0)}
 SESSION_INFO_TIMEOUT = (3.05, 8.0)
 
 # Errors only an operator can fix; asking again would fail the same way.
@@ -66,6 +70,12 @@ FAILURE_REASONS = {
         "if a report shows up in Bugpilot, it belongs to this ticket."
     ),
 }
+UNCONFIRMED_NOTE = (
+    "Bugpilot did not confirm the request; a report may still appear in the Bugpilot dashboard."
+)
+EARLIER_UNCONFIRMED_NOTE = (
+    "Bugpilot did not confirm an earlier try; a report may still appear in the Bugpilot dashboard."
+)
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,7 @@ class BugpilotProvider:
         settings: BugpilotSettings,
         http: HttpClient,
         *,
-        action_timeout: tuple[float, float] = ACTION_TIMEOUT,
+        action_timeout: tuple[float, float] = ACTION_TIMEOUTS[CallBudget.BACKGROUND],
         session_info_timeout: tuple[float, float] = SESSION_INFO_TIMEOUT,
     ) -> None:
         self._settings = settings
@@ -199,11 +209,17 @@ class BugpilotProvider:
                 "the page. Request the capture again if you still need it.",
             ]
         code = session.error or "UNKNOWN"
+        if code == "UNCONFIRMED":
+            return [header, f"{UNCONFIRMED_NOTE} Request the capture again if none does."]
         reason = FAILURE_REASONS.get(code, f"Bugpilot kept failing ({code}).")
-        return [
+        lines = [
             header,
             f"The capture could not be completed: {reason} Request it again once this is fixed.",
         ]
+        if session.unconfirmed:
+            # An earlier try went unanswered: it may have captured all the same.
+            lines.append(EARLIER_UNCONFIRMED_NOTE)
+        return lines
 
     def request_capture(self, *, user_id: str, action: str, description: str) -> CaptureResult:
         """Ask the user's browser to capture; map every documented answer to an outcome."""
@@ -229,11 +245,16 @@ class BugpilotProvider:
                 timeout=self._action_timeout,
             )
         except TransportError as exc:
+            if exc.maybe_delivered:
+                return _unconfirmed(action, str(exc))
             return CaptureResult(Outcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
-        return self._action_result(response)
+        return self._action_result(response, action)
 
-    def _action_result(self, response: HttpResponse) -> CaptureResult:
+    def _action_result(self, response: HttpResponse, action: str) -> CaptureResult:
         code, message = _error_of(response)
+        if response.status == 504 and code is None:
+            # A gateway gave up waiting for Bugpilot, which may have carried the action out.
+            return _unconfirmed(action, "Bugpilot's gateway timed out (HTTP 504)")
         if response.status == 200 and code is None:
             payload = response.json()
             url = payload.get("sessionInfoUrl") if isinstance(payload, dict) else None
@@ -329,6 +350,18 @@ class BugpilotProvider:
         )
 
 
-def provider(settings: Settings, http: HttpClient) -> BugpilotProvider:
+def _unconfirmed(action: str, message: str) -> CaptureResult:
+    """An action that may have been carried out; only a silent one may ever be sent again."""
+    return CaptureResult(
+        Outcome.UNCONFIRMED,
+        error_code="UNCONFIRMED",
+        message=message,
+        repeatable=action in SILENT_ACTIONS,
+    )
+
+
+def provider(settings: Settings, http: HttpClient, budget: CallBudget) -> BugpilotProvider:
     """Entry point used by `capture.get_provider`."""
-    return BugpilotProvider(BugpilotSettings.from_settings(settings), http)
+    return BugpilotProvider(
+        BugpilotSettings.from_settings(settings), http, action_timeout=ACTION_TIMEOUTS[budget]
+    )

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from capture_bridge.capture import (
+    CallBudget,
     CaptureResult,
     ExistingSessions,
     NamedSessions,
@@ -261,6 +262,6 @@ class LambdaTestProvider(ExistingSessions):
         return reasons.get(code, f"LambdaTest kept failing ({code}).")
 
 
-def provider(settings: Settings, http: HttpClient) -> LambdaTestProvider:
-    """Entry point used by `capture.get_provider`."""
+def provider(settings: Settings, http: HttpClient, budget: CallBudget) -> LambdaTestProvider:
+    """Entry point used by `capture.get_provider`; only the resolver calls it, so one timeout."""
     return LambdaTestProvider(LambdaTestSettings.from_settings(settings), http)

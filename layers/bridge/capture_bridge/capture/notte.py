@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from capture_bridge.capture import (
+    CallBudget,
     CaptureResult,
     ExistingSessions,
     NamedSessions,
@@ -265,6 +266,6 @@ def _reset_in(response: HttpResponse) -> int | None:
     return header_seconds(response)
 
 
-def provider(settings: Settings, http: HttpClient) -> NotteProvider:
-    """Entry point used by `capture.get_provider`."""
+def provider(settings: Settings, http: HttpClient, budget: CallBudget) -> NotteProvider:
+    """Entry point used by `capture.get_provider`; only the resolver calls it, so one timeout."""
     return NotteProvider(NotteSettings.from_settings(settings), http)
