@@ -32,6 +32,9 @@ from tests.dynamodb_faults import (
 )
 
 LEASE = timedelta(minutes=5)
+# More sessions due than one run takes, so that the choice between buckets matters.
+DUE_SESSIONS = 40
+RUN_LIMIT = 10
 # As many identical deliveries at once as the load test that found the 503 storm.
 RACING_DUPLICATES = 50
 
@@ -189,6 +192,21 @@ def test_expired_guard_and_delivery_count_as_free(store: SessionStore) -> None:
     second = new_session()
     _, created = store.create(second, delivery_id="d1", now=much_later)
     assert created is True
+
+
+def test_due_sessions_are_the_oldest_over_every_bucket(store: SessionStore) -> None:
+    # Given more due sessions than one run takes, spread over the buckets, due a second apart
+    sessions = [
+        replace(new_session(ticket=str(1000 + n)), next_check_at=START + timedelta(seconds=n))
+        for n in range(DUE_SESSIONS)
+    ]
+    for session in reversed(sessions):
+        store.create(session, delivery_id=session.session_id, now=START)
+    assert len({due_bucket(session.session_id) for session in sessions[:RUN_LIMIT]}) > 1
+    # When a run asks for its share
+    due = store.due_session_ids(START + timedelta(hours=1), RUN_LIMIT)
+    # Then it gets the longest waiting ones, whatever their bucket, oldest first
+    assert due == [session.session_id for session in sessions[:RUN_LIMIT]]
 
 
 def test_claim_of_a_session_not_due_is_refused(store: SessionStore) -> None:

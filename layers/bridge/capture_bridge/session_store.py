@@ -18,6 +18,8 @@ A claim still set when the next one is taken means its holder died mid-way (`int
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import random
 import threading
 import time
@@ -342,26 +344,41 @@ class SessionStore:
         return from_item(item) if item else None
 
     def due_session_ids(self, now: datetime, limit: int) -> list[str]:
-        """Ids of the sessions due now, oldest first within each bucket; a Query, never a Scan."""
-        due: list[str] = []
-        for bucket in range(DUE_BUCKETS):
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": DUE_INDEX,
-                "KeyConditionExpression": "due_bucket = :bucket AND next_check_at <= :now",
-                "ExpressionAttributeValues": {
-                    ":bucket": {"S": f"due#{bucket}"},
-                    ":now": {"S": format_time(now)},
-                },
-            }
-            while len(due) < limit:
-                kwargs["Limit"] = limit - len(due)
+        """Ids of up to `limit` sessions due now, oldest first over every bucket; never a Scan.
+
+        Each bucket gives its `limit` oldest, then they are merged: reading the buckets one after
+        another would fill the run from the first and starve the others under load.
+        """
+        per_bucket = [self._due_in(f"due#{bucket}", now, limit) for bucket in range(DUE_BUCKETS)]
+        merged = heapq.merge(*per_bucket)
+        return [session_id for _, session_id in itertools.islice(merged, limit)]
+
+    def _due_in(self, bucket: str, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(next check, id) of the bucket's `limit` oldest due sessions, oldest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "due_bucket = :bucket AND next_check_at <= :now",
+            "ExpressionAttributeValues": {
+                ":bucket": {"S": bucket},
+                ":now": {"S": format_time(now)},
+            },
+        }
+        due: list[tuple[str, str]] = []
+        while len(due) < limit:
+            kwargs["Limit"] = limit - len(due)
+            try:
                 page = self.client.query(**kwargs)
-                due.extend(item["pk"]["S"].removeprefix("session#") for item in page["Items"])
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return due[:limit]
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreUnavailable(f"could not read the due sessions: {exc}") from exc
+            due.extend(
+                (item["next_check_at"]["S"], item["pk"]["S"].removeprefix("session#"))
+                for item in page["Items"]
+            )
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return due
 
     # -- claims and writes ------------------------------------------------------------------
 
