@@ -336,3 +336,44 @@ class TestCreationUnderRealDynamoDBBehaviour:
         session = new_session()
         assert store.create(session, delivery_id="d1", now=START) == (session, True)
         assert faults.calls["TransactWriteItems"] == 3
+
+
+class TestClaimsAndSavesUnderRealDynamoDBBehaviour:
+    """Claims and saves read the item a failed condition returns, and wait out busy items."""
+
+    @pytest.fixture
+    def stored(self, table: str) -> tuple[SessionStore, RealisticDynamoDB, CaptureSession]:
+        client = boto3.client("dynamodb")
+        store = SessionStore(table, client=client)
+        session = new_session()
+        store.create(session, delivery_id="d1", now=START)
+        return store, RealisticDynamoDB(client), session
+
+    def test_a_final_save_that_meets_a_busy_guard_is_tried_again(
+        self, stored: tuple[SessionStore, RealisticDynamoDB, CaptureSession]
+    ) -> None:
+        # Given the guard busy with another transaction once
+        store, faults, session = stored
+        faults.fail("TransactWriteItems", cancelled("None", "TransactionConflict"))
+        ended = replace(session, claim_id=None).finish(SessionStatus.FAILED, now=START, error="X")
+        # When the session ends, then the save goes through on the next try
+        assert store.save(ended, held_claim="webhook-claim", release_guard=True) is True
+        assert faults.calls["TransactWriteItems"] == 2
+
+    def test_a_save_whose_items_stay_busy_is_unavailable_not_a_lost_claim(
+        self, stored: tuple[SessionStore, RealisticDynamoDB, CaptureSession]
+    ) -> None:
+        store, faults, session = stored
+        faults.fail("TransactWriteItems", *[conflict()] * CREATE_ATTEMPTS)
+        ended = replace(session, claim_id=None).finish(SessionStatus.FAILED, now=START, error="X")
+        with pytest.raises(StoreUnavailable, match="stayed busy"):
+            store.save(ended, held_claim="webhook-claim", release_guard=True)
+
+    def test_lost_claims_and_lost_races_are_told_without_a_second_read(
+        self, stored: tuple[SessionStore, RealisticDynamoDB, CaptureSession]
+    ) -> None:
+        store, faults, session = stored
+        # A save under a claim someone else holds, and a claim of a session not due yet
+        assert store.save(replace(session, claim_id=None), held_claim="not-ours") is False
+        assert store.claim(session.session_id, now=START, lease=LEASE) is None
+        assert faults.calls["GetItem"] == 0

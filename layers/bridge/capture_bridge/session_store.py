@@ -46,6 +46,14 @@ DELIVERY_MEMORY = timedelta(hours=1)
 # Guards normally go with their session's end; this only cleans up after the unexpected.
 GUARD_GRACE = timedelta(days=1)
 
+# DynamoDB answers in milliseconds; a call that stalls is better sent again (botocore does, with
+# the same client token for transactions). The longest one call can take, every attempt at its
+# timeouts and botocore's backoff (up to 1 s, then 2 s) between them:
+CONNECT_TIMEOUT = 1
+READ_TIMEOUT = 2
+MAX_ATTEMPTS = 3
+LONGEST_CALL_SECONDS = MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + (1 + 2)
+
 # Creating a session: DynamoDB cancels a transaction that meets another one still committing on
 # the same item (`TransactionConflict`) or that it throttles; those are tried again, briefly.
 CREATE_ATTEMPTS = 4
@@ -181,6 +189,23 @@ def _load(item: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
+def _codes(reasons: list[dict[str, Any]]) -> list[str]:
+    return [str(reason.get("Code") or "None") for reason in reasons]
+
+
+def _busy(codes: list[str]) -> bool:
+    """Cancelled only because items were busy (some may show "None": they were fine)."""
+    return set(codes) <= BUSY_REASONS | {"None"}
+
+
+def _pause(attempt: int) -> None:
+    """Wait before trying a busy write again: longer each time, jittered."""
+    # Growing, so that a rival's commit has time to land; jittered, so that racing writers do
+    # not collide again in step.
+    pause = CONFLICT_PAUSE_SECONDS * 2**attempt
+    time.sleep(random.uniform(pause / 2, pause))  # noqa: S311
+
+
 def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -201,9 +226,9 @@ class SessionStore:
                 self._client = boto3.client(
                     "dynamodb",
                     config=Config(
-                        connect_timeout=2,
-                        read_timeout=5,
-                        retries={"max_attempts": 3, "mode": "standard"},
+                        connect_timeout=CONNECT_TIMEOUT,
+                        read_timeout=READ_TIMEOUT,
+                        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
                     ),
                 )
             return self._client
@@ -227,13 +252,11 @@ class SessionStore:
         items = self._creation_items(session, delivery_key, now)
         for attempt in range(CREATE_ATTEMPTS):
             if attempt:
-                # Growing, so that a rival's commit has time to land; jittered, so that racing
-                # duplicates do not collide again in step.
-                pause = CONFLICT_PAUSE_SECONDS * 2**attempt
-                time.sleep(random.uniform(pause / 2, pause))  # noqa: S311
-            reasons = self._transact(items, "could not store the capture request")
-            if reasons is None:
+                _pause(attempt)
+            cancelled = self._transact(items, "could not store the capture request")
+            if cancelled is None:
                 return session, True
+            reasons = _codes(cancelled)
             if VALIDATION_ERROR in reasons:
                 logger.error(
                     "DynamoDB refused a capture request as invalid", extra={"reasons": reasons}
@@ -246,7 +269,7 @@ class SessionStore:
                 )
                 if standing is not None:
                     return standing
-            elif not set(reasons) <= BUSY_REASONS | {"None"}:
+            elif not _busy(reasons):
                 raise StoreUnavailable(f"the capture request was cancelled: {', '.join(reasons)}")
         # Still busy: the transaction we conflicted with may have committed by now.
         standing = self._standing_for(session, (delivery_key, _guard_key(session)), now_epoch)
@@ -293,18 +316,31 @@ class SessionStore:
             ),
         ]
 
-    def _transact(self, items: list[dict[str, Any]], failure: str) -> list[str] | None:
-        """Write `items` in one transaction: None when done, else the reason code of each item."""
+    def _transact(self, items: list[dict[str, Any]], failure: str) -> list[dict[str, Any]] | None:
+        """Write `items` in one transaction: None when done, else DynamoDB's reason per item."""
         try:
             self.client.transact_write_items(TransactItems=items)
             return None
         except ClientError as exc:
             if _error_code(exc) != "TransactionCanceledException":
                 raise StoreUnavailable(f"{failure}: {exc}") from exc
-            reasons = exc.response.get("CancellationReasons") or []
-            return [str(reason.get("Code") or "None") for reason in reasons] or ["Unknown"]
+            reasons = exc.response.get("CancellationReasons") or [{"Code": "Unknown"}]
+            return [dict(reason) for reason in reasons]
         except BotoCoreError as exc:
             raise StoreUnavailable(f"{failure}: {exc}") from exc
+
+    def _transact_patiently(
+        self, items: list[dict[str, Any]], failure: str
+    ) -> list[dict[str, Any]] | None:
+        """`_transact`, tried again briefly while DynamoDB reports the items busy."""
+        cancelled = None
+        for attempt in range(CREATE_ATTEMPTS):
+            if attempt:
+                _pause(attempt)
+            cancelled = self._transact(items, failure)
+            if cancelled is None or not _busy(_codes(cancelled)):
+                return cancelled
+        return cancelled
 
     def _standing_for(
         self, session: CaptureSession, pointer_keys: tuple[str, ...], now_epoch: int
@@ -401,14 +437,17 @@ class SessionStore:
                     ":now": {"S": format_time(now)},
                 },
                 ReturnValues="ALL_NEW",
+                # A failed condition shows the item, so telling a lost race from our own retried
+                # call needs no second read.
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             item = _load(answer["Attributes"])
         except ClientError as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StoreUnavailable(f"could not claim session {session_id}: {exc}") from exc
             # A retried call whose first attempt went through fails its own condition.
-            stored = self._get(_session_key(session_id))
-            if stored is None or stored.get("claim_id") != token:
+            stored = _load(exc.response.get("Item") or {})
+            if stored.get("claim_id") != token:
                 return None
             item = stored
         except BotoCoreError as exc:
@@ -429,37 +468,33 @@ class SessionStore:
             "Item": _dump(item),
             "ConditionExpression": "claim_id = :held",
             "ExpressionAttributeValues": {":held": {"S": held_claim}},
+            # A failed condition shows the item: our own retried write, or a lost claim.
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
-        try:
-            if release_guard:
-                self.client.transact_write_items(
-                    TransactItems=[
-                        {"Put": put},
-                        {
-                            "Delete": {
-                                "TableName": self._table,
-                                "Key": {"pk": {"S": _guard_key(session)}},
-                                "ConditionExpression": (
-                                    "attribute_not_exists(pk) OR session_id = :sid"
-                                ),
-                                "ExpressionAttributeValues": {":sid": {"S": session.session_id}},
-                            }
-                        },
-                    ]
-                )
-            else:
+        failure = f"could not save session {session.session_id}"
+        stored: Mapping[str, Any] | None
+        if release_guard:
+            guard = {
+                "TableName": self._table,
+                "Key": {"pk": {"S": _guard_key(session)}},
+                "ConditionExpression": "attribute_not_exists(pk) OR session_id = :sid",
+                "ExpressionAttributeValues": {":sid": {"S": session.session_id}},
+            }
+            reasons = self._transact_patiently([{"Put": put}, {"Delete": guard}], failure)
+            if reasons is None:
+                return True
+            if _busy(_codes(reasons)):
+                raise StoreUnavailable(f"{failure}: its items stayed busy")
+            stored = reasons[0].get("Item")
+        else:
+            try:
                 self.client.put_item(**put)
-            return True
-        except ClientError as exc:
-            if _error_code(exc) not in (
-                "ConditionalCheckFailedException",
-                "TransactionCanceledException",
-            ):
-                raise StoreUnavailable(
-                    f"could not save session {session.session_id}: {exc}"
-                ) from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"could not save session {session.session_id}: {exc}") from exc
-        # Lost, or a retried call whose first attempt already went through.
-        stored = self._get(_session_key(session.session_id))
-        return stored is not None and stored.get("write_id") == write_id
+                return True
+            except ClientError as exc:
+                if _error_code(exc) != "ConditionalCheckFailedException":
+                    raise StoreUnavailable(f"{failure}: {exc}") from exc
+                stored = exc.response.get("Item")
+            except BotoCoreError as exc:
+                raise StoreUnavailable(f"{failure}: {exc}") from exc
+        # Lost to another holder, unless a retried call's first attempt had written it.
+        return _load(stored or {}).get("write_id") == write_id
