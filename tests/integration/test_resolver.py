@@ -13,7 +13,13 @@ from boto3.dynamodb.types import TypeSerializer
 
 from capture_bridge.errors import StoreUnavailable
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus, format_time
-from capture_bridge.resolver import RunOutcome, RunSummary, resolve_due_sessions
+from capture_bridge.resolver import (
+    NOTE_BUDGET_MS,
+    SESSION_BUDGET_MS,
+    RunOutcome,
+    RunSummary,
+    resolve_due_sessions,
+)
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import to_item
 from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
@@ -44,6 +50,14 @@ class World:
         answer = self.webhook.send(trigger_body(**fields))
         assert answer.status == 202
         session_id: str = answer.body["session_id"]
+        return session_id
+
+    def ready_capture(self) -> str:
+        """A capture request whose report is ready, due for its first check; returns its id."""
+        self.bugpilot.connect_user("user-42")
+        session_id = self.request()
+        self.bugpilot.complete_report(self.bugpilot.tokens[-1])
+        self.clock.advance(seconds=30)
         return session_id
 
     def run(self, runtime: Runtime | None = None, remaining_ms: int = PLENTY_MS) -> RunSummary:
@@ -366,6 +380,45 @@ class TestConcurrencyAndCrashes:
         assert world.run(remaining_ms=20_000).outcomes == {RunOutcome.DEFERRED: 3}
         assert len(world.bugpilot.actions) == 3
         assert world.run().outcomes == {RunOutcome.WAITING: 3}
+
+    def test_a_note_without_time_for_its_worst_case_waits_for_the_next_run(
+        self, world: World
+    ) -> None:
+        # Given a capture whose report is ready
+        session_id = world.ready_capture()
+        # When a run has time for the check but not for the note's worst case
+        time_left = iter([SESSION_BUDGET_MS, NOTE_BUDGET_MS - 1])
+        summary = resolve_due_sessions(world.runtime, lambda: next(time_left), world.clock)
+        # Then the session is finished and saved, its note due at once, not yet posted
+        assert summary.outcomes == {RunOutcome.FINISHED: 1}
+        session = world.session(session_id)
+        assert (session.status, session.note_state) == (SessionStatus.RESOLVED, NoteState.PENDING)
+        assert session.next_check_at == world.clock()
+        assert world.notes() == []
+        # And the next run posts it
+        assert world.run().outcomes == {RunOutcome.NOTED: 1}
+        assert len(world.notes()) == 1
+
+    def test_a_note_left_for_later_after_a_dead_holder_is_looked_for_before_posting(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Given a run that posted the note, then died before saving
+        session_id = world.ready_capture()
+
+        def dying_save(*args: Any, **kwargs: Any) -> bool:
+            raise Crash
+
+        with monkeypatch.context() as patch:
+            patch.setattr(world.runtime.store, "save", dying_save)
+            assert world.run().outcomes == {RunOutcome.ERROR: 1}
+        # When, after the lease, a run short of time leaves the note for the next one
+        world.clock.advance(minutes=5)
+        time_left = iter([SESSION_BUDGET_MS, NOTE_BUDGET_MS - 1])
+        resolve_due_sessions(world.runtime, lambda: next(time_left), world.clock)
+        # Then that next run finds the note already on the ticket and posts no second one
+        assert world.run().outcomes == {RunOutcome.NOTED: 1}
+        assert len(world.notes()) == 1
+        assert world.session(session_id).note_state is NoteState.POSTED
 
     def test_due_sessions_are_found_with_a_query_never_a_scan(self, world: World) -> None:
         world.request()

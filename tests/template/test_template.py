@@ -160,6 +160,13 @@ def test_claim_lease_outlives_every_function(template: dict[str, Any]) -> None:
         assert function["Properties"]["Timeout"] < CLAIM_LEASE.total_seconds()
 
 
+def test_a_resolver_run_has_time_for_a_session_and_its_note(template: dict[str, Any]) -> None:
+    from capture_bridge.resolver import NOTE_BUDGET_MS, SESSION_BUDGET_MS
+
+    timeout = template["Resources"]["ResolverFunction"]["Properties"]["Timeout"]
+    assert timeout * 1000 >= SESSION_BUDGET_MS + NOTE_BUDGET_MS
+
+
 def test_webhook_route_and_output(template: dict[str, Any]) -> None:
     events = template["Resources"]["WebhookFunction"]["Properties"]["Events"]
     assert events["Webhook"]["Properties"]["Path"] == "/webhooks/{helpdesk}"

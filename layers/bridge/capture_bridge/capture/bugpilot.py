@@ -47,6 +47,8 @@ USER_AGENT = "Bugpilot API Client/1.0"
 # that a slow Bugpilot's answer is read rather than left unconfirmed.
 ACTION_TIMEOUTS = {CallBudget.INTERACTIVE: (3.05, 5.0), CallBudget.BACKGROUND: (3.05, 15.0)}
 SESSION_INFO_TIMEOUT = (3.05, 8.0)
+# The longest a resolver's start or check can take: one call, at its timeouts.
+LONGEST_STEP_SECONDS = max(sum(ACTION_TIMEOUTS[CallBudget.BACKGROUND]), sum(SESSION_INFO_TIMEOUT))
 
 # Errors only an operator can fix; asking again would fail the same way.
 CONFIGURATION_ERRORS = frozenset(

@@ -33,6 +33,8 @@ SECRET_KEYS = ("LAMBDATEST_ACCESS_KEY",)
 DEFAULT_API_URL = "https://api.lambdatest.com"
 SHARE_EXPIRY_DAYS = ("3", "7", "10", "30")
 TIMEOUT = (3.05, 8.0)
+# The longest a check can take: the session, then its video, each at its timeouts.
+LONGEST_STEP_SECONDS = 2 * sum(TIMEOUT)
 
 # Session ids are WebDriver ids (32 hex digits) or LambdaTest test ids (`XXXXX-XXXXX-…`).
 _SESSION_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")

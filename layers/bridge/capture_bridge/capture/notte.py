@@ -35,6 +35,8 @@ SETTINGS = ("NOTTE_API_URL",)
 SECRET_KEYS = ("NOTTE_API_KEY",)
 DEFAULT_API_URL = "https://api.notte.cc"
 TIMEOUT = (3.05, 8.0)
+# The longest a check can take: the session, then its replay, each at its timeouts.
+LONGEST_STEP_SECONDS = 2 * sum(TIMEOUT)
 # Past its own maximum duration a session is closed by Notte; this leaves time to see it so.
 DEADLINE_MARGIN = timedelta(minutes=10)
 # Notte's SDK waits this long after a 529 (cluster overloaded).

@@ -28,6 +28,8 @@ TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
 # Zendesk signs each delivery with its send time; older ones are treated as replays.
 MAX_SKEW = timedelta(minutes=5)
 NOTE_TIMEOUT = (3.05, 10.0)
+# The longest a note can take: the look for an earlier one, then the post, each at its timeouts.
+LONGEST_NOTE_SECONDS = 2 * sum(NOTE_TIMEOUT)
 _TICKET_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 MAX_FIELD_LENGTH = 320
 # Fields that identify the ticket; every other top-level field is passed on to the providers.
