@@ -47,8 +47,9 @@ DELIVERY_MEMORY = timedelta(hours=1)
 GUARD_GRACE = timedelta(days=1)
 
 # DynamoDB answers in milliseconds; a call that stalls is better sent again (botocore does, with
-# the same client token for transactions). The longest one call can take, every attempt at its
-# timeouts and botocore's backoff (up to 1 s, then 2 s) between them:
+# the same client token for transactions). The longest one call can take: three attempts in all
+# (botocore's `max_attempts` would count retries only), each at its timeouts, and botocore's
+# backoff (up to 1 s, then 2 s) between them:
 CONNECT_TIMEOUT = 1
 READ_TIMEOUT = 2
 MAX_ATTEMPTS = 3
@@ -228,7 +229,7 @@ class SessionStore:
                     config=Config(
                         connect_timeout=CONNECT_TIMEOUT,
                         read_timeout=READ_TIMEOUT,
-                        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+                        retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
                     ),
                 )
             return self._client
