@@ -133,6 +133,22 @@ class TestSignature:
         with pytest.raises(Unauthenticated, match="not configured"):
             adapter.verify(signed_headers(body, START, secret=""), body, START)
 
+    def test_two_spellings_of_a_header_that_disagree_are_refused(self) -> None:
+        # Given the genuine signature and a forged one under another spelling, in either order
+        body = trigger_body()
+        genuine = signed_headers(body, START)
+        forged = {"X-Zendesk-Webhook-Signature": "Zm9yZ2Vk"}
+        for headers in (genuine | forged, forged | genuine):
+            # Then neither wins: the delivery proves nothing
+            with pytest.raises(Unauthenticated, match="conflicting"):
+                adapter_for().verify(headers, body, START)
+
+    def test_a_signature_no_ascii_can_carry_is_refused_not_a_crash(self) -> None:
+        body = trigger_body()
+        headers = signed_headers(body, START) | {"x-zendesk-webhook-signature": "\ud800"}
+        with pytest.raises(Unauthenticated, match="does not match"):
+            adapter_for().verify(headers, body, START)
+
     def test_a_pasted_secret_loses_its_surrounding_whitespace_like_every_other(self) -> None:
         # Given the secret pasted into the settings with a trailing newline
         adapter = adapter_for(ZENDESK_WEBHOOK_SECRET=f"  {WEBHOOK_SECRET}\n")

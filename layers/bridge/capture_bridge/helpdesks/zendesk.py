@@ -83,6 +83,14 @@ def _parse_timestamp(raw: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _header(headers: Mapping[str, str], name: str) -> str:
+    """A header matched case-insensitively; spellings that disagree prove nothing and refuse."""
+    values = [value for key, value in headers.items() if key.lower() == name]
+    if len({value.strip() for value in values}) > 1:
+        raise Unauthenticated(f"conflicting {name} headers")
+    return values[0] if values else ""
+
+
 def _text(payload: Mapping[str, Any], name: str) -> str:
     return field_text(payload, name, MAX_FIELD_LENGTH)
 
@@ -120,11 +128,13 @@ class ZendeskAdapter:
         secret = self._settings.webhook_secret
         if not secret:
             raise Unauthenticated("webhook signing secret is not configured")
-        lowered = {key.lower(): value for key, value in headers.items()}
-        signature = lowered.get(SIGNATURE_HEADER, "")
-        timestamp = lowered.get(TIMESTAMP_HEADER, "")
+        signature = _header(headers, SIGNATURE_HEADER)
+        timestamp = _header(headers, TIMESTAMP_HEADER)
         if not signature or not timestamp:
             raise Unauthenticated("missing webhook signature headers")
+        if not signature.isascii():
+            # A base64 digest is ASCII; anything else (a lone surrogate even) is no signature.
+            raise Unauthenticated("webhook signature does not match")
         try:
             sent_at = _parse_timestamp(timestamp)
         except (ValueError, OverflowError, OSError):
