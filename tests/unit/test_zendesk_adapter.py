@@ -236,6 +236,11 @@ class TestParse:
         with pytest.raises(InvalidRequest, match=message):
             read(body)
 
+    def test_a_bad_email_is_refused_even_beside_an_external_id(self) -> None:
+        body = trigger_body(requester_external_id="user-42", requester_email=["x"])
+        with pytest.raises(InvalidRequest, match="requester_email must be a string"):
+            adapter_for().parse(body)
+
     def test_unknown_action_lists_the_allowed_values(self) -> None:
         with pytest.raises(InvalidRequest) as caught:
             read(trigger_body(action="nope"))

@@ -161,7 +161,12 @@ class ZendeskAdapter:
             raise InvalidRequest("ticket_id is required")
         if not _TICKET_ID.match(ticket_id):
             raise InvalidRequest("ticket_id must be a Zendesk ticket number")
-        requester = _text(payload, "requester_external_id") or _text(payload, "requester_email")
+        # Both read, so that a bad one is refused even when the other would do.
+        external_id, email = (
+            _text(payload, "requester_external_id"),
+            _text(payload, "requester_email"),
+        )
+        requester = external_id or email
         return TicketRequest(
             helpdesk=self.name,
             ticket_id=ticket_id,
