@@ -15,6 +15,7 @@ from capture_bridge.capture_flow import (
     Continue,
     Finish,
     RetryPolicy,
+    advance,
     apply,
     next_transition,
     releases_guard,
@@ -199,3 +200,35 @@ class TestUnconfirmedStarts:
         second = apply(first, started, START, POLICY)
         # Then the session follows the confirmed capture and remembers the unconfirmed one
         assert (second.status, second.unconfirmed) == (S.PENDING, 1)
+
+
+class _Starts:
+    """A provider that would start any capture, counting the starts."""
+
+    name = "bugpilot"
+
+    def __init__(self) -> None:
+        self.starts = 0
+
+    def start(self, session: CaptureSession) -> CaptureResult:
+        self.starts += 1
+        return CaptureResult(Outcome.STARTED, reference="https://x/api/v1/session-info/w/t")
+
+
+@pytest.mark.parametrize(
+    ("status", "given_up_as"), [(S.REQUESTED, S.FAILED), (S.WAITING_FOR_USER, S.TIMED_OUT)]
+)
+def test_nothing_is_started_at_the_deadline(
+    status: SessionStatus, given_up_as: SessionStatus
+) -> None:
+    # Given a session still to start whose next try falls on its deadline
+    provider = _Starts()
+    due = replace(session(status), error="USER_NOT_CONNECTED")
+    # When it is advanced then, then it gives up without asking the provider
+    ended = advance(due, provider, due.deadline_at, POLICY, interrupted=False)  # type: ignore[arg-type]
+    assert provider.starts == 0
+    assert (ended.status, ended.error, ended.note_state) == (
+        given_up_as,
+        "USER_NOT_CONNECTED",
+        NoteState.PENDING,
+    )

@@ -122,6 +122,11 @@ def next_transition(status: SessionStatus, outcome: Outcome) -> Transition:
     return TRANSITIONS.get((status, outcome), _FAILED)
 
 
+def _unstarted_give_up(status: SessionStatus) -> SessionStatus:
+    """What a session still to start becomes at its deadline: the user never came, or it failed."""
+    return _S.TIMED_OUT if status is _S.WAITING_FOR_USER else _S.FAILED
+
+
 def may_repeat(session: CaptureSession, result: CaptureResult) -> bool:
     """Whether an unconfirmed start may be sent again: unnoticeable, and not repeated before."""
     return result.repeatable and session.unconfirmed < MAX_UNCONFIRMED_REPEATS
@@ -218,6 +223,10 @@ def advance(
     if session.status is SessionStatus.PENDING:
         # Checking is read-only, so an interrupted check is simply repeated.
         return apply(session, provider.check(session), now, policy)
+    if now >= session.deadline_at:
+        # Its last try falls on the deadline: starting now would capture (or prompt the user)
+        # with nobody left to follow it up. It ends as its last answer would have at the deadline.
+        return session.finish(_unstarted_give_up(session.status), now=now, error=session.error)
     if interrupted:
         # The last holder died between starting the capture and recording the answer. Starting
         # again could capture twice; at most one start per request, so the agent is told instead.
