@@ -223,10 +223,6 @@ def advance(
     if session.status is SessionStatus.PENDING:
         # Checking is read-only, so an interrupted check is simply repeated.
         return apply(session, provider.check(session), now, policy)
-    if now >= session.deadline_at:
-        # Its last try falls on the deadline: starting now would capture (or prompt the user)
-        # with nobody left to follow it up. It ends as its last answer would have at the deadline.
-        return session.finish(_unstarted_give_up(session.status), now=now, error=session.error)
     if interrupted:
         # The last holder died between starting the capture and recording the answer. Starting
         # again could capture twice; at most one start per request, so the agent is told instead.
@@ -236,6 +232,10 @@ def advance(
         )
         result = CaptureResult(Outcome.INTERRUPTED, error_code="INTERRUPTED")
         return apply(session, result, now, policy)
+    if now >= session.deadline_at:
+        # Its last try falls on the deadline: starting now would capture (or prompt the user)
+        # with nobody left to follow it up. It ends as its last answer would have at the deadline.
+        return session.finish(_unstarted_give_up(session.status), now=now, error=session.error)
     return apply(session, provider.start(session), now, policy)
 
 
