@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from http import HTTPStatus
 from typing import Any
 
 import boto3
@@ -77,6 +78,16 @@ class World:
         self.clock.now = due
         self.run()
         return waited
+
+    def run_dying_before_save(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """One run that does its work, then dies before saving any of it."""
+
+        def dying_save(*args: Any, **kwargs: Any) -> bool:
+            raise Crash
+
+        with monkeypatch.context() as patch:
+            patch.setattr(self.runtime.store, "save", dying_save)
+            assert self.run().outcomes == {RunOutcome.ERROR: 1}
 
     def notes(self, ticket: str = "1001") -> list[dict[str, Any]]:
         return self.zendesk.comments(ticket)
@@ -359,12 +370,7 @@ class TestConcurrencyAndCrashes:
         world.clock.advance(seconds=60)
 
         # Given a run that posts the note, then dies before saving
-        def dying_save(*args: Any, **kwargs: Any) -> bool:
-            raise Crash
-
-        with monkeypatch.context() as patch:
-            patch.setattr(world.runtime.store, "save", dying_save)
-            assert world.run().outcomes == {RunOutcome.ERROR: 1}
+        world.run_dying_before_save(monkeypatch)
         assert len(world.notes()) == 1
         # When the next run finds the lapsed claim
         world.clock.advance(minutes=5)
@@ -405,13 +411,7 @@ class TestConcurrencyAndCrashes:
     ) -> None:
         # Given a run that posted the note, then died before saving
         session_id = world.ready_capture()
-
-        def dying_save(*args: Any, **kwargs: Any) -> bool:
-            raise Crash
-
-        with monkeypatch.context() as patch:
-            patch.setattr(world.runtime.store, "save", dying_save)
-            assert world.run().outcomes == {RunOutcome.ERROR: 1}
+        world.run_dying_before_save(monkeypatch)
         # When, after the lease, a run short of time leaves the note for the next one
         world.clock.advance(minutes=5)
         time_left = iter([SESSION_BUDGET_MS, NOTE_BUDGET_MS - 1])
@@ -420,6 +420,23 @@ class TestConcurrencyAndCrashes:
         assert world.run().outcomes == {RunOutcome.NOTED: 1}
         assert len(world.notes()) == 1
         assert world.session(session_id).note_state is NoteState.POSTED
+
+    def test_a_note_posted_before_a_crash_is_not_posted_again_after_a_failed_recheck(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Given a run that posted the note, then died before saving: the session still looks open
+        session_id = world.ready_capture()
+        world.run_dying_before_save(monkeypatch)
+        # And, after the lease, the run that finds it interrupted cannot re-check the report
+        world.clock.advance(minutes=5)
+        world.bugpilot.script_session_info(HTTPStatus.BAD_GATEWAY)
+        assert world.run().outcomes == {RunOutcome.WAITING: 1}
+        # When a later run, which took its claim cleanly, finds the report ready
+        assert world.run_when_due(session_id)
+        # Then it finds the earlier note on the ticket and posts no second one
+        assert len(world.notes()) == 1
+        session = world.session(session_id)
+        assert (session.status, session.note_state) == (SessionStatus.RESOLVED, NoteState.POSTED)
 
     def test_due_sessions_are_found_with_a_query_never_a_scan(self, world: World) -> None:
         world.request()

@@ -102,6 +102,8 @@ def test_item_mapping_round_trips() -> None:
         note_state=NoteState.PENDING,
         attempts=2,
         polls=3,
+        unconfirmed=1,
+        interruptions=1,
         expires_at=123,
     )
     item = to_item(session)

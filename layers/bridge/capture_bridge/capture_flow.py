@@ -244,12 +244,11 @@ def deliver_note(
     helpdesk: HelpdeskAdapter,
     provider: CaptureProvider,
     now: datetime,
-    *,
-    interrupted: bool,
 ) -> CaptureSession:
     """Post the session's one note unless it is already on the ticket."""
-    if interrupted or session.note_attempts > 0:
-        # The previous try may have landed before its holder died or timed out.
+    if session.interruptions or session.note_attempts > 0:
+        # An earlier try may have landed before its holder died or timed out. Interruptions are
+        # counted on the session, so a later run that did not see the death still looks.
         already = helpdesk.has_note(session.ticket_id, marker(session))
         if already:
             return replace(session, note_state=NoteState.POSTED, next_check_at=None, updated_at=now)

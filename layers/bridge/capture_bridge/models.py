@@ -139,6 +139,9 @@ class CaptureSession:
     polls: int = 0
     # Starts that may have been carried out without the provider confirming them.
     unconfirmed: int = 0
+    # Runs that found the previous holder dead. That holder may have posted the note, so once
+    # this is set, any note is looked for on the ticket before it is posted.
+    interruptions: int = 0
     # The provider's handle on the capture: Bugpilot's session-info URL, an external session id.
     reference: str | None = None
     # What the provider found once the capture was ready: named links and facts.

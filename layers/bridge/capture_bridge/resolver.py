@@ -82,27 +82,20 @@ def process_session(
     claimed, token = claim.session, claim.session.claim_id or ""
     provider = runtime.provider(claimed.provider)
     session = claimed
+    if claim.interrupted:
+        # Counted on the session, so that every later run knows a note may already be out.
+        session = replace(session, interruptions=session.interruptions + 1)
     if not session.status.is_final:
         session = advance(session, provider, clock(), runtime.policy, interrupted=claim.interrupted)
-    handover: str | None = None
     if session.note_state is NoteState.PENDING:
         if remaining_ms is None or remaining_ms() >= NOTE_BUDGET_MS:
             # Posted before the write below: a crash in between is caught by the marker check.
-            session = deliver_note(
-                session,
-                runtime.helpdesk(session.helpdesk),
-                provider,
-                clock(),
-                interrupted=claim.interrupted,
-            )
+            session = deliver_note(session, runtime.helpdesk(session.helpdesk), provider, clock())
         else:
-            # Too little time for the note's worst case: left due now for the next run. After a
-            # dead holder, which may have posted it, the claim stays, so that the next run sees
-            # an interrupted claim too and looks for that note before posting.
+            # Too little time for the note's worst case: left due now for the next run.
             logger.info("note left for the next run", extra={"session_id": session_id})
             session = replace(session, next_check_at=clock())
-            handover = token if claim.interrupted else None
-    released = replace(session, claim_id=handover)
+    released = replace(session, claim_id=None)
     if not runtime.store.save(
         released, held_claim=token, release_guard=releases_guard(claimed, session)
     ):

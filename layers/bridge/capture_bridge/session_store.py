@@ -118,6 +118,7 @@ def to_item(session: CaptureSession) -> dict[str, Any]:
         "attempts": session.attempts,
         "polls": session.polls,
         "unconfirmed": session.unconfirmed,
+        "interruptions": session.interruptions,
         "note_attempts": session.note_attempts,
     }
     item.update({name: getattr(session, name) for name in _TEXT_FIELDS})
@@ -176,6 +177,7 @@ def from_item(item: Mapping[str, Any]) -> CaptureSession:
         attempts=int(item.get("attempts", 0)),
         polls=int(item.get("polls", 0)),
         unconfirmed=int(item.get("unconfirmed", 0)),
+        interruptions=int(item.get("interruptions", 0)),
         note_state=NoteState(note_state) if note_state else None,
         note_attempts=int(item.get("note_attempts", 0)),
         expires_at=int(expires_at) if expires_at is not None else None,
