@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from local_runner.logs import make_handler_logs_readable
+from local_runner.preflight import credential_gaps
 from local_runner.runner import DEFAULT_TEMPLATE, LocalRunner
 from local_runner.template import TemplateError
 
@@ -131,8 +134,17 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: cannot start: {error}", file=sys.stderr)
         return 1
     log = logging.getLogger("local_runner")
+    make_handler_logs_readable()
     if env_file:
         log.info("settings from %s and the environment", env_file)
+    for gap in credential_gaps(os.environ):
+        (log.warning if gap.needed else log.info)("%s", gap)
+    if runner.dynamodb_endpoint:
+        log.info(
+            "DynamoDB at %s (tables: %s)",
+            runner.dynamodb_endpoint,
+            ", ".join(name for names in runner.table_names.values() for name in names),
+        )
     for route, function in runner.template.routes:
         log.info("route %s -> %s", route.route_key, function.logical_id)
     log.info("listening on %s (Ctrl-C to stop)", runner.url)

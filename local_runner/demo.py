@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import requests
 
 from local_runner.dynamodb import dynamodb_client
+from local_runner.logs import make_handler_logs_readable
 from local_runner.runner import DEFAULT_TEMPLATE, LocalRunner
 from local_runner.simulators import (
     BugpilotSimulator,
@@ -387,6 +388,8 @@ def run_demo(*, verbose: bool = False, template_path: str | Path = DEFAULT_TEMPL
                 embedded_dynamodb=True,
             ) as runner,
         ):
+            if verbose:
+                make_handler_logs_readable()
             Demo(runner, bugpilot, zendesk, lambdatest, notte).run()
     except DemoError as error:
         print(f"\nDemo failed: {error}", file=sys.stderr)

@@ -274,6 +274,11 @@ class LocalRunner:
             raise RuntimeError("the runner is not started")
         return self._server.url
 
+    @property
+    def dynamodb_endpoint(self) -> str | None:
+        """The DynamoDB endpoint the handlers use (the embedded one, or the configured one)."""
+        return os.environ.get(ENDPOINT_VARIABLE) if self._started else None
+
     # --- invoking -------------------------------------------------------------------------
 
     def invoke(self, function_logical_id: str, event: Any) -> Any:
