@@ -1,0 +1,264 @@
+"""What 10,000 captures cost in AWS, from the calls the bridge really makes.
+
+Runs captures end to end (the webhook path and scheduled resolver runs) on moto's DynamoDB and
+the Bugpilot and Zendesk simulators, counts every DynamoDB call with the capacity units it
+would consume, every vendor call and the bytes the functions log, then prices them with the
+list prices below. The counts are measured; the prices and the billed durations are stated
+assumptions, printed with the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "bridge")]
+
+# List prices, us-east-1, arm64 (check https://aws.amazon.com/pricing before relying on them).
+LAMBDA_PER_GB_SECOND = 0.0000133334
+LAMBDA_PER_REQUEST = 0.20 / 1_000_000
+HTTP_API_PER_REQUEST = 1.00 / 1_000_000
+DYNAMODB_PER_WRITE_UNIT = 0.625 / 1_000_000
+DYNAMODB_PER_READ_UNIT = 0.125 / 1_000_000
+SECRETS_PER_SECRET_MONTH = 0.40
+SECRETS_PER_CALL = 0.05 / 10_000
+LOGS_PER_GB = 0.50
+METRIC_PER_MONTH = 0.30
+ALARM_PER_MONTH = 0.10
+DASHBOARD_PER_MONTH = 3.00
+# Billed durations assumed per invocation: the vendors' latency dominates and is not ours to
+# measure here. The memory is the template's.
+MEMORY_GB = 256 / 1024
+WEBHOOK_SECONDS = 0.4
+RESOLVER_RUN_SECONDS = 0.15
+RESOLVER_SESSION_SECONDS = 0.5
+RUNS_PER_MONTH = 60 * 24 * 30
+# Settings are re-read every five minutes per warm function: about two functions' worth.
+SECRET_READS_PER_MONTH = 2 * 12 * 24 * 30
+CAPTURES = 10_000
+START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+MAX_RUNS = 20
+ACCEPTED = 202
+# The simulators' credentials.
+TOKEN = "token"  # noqa: S105
+WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem"}
+READ_OPERATIONS = {"GetItem", "Query"}
+
+
+class Meter:
+    """Counts DynamoDB calls and the capacity units they would consume on demand."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.write_units = 0.0
+        self.read_units = 0.0
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        name = model.name
+        self.calls[name] += 1
+        if name == "TransactWriteItems":
+            # A transactional write costs two units per item written or checked.
+            self.write_units += sum(
+                2 * _units(next(iter(item.values()))) for item in params["TransactItems"]
+            )
+        elif name in WRITE_OPERATIONS:
+            self.write_units += _units(params)
+        elif name in READ_OPERATIONS:
+            # Strongly consistent reads of items under 4 KB: one unit each (Query: per 4 KB read).
+            self.read_units += 1
+
+
+def _units(request: dict[str, Any]) -> int:
+    """Write units of one item: one per KB of the item written (an update: of its key, at least)."""
+    item = request.get("Item") or request.get("Key") or {}
+    return max(1, -(-len(json.dumps(item)) // 1024))
+
+
+class Locked:
+    """A client whose calls take turns: moto is not thread-safe, the resolver's pool is."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+def measure(captures: int) -> dict[str, Any]:
+    """Run `captures` captures to their notes; returns the counts per capture and per run."""
+    import boto3
+    from aws_lambda_powertools import Logger
+    from moto import mock_aws
+
+    from capture_bridge.resolver import resolve_due_sessions
+    from capture_bridge.runtime import build_runtime
+    from capture_bridge.session_store import SessionStore
+    from capture_bridge.settings import settings_from
+    from local_runner.dynamodb import ensure_table
+    from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
+    from local_runner.template import load_template
+
+    now = [START]
+    secret = "bench-secret"  # noqa: S105 (a simulator's)
+    definition = load_template(ROOT / "template.yaml").tables["SessionsTable"]
+    with (
+        mock_aws(),
+        BugpilotSimulator(workspace_id="ws", api_key="key") as bugpilot,
+        ZendeskSimulator(email="agent@example.com", api_token=TOKEN) as zendesk,
+    ):
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        ensure_table(client, definition, "sessions")
+        meter = Meter()
+        client.meta.events.register("before-parameter-build.dynamodb.*", meter)
+        settings = settings_from(
+            {
+                "TABLE_NAME": "sessions",
+                "BUGPILOT_API_URL": bugpilot.url,
+                "BUGPILOT_WORKSPACE_ID": "ws",
+                "BUGPILOT_API_KEY": "key",
+                "ZENDESK_API_URL": zendesk.url,
+                "ZENDESK_EMAIL": "agent@example.com",
+                "ZENDESK_API_TOKEN": TOKEN,
+                "ZENDESK_WEBHOOK_SECRET": secret,
+            }
+        )
+        runtime = build_runtime(settings, store=SessionStore("sessions", client=Locked(client)))
+        # Everything the functions write to stdout (logs and metrics) is what Logs ingests.
+        output = io.StringIO()
+        Logger(service="capture-bridge").registered_handler.setStream(output)  # type: ignore[attr-defined]
+
+        # An empty run: what every scheduled minute costs with nothing to do.
+        resolve_due_sessions(runtime, lambda: 60_000, lambda: now[0])
+        idle = {"calls": dict(meter.calls), "read_units": meter.read_units}
+        meter.__init__()  # type: ignore[misc]
+        output.seek(0)
+        output.truncate()
+        with contextlib.redirect_stdout(output):
+            runs = _run(captures, runtime, bugpilot, zendesk, secret, now)
+        notes = sum(len(zendesk.comments(str(1000 + n))) for n in range(captures))
+        if notes != captures:
+            raise RuntimeError(f"{notes} notes for {captures} captures")
+        return {
+            "captures": captures,
+            "resolver_runs": runs,
+            "idle_run": idle,
+            "calls": {name: count / captures for name, count in meter.calls.items()},
+            "write_units": meter.write_units / captures,
+            "read_units": meter.read_units / captures,
+            "vendor_calls": (len(bugpilot.requests) + len(zendesk.requests)) / captures,
+            "log_bytes": len(output.getvalue().encode()) / captures,
+        }
+
+
+def _run(
+    captures: int, runtime: Any, bugpilot: Any, zendesk: Any, secret: str, now: list[datetime]
+) -> int:
+    """`captures` webhook calls, then resolver runs a minute apart until every note is out."""
+    from capture_bridge.helpdesks.zendesk import sign_webhook
+    from capture_bridge.resolver import resolve_due_sessions
+    from capture_bridge.webhook import receive
+
+    def clock() -> datetime:
+        return now[0]
+
+    for number in range(captures):
+        user = f"user-{number}"
+        bugpilot.connect_user(user)
+        body = json.dumps(
+            {"ticket_id": str(1000 + number), "requester_external_id": user, "tags": ""}
+        ).encode()
+        stamp = clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        headers = {
+            "x-zendesk-webhook-signature": sign_webhook(secret, stamp, body),
+            "x-zendesk-webhook-signature-timestamp": stamp,
+        }
+        answer = receive(
+            "zendesk",
+            headers,
+            body.decode(),
+            is_base64=False,
+            runtime_factory=lambda: runtime,
+            clock=clock,
+        )
+        if answer.status != ACCEPTED:
+            raise RuntimeError(f"webhook answered {answer.status}: {answer.body}")
+    for token in bugpilot.tokens:
+        bugpilot.complete_report(token)
+    runs = 0
+    while len(zendesk.requests) < captures and runs < MAX_RUNS:
+        now[0] += timedelta(minutes=1)
+        resolve_due_sessions(runtime, lambda: 60_000, clock)
+        runs += 1
+    return runs
+
+
+def monthly_cost(figures: dict[str, Any], captures: int = CAPTURES) -> dict[str, float]:
+    """The AWS bill for `captures` captures in a month, by service, in US dollars."""
+    idle_reads = figures["idle_run"]["read_units"] * RUNS_PER_MONTH
+    return {
+        "Lambda (webhook, resolver sessions)": captures
+        * (
+            2 * LAMBDA_PER_REQUEST
+            + (WEBHOOK_SECONDS + RESOLVER_SESSION_SECONDS) * MEMORY_GB * LAMBDA_PER_GB_SECOND
+        ),
+        "Lambda (resolver every minute)": RUNS_PER_MONTH
+        * (LAMBDA_PER_REQUEST + RESOLVER_RUN_SECONDS * MEMORY_GB * LAMBDA_PER_GB_SECOND),
+        "API Gateway HTTP API": captures * HTTP_API_PER_REQUEST,
+        "DynamoDB on demand": captures
+        * (
+            figures["write_units"] * DYNAMODB_PER_WRITE_UNIT
+            + figures["read_units"] * DYNAMODB_PER_READ_UNIT
+        )
+        + idle_reads * DYNAMODB_PER_READ_UNIT,
+        "Secrets Manager": SECRETS_PER_SECRET_MONTH + SECRET_READS_PER_MONTH * SECRETS_PER_CALL,
+        "CloudWatch Logs ingestion": captures * figures["log_bytes"] / 1e9 * LOGS_PER_GB,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--captures", type=int, default=50, help="captures to measure")
+    args = parser.parse_args()
+    figures = measure(args.captures)
+    print(f"Measured over {figures['captures']} captures, per capture:")
+    for name, count in sorted(figures["calls"].items()):
+        print(f"  DynamoDB {name:20s} {count:6.2f} calls")
+    print(f"  DynamoDB write units      {figures['write_units']:6.2f}")
+    print(f"  DynamoDB read units       {figures['read_units']:6.2f}")
+    print(f"  vendor HTTP calls         {figures['vendor_calls']:6.2f}")
+    print(f"  log bytes                 {figures['log_bytes']:6.0f}")
+    print(f"An idle resolver run: {figures['idle_run']['calls']}")
+    cost = monthly_cost(figures)
+    print(f"\nA month with {CAPTURES:,} captures (list prices, us-east-1, arm64):")
+    for item, dollars in cost.items():
+        print(f"  {item:40s} ${dollars:8.2f}")
+    print(f"  {'total':40s} ${sum(cost.values()):8.2f}")
+    print(
+        "Not included: CloudWatch custom metrics (each metric and dimension combination,"
+        f" ${METRIC_PER_MONTH:.2f}/month), alarms (${ALARM_PER_MONTH:.2f} each),"
+        f" the dashboard (${DASHBOARD_PER_MONTH:.2f}/month), all counted in docs/operations.md;"
+        " free tiers are ignored."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
