@@ -7,7 +7,26 @@ BIN := $(VENV)/bin
 SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
 
-.PHONY: demo dev test fuzz lint typecheck unit validate build bench clean
+# Which deployed stack `deploy`, `secret`, `doctor` and `redrive` work on: ENV=default|staging|prod.
+# The names are samconfig.toml's stack_name of each config env (tests/ops keeps them equal).
+ENV ?= default
+STACK_default := capture-bridge
+STACK_staging := capture-bridge-staging
+STACK_prod := capture-bridge-prod
+STACK = $(or $(STACK_$(ENV)),$(error unknown ENV=$(ENV); use default, staging or prod))
+# Empty: the region of your AWS configuration (AWS_REGION, AWS_PROFILE's region).
+REGION ?=
+OPS := $(BIN)/python -m ops
+STACK_ARGS = --stack $(STACK) $(if $(REGION),--region $(REGION))
+
+.PHONY: help demo dev test fuzz lint typecheck unit validate build deploy preflight secret doctor \
+	redrive bench clean
+
+## Lists the targets with what each one does.
+help:
+	@awk '/^## /{text=substr($$0, 4); next} \
+		/^[a-z][a-z-]*:/{if (text != "") printf "  make %-10s %s\n", substr($$1, 1, length($$1) - 1), text} \
+		{text=""}' $(firstword $(MAKEFILE_LIST))
 
 $(BIN)/.installed: requirements-dev.txt layers/bridge/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -37,16 +56,20 @@ test: lint typecheck $(SAM_VENV)/.installed
 fuzz: $(BIN)/.installed
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m property
 
+## ruff lint and format check.
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## mypy (strict).
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
+## The unit tests alone.
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit
 
+## `sam validate --lint` on template.yaml.
 validate: $(SAM_VENV)/.installed
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(SAM) validate --lint
 
@@ -54,9 +77,32 @@ validate: $(SAM_VENV)/.installed
 build: $(SAM_VENV)/.installed
 	$(SAM) build
 
+## Checks what a deploy needs (python3.13, AWS credentials and region, samconfig.toml), offline.
+preflight: $(BIN)/.installed
+	$(OPS) preflight --env $(ENV)
+
+## Deploys the stack of ENV (default, staging, prod; see samconfig.toml): sam build, sam deploy.
+deploy: $(BIN)/.installed $(SAM_VENV)/.installed
+	$(OPS) preflight --env $(ENV)
+	$(SAM) build
+	$(SAM) deploy --config-env $(ENV) $(if $(REGION),--region $(REGION))
+
+## Sets credentials in the stack's secret, keeping the other keys (asks for each, hidden).
+secret: $(BIN)/.installed
+	$(OPS) secret $(STACK_ARGS)
+
+## Checks the deployed stack: status, settings, secret keys, a read-only call per integration.
+doctor: $(BIN)/.installed
+	$(OPS) doctor $(STACK_ARGS)
+
+## Lists the resolver's dead letters, runs it once, and deletes them if that run succeeds.
+redrive: $(BIN)/.installed
+	$(OPS) redrive $(STACK_ARGS)
+
 ## Cold-start import cost of each handler, as a ratio to `import boto3, requests`.
 bench: $(BIN)/.installed
 	$(BIN)/python bench/import_cost.py
 
+## Removes the virtual environments and build output.
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -18,6 +18,7 @@ from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, Scri
 
 API_PREFIX = "/automation/api/v1"
 SESSIONS_PREFIX = f"{API_PREFIX}/sessions/"
+LIST_ROUTE = re.compile(rf"{API_PREFIX}/sessions")
 SESSION_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+)")
 VIDEO_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+)/video")
 SHARE_EXPIRY_LIMITS = frozenset({"3", "7", "10", "30"})
@@ -32,6 +33,8 @@ ACCESS_DENIED = "HTTP Basic: Access denied."
 WWW_AUTHENTICATE = 'Basic realm="Application"'
 SESSION_NOT_FOUND_MESSAGE = "Either resource not found or already deleted"
 SESSION_FOUND_MESSAGE = "Retrieve session was successful"
+LIST_FOUND_MESSAGE = "Retrieve sessions list was successful"
+DEFAULT_LIST_LIMIT = 10
 VIDEO_FOUND_MESSAGE = "Retrieve video url was successful"
 INVALID_SHARE_EXPIRY_MESSAGE = "Invalid shareExpiryLimit: allowed values are 3, 7, 10 and 30"
 NOT_FOUND_MESSAGE = "Not Found"
@@ -113,11 +116,16 @@ class LambdaTestSimulator(JsonHttpServer):
     """
 
     def __init__(
-        self, *, username: str = "lt-demo", access_key: str = "lt-demo-key", port: int = 0
+        self,
+        *,
+        username: str = "lt-demo",
+        access_key: str = "lt-demo-key",
+        port: int = 0,
     ) -> None:
         super().__init__(port=port)
         self.username = username
         self.access_key = access_key
+        self._list_script = ScriptQueue()
         self._sessions: dict[str, _Session] = {}
         self._build_ids: dict[str, int] = {}
         self._session_script = ScriptQueue()
@@ -212,6 +220,18 @@ class LambdaTestSimulator(JsonHttpServer):
         """Answer the next `times` video calls with `status` (FIFO), like `script_session`."""
         self._video_script.push(ScriptedReply(status, error, delay, retry_after), times)
 
+    def script_list(
+        self,
+        status: int,
+        error: str | None = None,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+        retry_after: int | None = None,
+    ) -> None:
+        """Answer the next `times` session-list calls with `status` (FIFO)."""
+        self._list_script.push(ScriptedReply(status, error, delay, retry_after), times)
+
     def video_url(self, session_id: str) -> str:
         """The mp4 URL the video endpoint returns for `session_id`."""
         with self._lock:
@@ -240,6 +260,11 @@ class LambdaTestSimulator(JsonHttpServer):
         return self.requests_to("GET", SESSION_ROUTE)
 
     @property
+    def list_requests(self) -> list[RecordedRequest]:
+        """Every GET /automation/api/v1/sessions (the list), in arrival order."""
+        return self.requests_to("GET", LIST_ROUTE)
+
+    @property
     def video_requests(self) -> list[RecordedRequest]:
         """Every GET /automation/api/v1/sessions/{id}/video, in arrival order."""
         return self.requests_to("GET", VIDEO_ROUTE)
@@ -250,6 +275,8 @@ class LambdaTestSimulator(JsonHttpServer):
         """Route one request."""
         if request.method != "GET":
             return self.not_found()
+        if LIST_ROUTE.fullmatch(request.route):
+            return self._list_script.answer(lambda: self._list(request), _scripted_failure)
         if details := SESSION_ROUTE.fullmatch(request.route):
             session_id = unquote(details["id"])
             return self._session_script.answer(
@@ -322,6 +349,39 @@ class LambdaTestSimulator(JsonHttpServer):
                 share_id = session.share_ids.setdefault(limit, secrets.token_hex(16))
                 data["public_url"] = f"{DASHBOARD_URL}/share?shareId={share_id}"
         return Reply(200, {"data": data, "message": SESSION_FOUND_MESSAGE, "status": "success"})
+
+    def _list(self, request: RecordedRequest) -> Reply:
+        """The session list, newest first, paged by ``limit`` and ``offset``."""
+        if not self._authenticated(request):
+            return _access_denied()
+        try:
+            limit = int(request.query.get("limit", DEFAULT_LIST_LIMIT))
+            offset = int(request.query.get("offset", 0))
+        except ValueError:
+            return _fail(400, "limit and offset must be whole numbers")
+        if limit < 1 or offset < 0:
+            return _fail(400, "limit must be positive and offset not negative")
+        with self._lock:
+            sessions = list(reversed(self._sessions.values()))
+            page = [
+                {
+                    "session_id": session.session_id,
+                    "test_id": session.test_id,
+                    "build_id": session.build_id,
+                    "name": session.name,
+                    "status_ind": session.status,
+                    "create_timestamp": session.create_timestamp,
+                }
+                for session in sessions[offset : offset + limit]
+            ]
+        meta = {"result_set": {"count": len(page), "limit": limit, "offset": offset}}
+        body = {
+            "Meta": {**meta, "total": len(sessions)},
+            "data": page,
+            "message": LIST_FOUND_MESSAGE,
+            "status": "success",
+        }
+        return Reply(200, body)
 
     def _video(self, request: RecordedRequest, session_id: str) -> Reply:
         if not self._authenticated(request):

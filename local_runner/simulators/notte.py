@@ -19,6 +19,7 @@ from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, Scri
 
 SESSIONS_PREFIX = "/sessions/"
 REPLAY_SUFFIX = "/replay"
+LIST_ROUTE = re.compile(r"/sessions")
 STATUS_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+)")
 REPLAY_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+){REPLAY_SUFFIX}")
 STATUSES = frozenset({"active", "closed", "error", "timed_out"})
@@ -209,6 +210,7 @@ class NotteSimulator(JsonHttpServer):
     def __init__(self, *, api_key: str = "sk-notte-demo", port: int = 0) -> None:
         super().__init__(port=port)
         self.api_key = api_key
+        self._list_script = ScriptQueue()
         self._sessions: dict[str, _Session] = {}
         self._status_script = ScriptQueue()
         self._replay_script = ScriptQueue()
@@ -315,6 +317,20 @@ class NotteSimulator(JsonHttpServer):
         entry = _entry(status, error, delay, retry_after, rate_limit_reset)
         self._replay_script.push(entry, times)
 
+    def script_list(
+        self,
+        status: int,
+        error: str | None = None,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+        retry_after: int | None = None,
+        rate_limit_reset: int | None = None,
+    ) -> None:
+        """Answer the next `times` ``GET /sessions`` calls with `status` (FIFO)."""
+        entry = _entry(status, error, delay, retry_after, rate_limit_reset)
+        self._list_script.push(entry, times)
+
     def mp4_url(self, session_id: str) -> str:
         """The presigned ``mp4_url`` the replay endpoint returns for `session_id`.
 
@@ -343,6 +359,11 @@ class NotteSimulator(JsonHttpServer):
         return self.requests_to("GET", STATUS_ROUTE)
 
     @property
+    def list_requests(self) -> list[RecordedRequest]:
+        """Every ``GET /sessions`` (the list), in arrival order."""
+        return self.requests_to("GET", LIST_ROUTE)
+
+    @property
     def replay_requests(self) -> list[RecordedRequest]:
         """Every ``GET /sessions/{id}/replay``, in arrival order."""
         return self.requests_to("GET", REPLAY_ROUTE)
@@ -359,6 +380,11 @@ class NotteSimulator(JsonHttpServer):
         """Route one request."""
         if request.method != "GET":
             return self.not_found()
+        if LIST_ROUTE.fullmatch(request.route):
+            return self._list_script.answer(
+                lambda: self._list(request),
+                lambda entry: _scripted_failure(entry, NOT_FOUND_MESSAGE),
+            )
         if status := STATUS_ROUTE.fullmatch(request.route):
             session_id = unquote(status["id"])
             return self._status_script.answer(
@@ -399,6 +425,36 @@ class NotteSimulator(JsonHttpServer):
             if session is None:
                 return _error(404, session_not_found_message(session_id))
             return Reply(200, self._status_body(session, now))
+
+    def _list(self, request: RecordedRequest) -> Reply:
+        """The SDK's list: ``only_active`` (default true), ``page`` and ``page_size``."""
+        if not self._authenticated(request):
+            return _error(401, AUTH_FAILED_MESSAGE)
+        query = request.query
+        only_active = query.get("only_active", "true").lower() != "false"
+        try:
+            page, page_size = int(query.get("page", 1)), int(query.get("page_size", 10))
+        except ValueError:
+            return _error(422, "Validation error")
+        if page < 1 or page_size < 1:
+            return _error(422, "Validation error")
+        now = datetime.now(UTC)
+        with self._lock:
+            sessions = [
+                session
+                for session in reversed(self._sessions.values())
+                if not only_active or session.status == "active"
+            ]
+            start = (page - 1) * page_size
+            items = [self._status_body(s, now) for s in sessions[start : start + page_size]]
+        body = {
+            "items": items,
+            "page": page,
+            "page_size": page_size,
+            "has_next": start + page_size < len(sessions),
+            "has_previous": page > 1,
+        }
+        return Reply(200, body)
 
     def _replay(self, request: RecordedRequest, session_id: str) -> Reply:
         if not self._authenticated(request):

@@ -14,6 +14,8 @@ from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, Scri
 
 UPDATE_PATH = re.compile(r"^/api/v2/tickets/(?P<id>[^/]+)\.json$")
 COMMENTS_PATH = re.compile(r"^/api/v2/tickets/(?P<id>[^/]+)/comments\.json$")
+# Show Self: who the credentials belong to (anyone may call it, see `_me`).
+ME_PATH = re.compile(r"^/api/v2/users/me\.json$")
 COMMENT_LIMIT = 5000
 AUTHOR_ID = 1_000_001  # the API user the token belongs to
 
@@ -80,6 +82,9 @@ class ZendeskSimulator(JsonHttpServer):
         self._next_id = 40_000_000_001
         self._update_script = ScriptQueue()
         self._comments_script = ScriptQueue()
+        self._me_script = ScriptQueue()
+        # The role of the user the API token belongs to; "end-user" makes notes impossible.
+        self.api_user_role = "admin"
 
     # -- test controls ---------------------------------------------------------------------
 
@@ -113,7 +118,23 @@ class ZendeskSimulator(JsonHttpServer):
         """Answer the next `times` comment listings with `status` (FIFO)."""
         self._comments_script.push(ScriptedReply(status, None, delay, retry_after), times)
 
+    def script_me(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Answer the next `times` Show Self calls (``/api/v2/users/me.json``) with `status`."""
+        self._me_script.push(ScriptedReply(status, None, delay, retry_after), times)
+
     # -- recorded state --------------------------------------------------------------------
+
+    @property
+    def me_reads(self) -> list[RecordedRequest]:
+        """Every GET to /api/v2/users/me.json, in arrival order."""
+        return self.requests_to("GET", ME_PATH)
 
     @property
     def updates(self) -> list[RecordedRequest]:
@@ -139,6 +160,8 @@ class ZendeskSimulator(JsonHttpServer):
             return self._comments_script.answer(
                 lambda: self._list(request, listing["id"]), _scripted_failure
             )
+        if ME_PATH.fullmatch(request.route) and request.method == "GET":
+            return self._me_script.answer(lambda: self._me(request), _scripted_failure)
         return self.not_found()
 
     def not_found(self) -> Reply:
@@ -159,6 +182,27 @@ class ZendeskSimulator(JsonHttpServer):
             return False
         expected = f"{self.email}/token:{self.api_token}".encode()
         return hmac.compare_digest(credentials, expected)
+
+    def _me(self, request: RecordedRequest) -> Reply:
+        """Show Self: wrong credentials are refused; no credentials at all give the anonymous user.
+
+        Zendesk allows the endpoint for anyone, so an unauthenticated call is not an error: it
+        describes an anonymous end user without an id.
+        """
+        if "authorization" not in request.headers:
+            return Reply(200, {"user": {"id": None, "name": "Anonymous user", "role": "end-user"}})
+        if not self._authenticated(request):
+            return Reply(401, _AUTH_FAILED, {"WWW-Authenticate": 'Basic realm="Web Password"'})
+        user = {
+            "id": AUTHOR_ID,
+            "url": f"{self.url}/api/v2/users/{AUTHOR_ID}.json",
+            "name": "Bridge Agent",
+            "email": self.email,
+            "role": self.api_user_role,
+            "active": True,
+            "verified": True,
+        }
+        return Reply(200, {"user": user})
 
     def _ticket_exists(self, ticket_id: str) -> bool:
         if not _is_number(ticket_id):

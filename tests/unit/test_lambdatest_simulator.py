@@ -416,7 +416,6 @@ def test_other_routes_and_methods_answer_not_found(lambdatest: LambdaTestSimulat
     # given requests to routes the simulator does not serve
     cases = [
         ("GET", "/"),
-        ("GET", "/automation/api/v1/sessions"),
         ("GET", "/automation/api/v1/sessions/"),
         ("GET", f"/automation/api/v1/sessions/{SESSION_ID}/"),
         ("GET", f"/automation/api/v1/sessions/{SESSION_ID}/log/console"),

@@ -375,7 +375,6 @@ def test_unknown_routes_and_methods_answer_json_not_found(notte: NotteSimulator)
     # when other routes are called
     calls = [
         ("GET", "/"),
-        ("GET", "/sessions"),
         ("GET", "/sessions/"),
         ("GET", f"/sessions/{session_id}/debug"),
         ("GET", f"/sessions/{session_id}/replay/extra"),

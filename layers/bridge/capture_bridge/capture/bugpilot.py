@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+from capture_bridge.access import (
+    PROBE_TIMEOUT,
+    Access,
+    AccessCheck,
+    not_configured,
+    status_check,
+    unreachable,
+    unset,
+)
 from capture_bridge.capture import (
     CallBudget,
     CaptureResult,
@@ -359,6 +368,52 @@ def _unconfirmed(action: str, message: str) -> CaptureResult:
         error_code="UNCONFIRMED",
         message=message,
         repeatable=action in SILENT_ACTIONS,
+    )
+
+
+# A session token no action ever returned: Session Info can only answer that it does not know it.
+PROBE_TOKEN = "capture-bridge-access-probe"  # noqa: S105 - a made-up token, no secret
+_UNVERIFIABLE = (
+    "Bugpilot's API answered, but it has no read-only call that takes the API key: "
+    "BUGPILOT_API_KEY and BUGPILOT_WORKSPACE_ID are only proven by the first capture "
+    "(an INVALID_API_KEY or NO_ACCESS then fails it with a note saying so)"
+)
+
+
+def probe(settings: Settings, http: HttpClient) -> AccessCheck:
+    """`GET /api/v1/session-info/{workspace}/{made-up token}`: proves the API host answers.
+
+    The documented API has two calls: actions (which capture, so never used to probe) and
+    Session Info, which takes no key and answers 400 `INVALID_SESSION_TOKEN` for a wrong
+    workspace and an unknown token alike. So only reachability can be proven without a capture.
+    """
+    own = BugpilotSettings.from_settings(settings)
+    missing = unset(
+        [("BUGPILOT_WORKSPACE_ID", own.workspace_id), ("BUGPILOT_API_KEY", own.api_key)]
+    )
+    if missing:
+        return not_configured(NAME, missing)
+    url = (
+        f"{own.api_url.rstrip('/')}/api/v1/session-info/"
+        f"{quote(own.workspace_id, safe='')}/{PROBE_TOKEN}"
+    )
+    try:
+        response = http.request(
+            "GET",
+            url,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=PROBE_TIMEOUT,
+        )
+    except TransportError as exc:
+        return unreachable(NAME, exc)
+    code, _ = _error_of(response)
+    if (response.status, code) in ((400, "INVALID_SESSION_TOKEN"), (404, "REPORT_NOT_FOUND")):
+        return AccessCheck(NAME, Access.UNVERIFIED, _UNVERIFIABLE)
+    finding = status_check(NAME, "Bugpilot", response)
+    if finding is not None:
+        return finding
+    return AccessCheck(
+        NAME, Access.FAILED, f"Bugpilot answered HTTP {response.status} for a made-up session"
     )
 
 

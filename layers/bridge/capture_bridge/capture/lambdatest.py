@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.capture import (
     CallBudget,
     CaptureResult,
@@ -262,6 +263,27 @@ class LambdaTestProvider(ExistingSessions):
             "NOT_FOUND": f"LambdaTest has no session {session.reference}.",
         }
         return reasons.get(code, f"LambdaTest kept failing ({code}).")
+
+
+def probe(settings: Settings, http: HttpClient) -> AccessCheck:
+    """`GET /automation/api/v1/sessions?limit=1`: lists at most one session, changes nothing."""
+    own = LambdaTestSettings.from_settings(settings)
+    missing = unset(
+        [("LAMBDATEST_USERNAME", own.username), ("LAMBDATEST_ACCESS_KEY", own.access_key)]
+    )
+    if missing:
+        return not_configured(NAME, missing)
+    answer = read(
+        NAME,
+        "LambdaTest",
+        http,
+        f"{own.api_url}/automation/api/v1/sessions?limit=1",
+        headers={"Accept": "application/json"},
+        auth=(own.username, own.access_key),
+    )
+    if isinstance(answer, AccessCheck):
+        return answer
+    return AccessCheck(NAME, Access.OK, "the session list could be read with these credentials")
 
 
 def provider(settings: Settings, http: HttpClient, budget: CallBudget) -> LambdaTestProvider:

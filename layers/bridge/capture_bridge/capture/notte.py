@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
+from capture_bridge.access import Access, AccessCheck, not_configured, read
 from capture_bridge.capture import (
     CallBudget,
     CaptureResult,
@@ -266,6 +267,23 @@ def _reset_in(response: HttpResponse) -> int | None:
     if reset is not None:
         return max(reset - int(time.time()), 1)
     return header_seconds(response)
+
+
+def probe(settings: Settings, http: HttpClient) -> AccessCheck:
+    """`GET /sessions?only_active=false&page=1&page_size=1`: lists one session, changes nothing."""
+    own = NotteSettings.from_settings(settings)
+    if not own.api_key:
+        return not_configured(NAME, ["NOTTE_API_KEY"])
+    answer = read(
+        NAME,
+        "Notte",
+        http,
+        f"{own.api_url}/sessions?only_active=false&page=1&page_size=1",
+        headers={"Accept": "application/json", "Authorization": f"Bearer {own.api_key}"},
+    )
+    if isinstance(answer, AccessCheck):
+        return answer
+    return AccessCheck(NAME, Access.OK, "the session list could be read with this API key")
 
 
 def provider(settings: Settings, http: HttpClient, budget: CallBudget) -> NotteProvider:

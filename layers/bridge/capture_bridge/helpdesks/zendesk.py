@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.errors import InvalidRequest, Unauthenticated
 from capture_bridge.helpdesks import NoteOutcome, NoteResult
 from capture_bridge.http import HttpClient, TransportError
@@ -240,6 +241,57 @@ class ZendeskAdapter:
             isinstance(comment, dict) and marker in str(comment.get("body", ""))
             for comment in comments
         )
+
+
+# Internal notes can be written by these roles only; an end user's token cannot write them.
+NOTE_WRITING_ROLES = frozenset({"agent", "admin"})
+
+
+def probe(settings: Settings, http: HttpClient) -> AccessCheck:
+    """`GET /api/v2/users/me.json` with the stored token: who the bridge writes notes as.
+
+    Zendesk answers that endpoint for anyone; a request it could not authenticate may come back
+    200 with an anonymous user (no id), so the user's id and role are checked, not only the
+    status.
+    """
+    own = ZendeskSettings.from_settings(settings)
+    missing = unset(
+        [
+            ("ZENDESK_SUBDOMAIN (or ZENDESK_API_URL)", own.base_url),
+            ("ZENDESK_EMAIL", own.email),
+            ("ZENDESK_API_TOKEN", own.api_token),
+        ]
+    )
+    if missing:
+        return not_configured(NAME, missing)
+    response = read(
+        NAME,
+        "Zendesk",
+        http,
+        f"{own.base_url}/api/v2/users/me.json",
+        headers={"Accept": "application/json"},
+        auth=(f"{own.email}/token", own.api_token),
+    )
+    if isinstance(response, AccessCheck):
+        return response
+    payload = response.json()
+    user = payload.get("user") if isinstance(payload, dict) else None
+    if not isinstance(user, dict) or user.get("id") is None:
+        return AccessCheck(
+            NAME,
+            Access.REJECTED,
+            "Zendesk answered as an anonymous user: ZENDESK_EMAIL and ZENDESK_API_TOKEN "
+            "were not accepted together",
+        )
+    role = str(user.get("role") or "")
+    if role not in NOTE_WRITING_ROLES:
+        return AccessCheck(
+            NAME,
+            Access.REJECTED,
+            f"the token signs in a user with role {role or 'unknown'!r}; "
+            "internal notes need an agent or admin",
+        )
+    return AccessCheck(NAME, Access.OK, f"signed in as {role} (user id {user['id']})")
 
 
 def adapter(settings: Settings, http: HttpClient) -> ZendeskAdapter:
