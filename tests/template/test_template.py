@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
-
-from local_runner.template import load_yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return load_yaml(TEMPLATE)
-
-
-def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
-
-
-def _sam_cli() -> str:
-    candidate = os.environ.get("SAM_CLI") or shutil.which("sam") or str(ROOT / ".venv-sam/bin/sam")
-    if not Path(candidate).exists() and not shutil.which(candidate):
-        pytest.fail("SAM CLI not found: run the suite with `make test`, which installs it")
-    return candidate
+from local_runner.template import Intrinsic
+from tests.template.conftest import ROOT, TEMPLATE, resources, sam_cli
 
 
 def test_sam_validate_lint() -> None:
@@ -41,7 +19,7 @@ def test_sam_validate_lint() -> None:
         "SAM_CLI_TELEMETRY": "0",
     }
     result = subprocess.run(  # noqa: S603 - fixed arguments, our own template
-        [_sam_cli(), "validate", "--lint", "--template-file", str(TEMPLATE)],
+        [sam_cli(), "validate", "--lint", "--template-file", str(TEMPLATE)],
         capture_output=True,
         text=True,
         env=env,
@@ -52,7 +30,7 @@ def test_sam_validate_lint() -> None:
 
 
 def test_cfn_lint() -> None:
-    from cfnlint.api import lint_all
+    from cfnlint.api import lint_all  # type: ignore[import-untyped]
 
     # Errors and warnings, as the cfn-lint command reports by default.
     matches = lint_all(TEMPLATE.read_text())
@@ -89,7 +67,10 @@ def test_every_asynchronous_source_has_a_failure_destination_and_an_alarm(
     assert resolver["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
     alarms = resources(template, "AWS::CloudWatch::Alarm").values()
     watched = [
-        d["Value"].value[0] for alarm in alarms for d in alarm["Properties"].get("Dimensions", [])
+        d["Value"].value[0]
+        for alarm in alarms
+        for d in alarm["Properties"].get("Dimensions", [])
+        if isinstance(d["Value"], Intrinsic) and d["Value"].name == "Fn::GetAtt"
     ]
     assert queue in watched
 
