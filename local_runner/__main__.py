@@ -107,6 +107,9 @@ def _serve(args: argparse.Namespace) -> int:
     elif env_file is not None and not env_file.is_file():
         print(f"error: env file {env_file} not found", file=sys.stderr)
         return 2
+    # Metrics are JSON lines for CloudWatch to read; in a terminal they bury the logs. Set
+    # POWERTOOLS_METRICS_DISABLED=false to see them.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     try:
         runner = LocalRunner(
             args.template or _default_template(),

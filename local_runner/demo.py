@@ -365,6 +365,8 @@ def demo_env(
         "CAPTURE_POLL_SECONDS": "1",
         # The handlers' JSON logs would drown the demo's story; --verbose shows them.
         "POWERTOOLS_LOG_LEVEL": "INFO" if verbose else "WARNING",
+        # Metrics are lines for CloudWatch to read; locally they are noise.
+        "POWERTOOLS_METRICS_DISABLED": "true",
     }
 
 

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 
+from capture_bridge import metrics
 from capture_bridge.helpdesks.zendesk import sign_webhook
 from capture_bridge.models import CaptureSession
 from capture_bridge.resolver import RunOutcome, resolve_due_sessions
@@ -73,6 +74,8 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     reset_settings_cache()
+    # Metrics recorded by a test that flushed nothing (a step called directly) stay its own.
+    metrics.discard()
     yield
     reset_settings_cache()
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from capture_bridge.observability import handler_logger
 from capture_bridge.webhook import receive
 
-logger = Logger(service="capture-bridge")
+logger = handler_logger()
 
 
 @logger.inject_lambda_context(clear_state=True)

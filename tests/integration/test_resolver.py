@@ -12,8 +12,11 @@ import boto3
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
+from capture_bridge.capture import BRIDGE_ERROR, BRIDGE_ERROR_REASON
+from capture_bridge.capture.bugpilot import BugpilotProvider
+from capture_bridge.capture_flow import CLAIM_LEASE, MAX_CONSECUTIVE_FAULTS
 from capture_bridge.errors import StoreUnavailable
-from capture_bridge.models import CaptureSession, NoteState, SessionStatus, format_time
+from capture_bridge.models import CaptureSession, NoteState, SessionStatus, format_time, utc_now
 from capture_bridge.resolver import (
     NOTE_BUDGET_MS,
     SESSION_BUDGET_MS,
@@ -22,7 +25,8 @@ from capture_bridge.resolver import (
     resolve_due_sessions,
 )
 from capture_bridge.runtime import Runtime
-from capture_bridge.session_store import to_item
+from capture_bridge.session_store import SessionStore, to_item
+from capture_bridge.settings import reset_settings_cache
 from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
 from tests.conftest import Clock, Webhook, load_event, runtime_with, trigger_body
 
@@ -78,6 +82,13 @@ class World:
         self.clock.now = due
         self.run()
         return waited
+
+    def run_when_due_outcomes(self, session_id: str) -> dict[RunOutcome, int]:
+        """Move the clock to the session's next check, run, and say what the run did."""
+        due = self.session(session_id).next_check_at
+        assert due is not None
+        self.clock.now = max(due, self.clock())
+        return dict(self.run().outcomes)
 
     def run_dying_before_save(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """One run that does its work, then dies before saving any of it."""
@@ -450,6 +461,134 @@ class TestConcurrencyAndCrashes:
         assert "Scan" not in calls
 
 
+class Broken(Exception):
+    """Stands for a defect: a step raising what nothing expects."""
+
+
+BROKEN_MESSAGE = "session info parser broke on ada@example.com"
+
+
+def breaking_check(*args: Any, **kwargs: Any) -> Any:
+    raise Broken(BROKEN_MESSAGE)
+
+
+class TestFaultySessions:
+    """A session whose step raises is its own affair: recorded on it, bounded, never the run's."""
+
+    def test_a_raising_session_is_recorded_on_it_and_keeps_its_claim(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Given a started capture due for its check, and a check that raises
+        world.bugpilot.connect_user("user-42")
+        session_id = world.request()
+        world.clock.advance(seconds=30)
+        ran_at = world.clock()
+        monkeypatch.setattr(BugpilotProvider, "check", breaking_check)
+        # When the resolver runs, then the session is an error of the run, not its failure
+        assert world.run().outcomes == {RunOutcome.ERROR: 1}
+        # Then the fault is on the session: its count, its text without the raw email, its due
+        session = world.session(session_id)
+        assert session.faults == 1
+        assert session.fault == "Broken: session info parser broke on a***@example.com"
+        assert session.next_check_at == ran_at + CLAIM_LEASE
+        # And the claim is still in place, so that the next holder sees the step interrupted
+        assert session.claim_id is not None
+        world.clock.now = ran_at + CLAIM_LEASE
+        claim = world.runtime.store.claim(session_id, now=world.clock(), lease=CLAIM_LEASE)
+        assert claim is not None and claim.interrupted
+
+    def test_a_session_that_recovers_starts_counting_again(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Given a session whose check raised once
+        world.bugpilot.connect_user("user-42")
+        session_id = world.request()
+        world.clock.advance(seconds=30)
+        with monkeypatch.context() as patch:
+            patch.setattr(BugpilotProvider, "check", breaking_check)
+            world.run()
+        # When the next check goes through
+        world.run_when_due(session_id)
+        # Then the count starts again and the last fault is kept for whoever looks
+        session = world.session(session_id)
+        assert (session.status, session.faults) == (SessionStatus.PENDING, 0)
+        assert session.fault is not None and session.fault.startswith("Broken")
+
+    def test_a_session_that_keeps_raising_ends_failed_after_the_bound_with_one_note(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Given a started capture whose every check raises
+        world.bugpilot.connect_user("user-42")
+        session_id = world.request()
+        world.clock.advance(seconds=30)
+        monkeypatch.setattr(BugpilotProvider, "check", breaking_check)
+        # When the resolver runs whenever it is due, the bound's number of times
+        for fault in range(1, MAX_CONSECUTIVE_FAULTS + 1):
+            assert world.run_when_due_outcomes(session_id) == {RunOutcome.ERROR: 1}
+            assert world.session(session_id).faults == fault
+        assert world.notes() == []
+        # Then the next run ends it as failed by the bridge, and the run after posts its one note
+        assert world.run_when_due_outcomes(session_id) == {RunOutcome.FINISHED: 1}
+        assert world.run_when_due_outcomes(session_id) == {RunOutcome.NOTED: 1}
+        session = world.session(session_id)
+        assert (session.status, session.error, session.note_state) == (
+            SessionStatus.FAILED,
+            BRIDGE_ERROR,
+            NoteState.POSTED,
+        )
+        assert session.claim_id is None and session.next_check_at is None
+        [note] = world.notes()
+        assert f"Capture session: {session_id}" in note["body"]
+        assert BRIDGE_ERROR_REASON in note["body"]
+        # And nothing is left to do
+        world.clock.advance(hours=1)
+        assert world.run().due == 0
+
+    def test_a_note_that_keeps_raising_is_given_up_after_the_bound(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Given a resolved capture whose note was left for a later run, and cannot be written
+        session_id = world.ready_capture()
+        time_left = iter([SESSION_BUDGET_MS, NOTE_BUDGET_MS - 1])
+        summary = resolve_due_sessions(world.runtime, lambda: next(time_left), world.clock)
+        assert summary.outcomes == {RunOutcome.FINISHED: 1}
+        monkeypatch.setattr(BugpilotProvider, "render_note", breaking_check)
+        # When the resolver runs whenever it is due, the bound's number of times
+        for _ in range(MAX_CONSECUTIVE_FAULTS):
+            assert world.run_when_due_outcomes(session_id) == {RunOutcome.ERROR: 1}
+        # Then the next run gives the note up, and the session has nothing left to do
+        assert world.run_when_due_outcomes(session_id) == {RunOutcome.NOTE_UNDELIVERABLE: 1}
+        session = world.session(session_id)
+        assert (session.status, session.note_state) == (
+            SessionStatus.RESOLVED,
+            NoteState.UNDELIVERABLE,
+        )
+        assert world.notes() == []
+        assert session.next_check_at is None
+
+    def test_one_raising_session_does_not_stop_the_others(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Given two sessions due for their first step, the first of which raises
+        world.bugpilot.connect_user("user-42")
+        world.request(ticket_id=str(BROKEN_TICKET))
+        world.request(ticket_id=str(BROKEN_TICKET + 1))
+        world.clock.advance(seconds=30)
+        real_check = BugpilotProvider.check
+
+        def check(provider: BugpilotProvider, session: CaptureSession) -> Any:
+            if session.ticket_id == str(BROKEN_TICKET):
+                raise Broken(BROKEN_MESSAGE)
+            return real_check(provider, session)
+
+        monkeypatch.setattr(BugpilotProvider, "check", check)
+        # When the resolver runs, then the other is checked as usual
+        assert world.run().outcomes == {RunOutcome.ERROR: 1, RunOutcome.WAITING: 1}
+
+
+BROKEN_TICKET = 4000
+
+
 class TestHandler:
     @pytest.mark.usefixtures("configured", "bugpilot", "zendesk")
     def test_scheduled_event_runs_the_resolver(self, lambda_context: Any) -> None:
@@ -458,16 +597,56 @@ class TestHandler:
         result = lambda_handler(load_event("resolver_tick"), lambda_context)
         assert result == {"due": 0, "outcomes": {}}
 
-    @pytest.mark.usefixtures("configured")
-    def test_a_failing_session_fails_the_run_for_the_dead_letter_queue(
-        self, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+    def test_a_raising_session_does_not_fail_the_run(
+        self,
+        configured: dict[str, str],
+        bugpilot: BugpilotSimulator,
+        lambda_context: Any,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         import resolver_handler
 
-        broken = RunSummary(due=2)
-        broken.outcomes.update({RunOutcome.ERROR: 1, RunOutcome.WAITING: 1})
-        monkeypatch.setattr(resolver_handler, "resolve_due_sessions", lambda *a, **k: broken)
-        with pytest.raises(resolver_handler.ResolverRunFailed, match="1 of 2"):
+        # Given a capture started a minute ago (the handler runs on the real clock), due for its
+        # check, and a check that raises
+        bugpilot.connect_user("user-42")
+        a_minute_ago = Clock(utc_now() - timedelta(minutes=1))
+        answer = Webhook(runtime_with(configured), a_minute_ago).send(trigger_body())
+        assert answer.status == 202
+        monkeypatch.setattr(BugpilotProvider, "check", breaking_check)
+        # When the scheduled handler runs, then it answers with the error counted, raising nothing
+        result = resolver_handler.lambda_handler(load_event("resolver_tick"), lambda_context)
+        assert result == {"due": 1, "outcomes": {RunOutcome.ERROR: 1}}
+
+    def test_a_run_whose_store_is_unreachable_fails_saying_so(
+        self, configured: dict[str, str], lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import resolver_handler
+
+        # Given a session store that cannot list the due sessions
+        def unreachable(*args: Any, **kwargs: Any) -> list[str]:
+            raise StoreUnavailable("could not read the due sessions: connection refused")
+
+        monkeypatch.setattr(SessionStore, "due_session_ids", unreachable)
+        # When the scheduled handler runs, then the run fails, its message saying what failed
+        with pytest.raises(
+            resolver_handler.ResolverRunFailed,
+            match=r"^the resolver cannot run: the session store is unreachable: could not read",
+        ):
+            resolver_handler.lambda_handler(load_event("resolver_tick"), lambda_context)
+
+    def test_a_run_with_invalid_settings_fails_saying_so(
+        self, configured: dict[str, str], lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import resolver_handler
+
+        # Given settings that cannot be used
+        monkeypatch.setenv("CAPTURE_MAX_WAIT_MINUTES", "forever")
+        reset_settings_cache()
+        # When the scheduled handler runs, then the run fails, its message saying what failed
+        with pytest.raises(
+            resolver_handler.ResolverRunFailed,
+            match=r"^the resolver cannot run: its settings are invalid: CAPTURE_MAX_WAIT_MINUTES",
+        ):
             resolver_handler.lambda_handler(load_event("resolver_tick"), lambda_context)
 
 

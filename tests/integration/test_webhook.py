@@ -10,12 +10,16 @@ from typing import Any
 import boto3
 import pytest
 
+from capture_bridge import settings as settings_module
 from capture_bridge.models import NoteState, SessionStatus
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import SessionStore
+from capture_bridge.settings import SECRET_CACHE_SECONDS, SECRET_REREAD_FLOOR_SECONDS
+from capture_bridge.webhook import receive
 from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
 from tests.conftest import (
     START,
+    WEBHOOK_SECRET,
     Webhook,
     load_event,
     runtime_with,
@@ -362,3 +366,102 @@ class TestUnavailable:
         answer = receive("zendesk", {}, "{}", is_base64=False)
         assert answer.status == 503
         assert "not configured" in answer.body["error"]
+
+
+class FakeMonotonic:
+    """The settings cache's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestSecretFilledInAfterSetup:
+    """Zendesk's test button, pressed right after the webhook secret was put into the secret."""
+
+    @pytest.fixture
+    def deployed(
+        self,
+        env: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch,
+        bugpilot: BugpilotSimulator,
+    ) -> tuple[str, FakeMonotonic, list[str]]:
+        """The deployed shape: credentials in Secrets Manager, the webhook secret not yet there."""
+        credentials = {key: env[key] for key in ("BUGPILOT_WORKSPACE_ID", "BUGPILOT_API_KEY")}
+        secrets = boto3.client("secretsmanager")
+        secret_id = secrets.create_secret(Name="bridge", SecretString=json.dumps(credentials))[
+            "ARN"
+        ]
+        for key, value in env.items():
+            if key not in (*credentials, "ZENDESK_WEBHOOK_SECRET"):
+                monkeypatch.setenv(key, value)
+        monkeypatch.setenv("BRIDGE_SECRET_ID", secret_id)
+        clock = FakeMonotonic()
+        monkeypatch.setattr(settings_module, "monotonic", clock)
+        reads: list[str] = []
+        real_read = settings_module._read_secret
+
+        def counted(secret: str) -> dict[str, str]:
+            reads.append(secret)
+            return real_read(secret)
+
+        monkeypatch.setattr(settings_module, "_read_secret", counted)
+        bugpilot.connect_user("user-42")
+        return secret_id, clock, reads
+
+    @staticmethod
+    def call(body: bytes = b"", headers: dict[str, str] | None = None) -> int:
+        body = body or trigger_body()
+        answer = receive(
+            "zendesk",
+            signed_headers(body, START) if headers is None else headers,
+            body.decode(),
+            is_base64=False,
+            clock=lambda: START,
+        )
+        return answer.status
+
+    def test_the_next_call_after_the_floor_is_verified_with_the_secret_read_again(
+        self, deployed: tuple[str, FakeMonotonic, list[str]]
+    ) -> None:
+        secret_id, clock, reads = deployed
+        # Given a call refused while no webhook secret was configured (settings now cached)
+        assert self.call() == 401
+        assert len(reads) == 1
+        # When the operator puts the webhook secret in
+        secret = json.loads(
+            boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+        )
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId=secret_id,
+            SecretString=json.dumps(secret | {"ZENDESK_WEBHOOK_SECRET": WEBHOOK_SECRET}),
+        )
+        # Then a call within the floor is still refused, without reading the secret again
+        clock.now += SECRET_REREAD_FLOOR_SECONDS - 1
+        assert self.call() == 401
+        assert len(reads) == 1
+        # And the first call once the floor has passed reads it once more and is accepted,
+        # long before the cache would have expired
+        clock.now += 1
+        assert SECRET_REREAD_FLOOR_SECONDS < SECRET_CACHE_SECONDS
+        assert self.call() == 202
+        assert len(reads) == 2
+
+    def test_a_flood_of_forged_calls_reads_the_secret_at_most_once_per_floor(
+        self, deployed: tuple[str, FakeMonotonic, list[str]]
+    ) -> None:
+        _, clock, reads = deployed
+        forged = {**signed_headers(trigger_body(), START, secret="forged")}
+        # Given settings read a floor ago
+        assert self.call(headers=forged) == 401
+        clock.now += SECRET_REREAD_FLOOR_SECONDS
+        # When forged calls keep coming within one floor period
+        for _ in range(FORGED_CALLS):
+            assert self.call(headers=forged) == 401
+        # Then the secret was read once more, not once per call
+        assert len(reads) == 2
+
+
+FORGED_CALLS = 20

@@ -72,6 +72,32 @@ def test_importing_a_handler_builds_no_client_and_reads_no_setting() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_metrics_and_logs_load_nothing_of_powertools_beyond_its_logger() -> None:
+    # Powertools' package loads its metrics with its Logger: metrics.py and the handlers' logger
+    # add no Powertools module to a cold start that every handler pays for already.
+    probe = (
+        "import sys\n"
+        "from aws_lambda_powertools import Logger\n"
+        "from aws_lambda_powertools.utilities.typing import LambdaContext\n"
+        "before = set(sys.modules)\n"
+        "import webhook_handler, resolver_handler\n"
+        "from capture_bridge import metrics\n"
+        "added = {m for m in set(sys.modules) - before if m.startswith('aws_lambda_powertools')}\n"
+        "assert 'aws_lambda_powertools.metrics' in before\n"
+        "assert not added, sorted(added)\n"
+    )
+    paths = [PACKAGE.parent, *(h.parent for h in HANDLERS)]
+    result = subprocess.run(  # noqa: S603 - fixed interpreter and code
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": ":".join(str(p) for p in paths), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def package_imports(path: Path) -> set[str]:
     """The `capture_bridge` modules `path` imports, at any depth of the file."""
     names: set[str] = set()

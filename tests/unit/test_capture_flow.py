@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from capture_bridge.capture import CaptureResult, Outcome
+from capture_bridge.capture import BRIDGE_ERROR, CaptureResult, Outcome
 from capture_bridge.capture_flow import (
+    MAX_CONSECUTIVE_FAULTS,
     MAX_POLL_DELAY,
     MAX_UNCONFIRMED_REPEATS,
     TRANSITIONS,
@@ -17,7 +18,10 @@ from capture_bridge.capture_flow import (
     RetryPolicy,
     advance,
     apply,
+    completed,
+    give_up_if_faulting,
     next_transition,
+    record_fault,
     releases_guard,
     transition_for,
 )
@@ -232,3 +236,67 @@ def test_nothing_is_started_at_the_deadline(
         "USER_NOT_CONNECTED",
         NoteState.PENDING,
     )
+
+
+class TestFaults:
+    """A step that raises is counted on the session; after a bound in a row, its work ends."""
+
+    ERROR = "Broken: a defect"
+
+    def test_a_fault_is_counted_and_described_and_nothing_else_changes(self) -> None:
+        # Given a pending session
+        pending = session(S.PENDING, reference="r")
+        # When a step of it raises
+        faulted = record_fault(pending, self.ERROR, START + POLICY.poll)
+        # Then the count and text are recorded, and the session stands where it stood
+        assert (faulted.faults, faulted.fault, faulted.updated_at) == (
+            1,
+            self.ERROR,
+            START + POLICY.poll,
+        )
+        assert replace(faulted, faults=0, fault=None, updated_at=START) == pending
+
+    def test_a_completed_step_starts_the_count_again_and_keeps_the_last_text(self) -> None:
+        # Given a session that raised twice
+        faulted = replace(session(S.PENDING, reference="r"), faults=2, fault=self.ERROR)
+        # When a step completes, then the count is back to zero, the last text kept
+        assert (completed(faulted).faults, completed(faulted).fault) == (0, self.ERROR)
+
+    @pytest.mark.parametrize("status", [S.REQUESTED, S.WAITING_FOR_USER, S.PENDING])
+    def test_below_the_bound_nothing_is_given_up(self, status: SessionStatus) -> None:
+        # Given an open session one fault short of the bound
+        faulting = replace(session(status), faults=MAX_CONSECUTIVE_FAULTS - 1)
+        # When it is looked at, then it goes on as it is
+        assert give_up_if_faulting(faulting, START) is faulting
+
+    @pytest.mark.parametrize("status", [S.REQUESTED, S.WAITING_FOR_USER, S.PENDING])
+    def test_an_open_capture_at_the_bound_fails_as_a_bridge_error_owing_its_note(
+        self, status: SessionStatus
+    ) -> None:
+        # Given an open session that raised the bound's number of times in a row
+        faulting = replace(session(status), faults=MAX_CONSECUTIVE_FAULTS, fault=self.ERROR)
+        # When it is looked at
+        ended = give_up_if_faulting(faulting, START)
+        # Then it fails with the bridge's error and owes the ticket its note, due now
+        assert (ended.status, ended.error, ended.note_state, ended.next_check_at) == (
+            S.FAILED,
+            BRIDGE_ERROR,
+            NoteState.PENDING,
+            START,
+        )
+        assert ended.fault == self.ERROR
+        assert releases_guard(faulting, ended)
+
+    def test_a_note_at_the_bound_is_given_up_as_undeliverable(self) -> None:
+        # Given a finished session whose note raised the bound's number of times in a row
+        owing = session(S.PENDING, reference="r").finish(S.RESOLVED, now=START)
+        faulting = replace(owing, faults=MAX_CONSECUTIVE_FAULTS)
+        # When it is looked at
+        ended = give_up_if_faulting(faulting, START)
+        # Then its note is given up, and it has nothing left to do
+        assert (ended.status, ended.note_state, ended.next_check_at) == (
+            S.RESOLVED,
+            NoteState.UNDELIVERABLE,
+            None,
+        )
+        assert not ended.has_work

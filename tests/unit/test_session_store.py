@@ -104,6 +104,8 @@ def test_item_mapping_round_trips() -> None:
         polls=3,
         unconfirmed=1,
         interruptions=1,
+        faults=2,
+        fault="Broken: a defect",
         expires_at=123,
     )
     item = to_item(session)
@@ -159,6 +161,27 @@ def test_claim_survives_a_retried_call_whose_first_attempt_succeeded(table: str)
     assert claim.interrupted is True  # the webhook's own claim was never released
     assert claim.session.next_check_at == START + 2 * LEASE
     assert claim.session.claim_id not in (None, "webhook-claim")
+
+
+def test_a_fault_is_recorded_under_the_held_claim_which_stays(table: str) -> None:
+    # Given a session claimed by a run
+    plain = SessionStore(table)
+    session = new_session()
+    plain.create(session, delivery_id="d1", now=START)
+    claim = plain.claim(session.session_id, now=START + LEASE, lease=LEASE)
+    assert claim is not None
+    held = claim.session.claim_id or ""
+    faulted = replace(claim.session, faults=1, fault="Broken: a defect", updated_at=START + LEASE)
+    # When the run records a fault under its claim (a retried call writing it twice)
+    retried = SessionStore(table, client=RepeatingClient(boto3.client("dynamodb"), {"update_item"}))
+    assert retried.record_fault(faulted, held_claim=held)
+    # Then the fault is on the session, the claim still in place and the due time its lease end
+    stored = plain.get(session.session_id)
+    assert stored == faulted
+    assert (stored.claim_id, stored.next_check_at) == (held, START + 2 * LEASE)
+    # And a holder that lost the claim records nothing
+    assert not plain.record_fault(replace(faulted, faults=9), held_claim="lost")
+    assert plain.get(session.session_id) == faulted
 
 
 def test_save_survives_a_retried_call_whose_first_attempt_succeeded(table: str) -> None:

@@ -27,11 +27,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from capture_bridge.capture import CaptureProvider, CaptureResult, Outcome
+from capture_bridge import metrics
+from capture_bridge.capture import BRIDGE_ERROR, CaptureProvider, CaptureResult, Outcome
 from capture_bridge.helpdesks import HelpdeskAdapter, NoteOutcome
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus
 from capture_bridge.notes import marker, render_note
-from capture_bridge.observability import logger
+from capture_bridge.observability import logger, session_fields
 
 # A claim outlives the longest function run (resolver timeout 90 s), so it only ever lapses
 # when its holder died; see session_store.
@@ -41,6 +42,12 @@ MAX_POLL_DELAY = timedelta(minutes=5)
 MAX_RETRY_AFTER = timedelta(hours=1)
 # Notes that cannot be delivered after this many tries (about a day with the backoff) are given up.
 MAX_NOTE_ATTEMPTS = 12
+# A step that raises is recorded on the session (`record_fault`) and its claim left to lapse, so
+# the next try comes a lease (5 minutes) later. Five in a row is then about 25 minutes: most of
+# the default 30-minute capture window, long enough to ride out a passing cause (a dependency
+# raising instead of answering for a while, a bad deploy rolled back), short enough that the
+# agent still hears within that window instead of never. A step that completes resets the count.
+MAX_CONSECUTIVE_FAULTS = 5
 NOTE_RETRY_BASE = timedelta(minutes=1)
 MAX_NOTE_DELAY = timedelta(hours=4)
 
@@ -187,11 +194,7 @@ def apply(
         if result.outcome is Outcome.REJECTED:
             logger.error(
                 "capture provider rejected the request: configuration error",
-                extra={
-                    "session_id": session.session_id,
-                    "provider": session.provider,
-                    "error_code": error,
-                },
+                extra=session_fields(session, error_code=error, reason=result.message),
             )
         elif (session.status, result.outcome) not in TRANSITIONS:
             error = f"UNEXPECTED_{result.outcome.value.upper()}"
@@ -222,21 +225,87 @@ def advance(
     """One step of an open session: start the capture (again), or check it."""
     if session.status is SessionStatus.PENDING:
         # Checking is read-only, so an interrupted check is simply repeated.
-        return apply(session, provider.check(session), now, policy)
+        return apply(session, _answered(session, provider.check(session)), now, policy)
     if interrupted:
         # The last holder died between starting the capture and recording the answer. Starting
         # again could capture twice; at most one start per request, so the agent is told instead.
-        logger.warning(
-            "capture start interrupted; not repeating it",
-            extra={"session_id": session.session_id},
-        )
+        logger.warning("capture start interrupted; not repeating it", extra=session_fields(session))
         result = CaptureResult(Outcome.INTERRUPTED, error_code="INTERRUPTED")
         return apply(session, result, now, policy)
     if now >= session.deadline_at:
         # Its last try falls on the deadline: starting now would capture (or prompt the user)
         # with nobody left to follow it up. It ends as its last answer would have at the deadline.
         return session.finish(_unstarted_give_up(session.status), now=now, error=session.error)
-    return apply(session, provider.start(session), now, policy)
+    metrics.action_sent(session)
+    return apply(session, _answered(session, provider.start(session)), now, policy)
+
+
+def _answered(session: CaptureSession, result: CaptureResult) -> CaptureResult:
+    """Count and log a provider's answer as it comes (whether or not its step is saved)."""
+    metrics.capture_answer(session, result)
+    if result.outcome in (Outcome.RETRYABLE, Outcome.UNCONFIRMED):
+        # A vendor unreachable or failing: retried on its own, but someone may need to look.
+        logger.warning(
+            "capture provider unreachable or failing; trying again later",
+            extra=session_fields(
+                session,
+                outcome=result.outcome.value,
+                error_code=result.error_code,
+                reason=result.message,
+                retry_after_seconds=result.retry_after_seconds,
+            ),
+        )
+    return result
+
+
+def report_step(before: CaptureSession, after: CaptureSession) -> None:
+    """Log and count what a saved step did: once per step, since only saved steps count."""
+    metrics.session_step(before, after)
+    if after.status.is_final and not before.status.is_final:
+        failed = after.status is SessionStatus.FAILED
+        (logger.warning if failed else logger.info)(
+            "capture failed" if failed else "capture finished",
+            extra=session_fields(after, error_code=after.error),
+        )
+    if after.note_state is not before.note_state and after.note_state is NoteState.POSTED:
+        logger.info("note posted", extra=session_fields(after))
+
+
+def record_fault(session: CaptureSession, error: str, now: datetime) -> CaptureSession:
+    """The session after a step of it raised `error` (already short and redacted).
+
+    Only the count and the text change: the step's other effects are lost with it, and the claim
+    stays, so that the next holder treats the step as interrupted.
+    """
+    return replace(session, faults=session.faults + 1, fault=error, updated_at=now)
+
+
+def completed(session: CaptureSession) -> CaptureSession:
+    """A step went through: faults are counted in a row, so the count starts again."""
+    return replace(session, faults=0) if session.faults else session
+
+
+def give_up_if_faulting(session: CaptureSession, now: datetime) -> CaptureSession:
+    """End what a session that raised `MAX_CONSECUTIVE_FAULTS` times in a row still has to do.
+
+    An open capture fails with `BRIDGE_ERROR` (its note is still owed and tried); a note still
+    owed is given up as undeliverable. Anything else is returned as it is.
+    """
+    if session.faults < MAX_CONSECUTIVE_FAULTS:
+        return session
+    if not session.status.is_final:
+        logger.error(
+            "session kept failing; ending it as failed",
+            extra=session_fields(session, faults=session.faults, fault=session.fault),
+        )
+        return session.finish(SessionStatus.FAILED, now=now, error=BRIDGE_ERROR)
+    if session.note_state is NoteState.PENDING:
+        logger.error(
+            "note kept failing; giving it up",
+            extra=session_fields(session, faults=session.faults, fault=session.fault),
+        )
+        return _note_done(session, NoteState.UNDELIVERABLE, now)
+    return session
 
 
 def deliver_note(
@@ -255,12 +324,12 @@ def deliver_note(
         if already is None:
             return _note_retry(session, now, None, "could not check the ticket for an earlier note")
     result = helpdesk.post_note(session.ticket_id, render_note(session, provider))
+    metrics.note_answer(session, result)
     if result.outcome is NoteOutcome.POSTED:
         return _note_done(session, NoteState.POSTED, now)
     if result.outcome is NoteOutcome.REJECTED:
         logger.error(
-            "helpdesk refused the note",
-            extra={"session_id": session.session_id, "reason": result.message},
+            "helpdesk refused the note", extra=session_fields(session, reason=result.message)
         )
         return _note_done(session, NoteState.UNDELIVERABLE, now)
     return _note_retry(session, now, result.retry_after_seconds, result.message)
@@ -281,9 +350,11 @@ def _note_retry(
 ) -> CaptureSession:
     attempts = session.note_attempts + 1
     if attempts >= MAX_NOTE_ATTEMPTS:
-        logger.error(
-            "giving up on the note", extra={"session_id": session.session_id, "reason": reason}
-        )
+        logger.error("giving up on the note", extra=session_fields(session, reason=reason))
         return replace(_note_done(session, NoteState.UNDELIVERABLE, now), note_attempts=attempts)
     delay = retry_delay(retry_after, NOTE_RETRY_BASE, attempts - 1, MAX_NOTE_DELAY)
+    logger.warning(
+        "note not delivered; trying again later",
+        extra=session_fields(session, reason=reason, note_attempts=attempts),
+    )
     return replace(session, note_attempts=attempts, next_check_at=now + delay, updated_at=now)

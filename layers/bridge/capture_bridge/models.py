@@ -148,6 +148,10 @@ class CaptureSession:
     links: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
+    # Steps that raised in a row (reset by a step that completes), and the last one's error
+    # text: exception type and a short message, redacted. See `capture_flow.MAX_CONSECUTIVE_FAULTS`.
+    faults: int = 0
+    fault: str | None = None
     note_state: NoteState | None = None
     note_attempts: int = 0
     claim_id: str | None = None

@@ -9,10 +9,22 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from capture_bridge.capture_flow import CLAIM_LEASE, advance, deliver_note, releases_guard
+from capture_bridge import metrics
+from capture_bridge.capture_flow import (
+    CLAIM_LEASE,
+    advance,
+    completed,
+    deliver_note,
+    give_up_if_faulting,
+    record_fault,
+    releases_guard,
+    report_step,
+)
+from capture_bridge.errors import ConfigurationError, StoreUnavailable
 from capture_bridge.models import CaptureSession, NoteState, utc_now
-from capture_bridge.observability import logger
+from capture_bridge.observability import error_text, logger, secret_values, session_fields
 from capture_bridge.runtime import Runtime
+from capture_bridge.session_store import Claim
 
 # A session's work is cut in two, each begun only with time left for its worst case, every call
 # at its timeout (tests/unit/test_resolver_budget.py holds these to the integrations' figures):
@@ -24,6 +36,13 @@ NOTE_BUDGET_MS = 39_000
 MAX_SESSIONS_PER_RUN = 500
 
 
+class ResolverRunFailed(Exception):
+    """The run itself could not work; failing it sends it to the dead-letter queue.
+
+    The message says what failed in plain words: it is the `errorMessage` of the dead letter.
+    """
+
+
 class RunOutcome(StrEnum):
     """What one resolver run did with one due session."""
 
@@ -31,7 +50,8 @@ class RunOutcome(StrEnum):
     SKIPPED = "skipped"
     # Left for the next run: too little time remained.
     DEFERRED = "deferred"
-    # Raised unexpectedly; its claim lapses and a later run retries it.
+    # Raised unexpectedly: recorded on the session, whose claim lapses for a later run to retry
+    # (`capture_flow.MAX_CONSECUTIVE_FAULTS` bounds how often). Not a failed run.
     ERROR = "error"
     # Our claim lapsed before the result could be saved; the next holder redoes the step.
     LAPSED = "lapsed"
@@ -74,36 +94,93 @@ def process_session(
 ) -> RunOutcome:
     """Claim one due session, take its next step, record it; returns what happened.
 
-    `remaining_ms` is the run's time left; without it, a note is always attempted.
+    `remaining_ms` is the run's time left; without it, a note is always attempted. A step that
+    raises is recorded on the session, under the claim it keeps (see `_record_fault`).
     """
     claim = runtime.store.claim(session_id, now=clock(), lease=CLAIM_LEASE)
     if claim is None:
         return RunOutcome.SKIPPED
+    try:
+        return _step(runtime, claim, clock, remaining_ms)
+    except Exception as exc:
+        _record_fault(runtime, claim.session, exc, clock())
+        return RunOutcome.ERROR
+
+
+def _step(
+    runtime: Runtime,
+    claim: Claim,
+    clock: Callable[[], datetime],
+    remaining_ms: Callable[[], int] | None,
+) -> RunOutcome:
     claimed, token = claim.session, claim.session.claim_id or ""
-    provider = runtime.provider(claimed.provider)
     session = claimed
     if claim.interrupted:
         # Counted on the session, so that every later run knows a note may already be out.
         session = replace(session, interruptions=session.interruptions + 1)
-    if not session.status.is_final:
-        session = advance(session, provider, clock(), runtime.policy, interrupted=claim.interrupted)
-    if session.note_state is NoteState.PENDING:
-        if remaining_ms is None or remaining_ms() >= NOTE_BUDGET_MS:
-            # Posted before the write below: a crash in between is caught by the marker check.
-            session = deliver_note(session, runtime.helpdesk(session.helpdesk), provider, clock())
-        else:
-            # Too little time for the note's worst case: left due now for the next run.
-            logger.info("note left for the next run", extra={"session_id": session_id})
-            session = replace(session, next_check_at=clock())
+    # Before anything that could raise again: what a session that kept raising has left to do
+    # ends, and is saved at once (a note still owed goes out in the next run, with its own tries).
+    ended = give_up_if_faulting(session, clock())
+    if ended is session:
+        session = _work(runtime, session, clock, remaining_ms, interrupted=claim.interrupted)
+    else:
+        session = ended
+    session = completed(session)
     released = replace(session, claim_id=None)
     if not runtime.store.save(
         released, held_claim=token, release_guard=releases_guard(claimed, session)
     ):
-        logger.warning(
-            "claim lapsed before the session was saved", extra={"session_id": session_id}
-        )
+        logger.warning("claim lapsed before the session was saved", extra=session_fields(session))
         return RunOutcome.LAPSED
+    report_step(claimed, session)
     return _outcome(claimed, session)
+
+
+def _work(
+    runtime: Runtime,
+    session: CaptureSession,
+    clock: Callable[[], datetime],
+    remaining_ms: Callable[[], int] | None,
+    *,
+    interrupted: bool,
+) -> CaptureSession:
+    """The session's next step: start or check an open capture, then deliver a note owed."""
+    if not session.status.is_final:
+        provider = runtime.provider(session.provider)
+        session = advance(session, provider, clock(), runtime.policy, interrupted=interrupted)
+    if session.note_state is NoteState.PENDING:
+        if remaining_ms is None or remaining_ms() >= NOTE_BUDGET_MS:
+            # Posted before the write below: a crash in between is caught by the marker check.
+            session = deliver_note(
+                session,
+                runtime.helpdesk(session.helpdesk),
+                runtime.provider(session.provider),
+                clock(),
+            )
+        else:
+            # Too little time for the note's worst case: left due now for the next run.
+            logger.info("note left for the next run", extra=session_fields(session))
+            session = replace(session, next_check_at=clock())
+    return session
+
+
+def _record_fault(runtime: Runtime, claimed: CaptureSession, exc: Exception, now: datetime) -> None:
+    """Record a step that raised on its session, keeping the claim (so it reads as interrupted)."""
+    error = error_text(exc, secret_values(runtime.settings.values))
+    faulted = record_fault(claimed, error, now)
+    metrics.session_error(faulted)
+    logger.exception(
+        "session step failed",
+        extra=session_fields(faulted, faults=faulted.faults, fault=error),
+    )
+    try:
+        if not runtime.store.record_fault(faulted, held_claim=claimed.claim_id or ""):
+            logger.warning(
+                "claim lapsed before the fault was recorded", extra=session_fields(faulted)
+            )
+    except StoreUnavailable:
+        # Not even the fault could be written: the claim lapses and the step is tried again.
+        logger.exception("could not record the fault", extra=session_fields(faulted))
 
 
 def resolve_due_sessions(
@@ -111,7 +188,23 @@ def resolve_due_sessions(
     remaining_ms: Callable[[], int],
     clock: Callable[[], datetime] = utc_now,
 ) -> RunSummary:
-    """Process the sessions due now, stopping in time to leave the rest for the next run."""
+    """Process the sessions due now, stopping in time to leave the rest for the next run.
+
+    Raises `StoreUnavailable` when the due sessions cannot be listed. Its metrics, the heartbeat
+    first, are written as it ends, however it ends.
+    """
+    metrics.resolver_run()
+    try:
+        return _resolve(runtime, remaining_ms, clock)
+    finally:
+        metrics.flush()
+
+
+def _resolve(
+    runtime: Runtime,
+    remaining_ms: Callable[[], int],
+    clock: Callable[[], datetime],
+) -> RunSummary:
     summary = RunSummary()
     due = runtime.store.due_session_ids(clock(), MAX_SESSIONS_PER_RUN)
     summary.due = len(due)
@@ -122,8 +215,9 @@ def resolve_due_sessions(
         try:
             return process_session(runtime, session_id, clock, remaining_ms)
         except Exception:
-            # One broken session must not stop the others; its claim lapses and it is retried.
-            logger.exception("session processing failed", extra={"session_id": session_id})
+            # Not even claimed (the store failed for this one session): it stays due as it was.
+            logger.exception("could not claim the session", extra={"session_id": session_id})
+            metrics.session_error(None)
             return RunOutcome.ERROR
 
     with ThreadPoolExecutor(max_workers=runtime.settings.resolver_concurrency) as pool:
@@ -133,3 +227,34 @@ def resolve_due_sessions(
         extra={"due": summary.due, **{str(k): v for k, v in summary.outcomes.items()}},
     )
     return summary
+
+
+def run(
+    runtime_factory: Callable[[], Runtime],
+    remaining_ms: Callable[[], int],
+    clock: Callable[[], datetime] = utc_now,
+) -> RunSummary:
+    """One scheduled run; raises `ResolverRunFailed` only when the run itself cannot work.
+
+    A session that raises is its own affair (recorded on it, counted); the run fails only when
+    the settings are invalid or the store cannot list the due sessions.
+    """
+    try:
+        runtime = runtime_factory()
+    except ConfigurationError as exc:
+        # Still a run: the heartbeat says the schedule works, the dead letter says what does not.
+        metrics.resolver_run()
+        metrics.flush()
+        logger.error(
+            "the resolver cannot run: its settings are invalid", extra={"reason": str(exc)}
+        )
+        raise ResolverRunFailed(
+            f"the resolver cannot run: its settings are invalid: {exc}"
+        ) from exc
+    try:
+        return resolve_due_sessions(runtime, remaining_ms, clock)
+    except StoreUnavailable as exc:
+        logger.exception("the resolver cannot run: the session store is unreachable")
+        raise ResolverRunFailed(
+            f"the resolver cannot run: the session store is unreachable: {exc}"
+        ) from exc

@@ -79,7 +79,7 @@ _TEXT_FIELDS = (
     "user_id",
     "description",
 )
-_OPTIONAL_TEXT = ("reference", "error", "claim_id")
+_OPTIONAL_TEXT = ("reference", "error", "fault", "claim_id")
 _MAPS = ("links", "details")
 # Sessions stored before providers were named were all Bugpilot's.
 LEGACY_PROVIDER = "bugpilot"
@@ -120,6 +120,7 @@ def to_item(session: CaptureSession) -> dict[str, Any]:
         "unconfirmed": session.unconfirmed,
         "interruptions": session.interruptions,
         "note_attempts": session.note_attempts,
+        "faults": session.faults,
     }
     item.update({name: getattr(session, name) for name in _TEXT_FIELDS})
     item.update({name: getattr(session, name) for name in _OPTIONAL_TEXT if getattr(session, name)})
@@ -168,6 +169,8 @@ def from_item(item: Mapping[str, Any]) -> CaptureSession:
         links=links,
         details=_text_map(item.get("details")),
         error=_optional_text(item, "error"),
+        fault=_optional_text(item, "fault"),
+        faults=int(item.get("faults", 0)),
         claim_id=_optional_text(item, "claim_id"),
         status=SessionStatus(item["status"]),
         created_at=parse_time(item["created_at"]),
@@ -456,6 +459,41 @@ class SessionStore:
         except BotoCoreError as exc:
             raise StoreUnavailable(f"could not claim session {session_id}: {exc}") from exc
         return Claim(session=from_item(item), interrupted=bool(item.get("previous_claim")))
+
+    def record_fault(self, session: CaptureSession, *, held_claim: str) -> bool:
+        """Write the session's fault count and text if `held_claim` still holds it; else False.
+
+        Nothing else changes: the claim stays in place (so the next holder sees the step as
+        interrupted) and the session stays due at the claim's lease end.
+        """
+        values: dict[str, Any] = {
+            ":held": {"S": held_claim},
+            ":faults": {"N": str(session.faults)},
+            ":updated": {"S": format_time(session.updated_at)},
+        }
+        update = "SET faults = :faults, updated_at = :updated"
+        if session.fault:
+            update += ", fault = :fault"
+            values[":fault"] = {"S": session.fault}
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _session_key(session.session_id)}},
+                UpdateExpression=update,
+                ConditionExpression="claim_id = :held",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise StoreUnavailable(
+                    f"could not record the fault of session {session.session_id}: {exc}"
+                ) from exc
+            return False
+        except BotoCoreError as exc:
+            raise StoreUnavailable(
+                f"could not record the fault of session {session.session_id}: {exc}"
+            ) from exc
+        return True
 
     def save(
         self, session: CaptureSession, *, held_claim: str, release_guard: bool = False

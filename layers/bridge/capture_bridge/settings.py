@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,6 +22,10 @@ from capture_bridge.errors import ConfigurationError
 
 # Secrets are re-read after this long so that a rotated value reaches warm functions.
 SECRET_CACHE_SECONDS = 300.0
+# A webhook refused with the cached settings may re-read them sooner, once they are this old: the
+# secret just filled in then answers Zendesk's next test within seconds, not five minutes, while
+# a flood of forged calls reads the secret at most once per this period in a warm function.
+SECRET_REREAD_FLOOR_SECONDS = 30.0
 # Only keys shaped like setting names are taken from the secret.
 _SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
 
@@ -129,23 +133,43 @@ def _read_secret(secret_id: str) -> dict[str, str]:
 
 _lock = threading.Lock()
 _cached: tuple[float, Settings] | None = None
+# The clock of the cache; tests move it by hand.
+monotonic: Callable[[], float] = time.monotonic
+
+
+def _read(now: float) -> Settings:
+    """Read and cache the settings; the caller holds `_lock`."""
+    global _cached
+    values: dict[str, str] = {}
+    secret_id = os.environ.get("BRIDGE_SECRET_ID", "").strip()
+    if secret_id:
+        values.update(_read_secret(secret_id))
+    values.update({key: value for key, value in os.environ.items() if value != ""})
+    settings = settings_from(values)
+    _cached = (now, settings)
+    return settings
 
 
 def get_settings() -> Settings:
     """Settings from the environment over the secret named by `BRIDGE_SECRET_ID`, cached briefly."""
-    global _cached
     with _lock:
-        now = time.monotonic()
+        now = monotonic()
         if _cached is not None and now - _cached[0] < SECRET_CACHE_SECONDS:
             return _cached[1]
-        values: dict[str, str] = {}
-        secret_id = os.environ.get("BRIDGE_SECRET_ID", "").strip()
-        if secret_id:
-            values.update(_read_secret(secret_id))
-        values.update({key: value for key, value in os.environ.items() if value != ""})
-        settings = settings_from(values)
-        _cached = (now, settings)
-        return settings
+        return _read(now)
+
+
+def reread_settings(floor: float = SECRET_REREAD_FLOOR_SECONDS) -> Settings | None:
+    """Settings read afresh if the cached copy is at least `floor` seconds old; else None.
+
+    For a caller that found the cached settings wanting (a webhook refused for its signature).
+    The fresh copy restarts the cache, so the secret is read at most once per `floor`.
+    """
+    with _lock:
+        now = monotonic()
+        if _cached is not None and now - _cached[0] < floor:
+            return None
+        return _read(now)
 
 
 def reset_settings_cache() -> None:

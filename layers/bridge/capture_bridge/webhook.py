@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from capture_bridge import metrics
 from capture_bridge.capture import CallBudget
-from capture_bridge.capture_flow import CLAIM_LEASE, advance, releases_guard
+from capture_bridge.capture_flow import CLAIM_LEASE, advance, releases_guard, report_step
 from capture_bridge.errors import (
     ConfigurationError,
     InvalidRequest,
@@ -21,8 +22,9 @@ from capture_bridge.errors import (
     UnknownHelpdesk,
 )
 from capture_bridge.models import CaptureSession, utc_now
-from capture_bridge.observability import logger
-from capture_bridge.runtime import Runtime, get_runtime
+from capture_bridge.observability import logger, mask_email, session_fields
+from capture_bridge.runtime import Runtime, build_runtime, get_runtime
+from capture_bridge.settings import reread_settings
 
 # Genuine trigger bodies are a few hundred bytes; anything far larger is refused unread.
 MAX_BODY_BYTES = 64 * 1024
@@ -100,14 +102,11 @@ def accept(
             failure = exc
             break
         opened.append(Opened(stored, created))
+        if created:
+            metrics.capture_requested(stored)
         logger.info(
             "capture request stored" if created else "duplicate capture request",
-            extra={
-                "session_id": stored.session_id,
-                "ticket_id": stored.ticket_id,
-                "provider": stored.provider,
-                "action": stored.action,
-            },
+            extra=session_fields(stored, user=mask_email(stored.user_id)),
         )
     # Only now do calls go out: to start the new sessions this call holds.
     opened = [
@@ -136,20 +135,13 @@ def _start(
         )
     except StoreUnavailable:
         # The request itself is stored; the resolver settles it once the claim lapses.
-        logger.exception(
-            "could not record the capture answer", extra={"session_id": session.session_id}
-        )
+        logger.exception("could not record the capture answer", extra=session_fields(updated))
         return session
     if not saved:
-        logger.warning("lost the claim on a new session", extra={"session_id": session.session_id})
-    logger.info(
-        "capture requested",
-        extra={
-            "session_id": session.session_id,
-            "status": updated.status,
-            "error_code": updated.error,
-        },
-    )
+        logger.warning("lost the claim on a new session", extra=session_fields(updated))
+        return updated
+    report_step(session, updated)
+    logger.info("capture requested", extra=session_fields(updated, error_code=updated.error))
     return updated
 
 
@@ -168,17 +160,58 @@ def receive(
 ) -> WebhookAnswer:
     """Answer one webhook call; every domain error is mapped to its HTTP answer here."""
     try:
+        return _answer(
+            helpdesk_name,
+            headers,
+            body,
+            is_base64=is_base64,
+            runtime_factory=runtime_factory,
+            clock=clock,
+        )
+    finally:
+        metrics.flush()
+
+
+def _answer(
+    helpdesk_name: str,
+    headers: Mapping[str, str],
+    body: str | None,
+    *,
+    is_base64: bool,
+    runtime_factory: Callable[[], Runtime] | None,
+    clock: Callable[[], datetime],
+) -> WebhookAnswer:
+    try:
         raw = raw_body(body, is_base64)
-        runtime = (runtime_factory or get_runtime)()
-        opened = accept(runtime, helpdesk_name, headers, raw, clock(), clock)
+        try:
+            runtime = (runtime_factory or get_runtime)()
+            opened = accept(runtime, helpdesk_name, headers, raw, clock(), clock)
+        except Unauthenticated:
+            # The secret may have been filled in or rotated since the settings were cached (the
+            # Zendesk test button right after setup): read once more, at most once per floor.
+            fresh = reread_settings() if runtime_factory is None else None
+            if fresh is None:
+                raise
+            logger.info("webhook refused with cached settings; verifying again with fresh ones")
+            opened = accept(build_runtime(fresh), helpdesk_name, headers, raw, clock(), clock)
     except Unauthenticated as exc:
+        metrics.webhook_refused(metrics.RefusalReason.UNAUTHORIZED, str(exc))
         logger.warning("webhook refused", extra={"reason": str(exc)})
+        if metrics.MISSING_SECRET_REFUSAL in str(exc):
+            # Every call is refused until someone puts the secret in: a configuration error.
+            logger.error(
+                "no webhook secret is configured: every webhook is refused",
+                extra={"reason": str(exc)},
+            )
         return _refusal(401, f"unauthenticated: {exc}")
     except UnknownHelpdesk as exc:
         return _refusal(404, str(exc))
     except PayloadTooLarge as exc:
+        metrics.webhook_refused(metrics.RefusalReason.TOO_LARGE)
         return _refusal(413, str(exc))
     except InvalidRequest as exc:
+        metrics.webhook_refused(metrics.RefusalReason.BAD_REQUEST)
+        logger.warning("webhook refused as invalid", extra={"reason": str(exc)})
         return _refusal(400, str(exc))
     except ConfigurationError as exc:
         logger.error("the bridge is misconfigured", extra={"reason": str(exc)})

@@ -49,6 +49,15 @@ class Outcome(StrEnum):
     UNCONFIRMED = "unconfirmed"
 
 
+# The error of a session ended because its steps kept raising (a defect or an unforeseen answer),
+# and what every provider's note says of it.
+BRIDGE_ERROR = "BRIDGE_ERROR"
+BRIDGE_ERROR_REASON = (
+    "the capture bridge itself kept failing while handling this capture (its operators are "
+    "alerted); request the capture again."
+)
+
+
 class CallBudget(StrEnum):
     """How long a provider's call may take, by who is waiting for it."""
 

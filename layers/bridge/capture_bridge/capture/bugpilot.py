@@ -16,6 +16,8 @@ from capture_bridge.access import (
     unset,
 )
 from capture_bridge.capture import (
+    BRIDGE_ERROR,
+    BRIDGE_ERROR_REASON,
     CallBudget,
     CaptureResult,
     Outcome,
@@ -80,6 +82,7 @@ FAILURE_REASONS = {
         "the request was interrupted and we cannot tell whether Bugpilot received it; "
         "if a report shows up in Bugpilot, it belongs to this ticket."
     ),
+    BRIDGE_ERROR: BRIDGE_ERROR_REASON,
 }
 UNCONFIRMED_NOTE = (
     "Bugpilot did not confirm the request; a report may still appear in the Bugpilot dashboard."

@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.capture import (
+    BRIDGE_ERROR,
+    BRIDGE_ERROR_REASON,
     CallBudget,
     CaptureResult,
     ExistingSessions,
@@ -261,6 +263,7 @@ class LambdaTestProvider(ExistingSessions):
             ),
             "NO_ACCESS": "LambdaTest denied access to this session for the configured account.",
             "NOT_FOUND": f"LambdaTest has no session {session.reference}.",
+            BRIDGE_ERROR: BRIDGE_ERROR_REASON,
         }
         return reasons.get(code, f"LambdaTest kept failing ({code}).")
 

@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 from capture_bridge.access import Access, AccessCheck, not_configured, read
 from capture_bridge.capture import (
+    BRIDGE_ERROR,
+    BRIDGE_ERROR_REASON,
     CallBudget,
     CaptureResult,
     ExistingSessions,
@@ -257,6 +259,7 @@ class NotteProvider(ExistingSessions):
             ),
             "NO_ACCESS": "Notte denied access to this session for the configured API key.",
             "NOT_FOUND": f"Notte has no session {session.reference}.",
+            BRIDGE_ERROR: BRIDGE_ERROR_REASON,
         }
         return reasons.get(code, f"Notte kept failing ({code}).")
 
