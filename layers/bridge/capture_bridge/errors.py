@@ -19,6 +19,10 @@ class Unauthenticated(BridgeError):
     """The caller could not prove who it is, or the proof is stale (answered with 401)."""
 
 
+class SecretNotConfigured(Unauthenticated):
+    """No secret to check the caller's proof against: every call is refused until one is set."""
+
+
 class UnknownHelpdesk(BridgeError):
     """The webhook path names a helpdesk the bridge has no adapter for (answered with 404)."""
 

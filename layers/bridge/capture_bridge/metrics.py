@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import threading
 from collections import defaultdict
@@ -104,10 +103,6 @@ HELPDESK_CONFIGURATION_STATUSES = {
 # (Bugpilot's simulator says TOO_MANY_REQUESTS), else `HTTP_429`.
 THROTTLED_CODES = frozenset({"HTTP_429", "TOO_MANY_REQUESTS", "RATE_LIMITED"})
 THROTTLED_STATUS = 429
-# A helpdesk's note answers name the HTTP status in their message ("Zendesk answered HTTP 429").
-_HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
-# The message of the 401 Zendesk's adapter gives when no webhook secret is configured.
-MISSING_SECRET_REFUSAL = "secret is not configured"  # noqa: S105 - a message, no secret
 UNKNOWN_REASON = "UNKNOWN"
 # EMF takes at most 100 values per metric in one line.
 MAX_VALUES_PER_LINE = 100
@@ -221,8 +216,7 @@ def capture_answer(session: CaptureSession, result: CaptureResult) -> None:
 
 def note_answer(session: CaptureSession, result: NoteResult) -> None:
     """The helpdesk answered a note: throttling and refused credentials count."""
-    found = _HTTP_STATUS.search(result.message)
-    status = int(found.group(1)) if found else None
+    status = result.status
     if result.outcome is NoteOutcome.RETRYABLE and status == THROTTLED_STATUS:
         record(MetricName.UPSTREAM_THROTTLED, session=session, upstream=session.helpdesk)
     if result.outcome is NoteOutcome.REJECTED:
@@ -267,8 +261,8 @@ def resolver_run() -> None:
     record(MetricName.RESOLVER_RUNS)
 
 
-def webhook_refused(reason: RefusalReason, message: str = "") -> None:
+def webhook_refused(reason: RefusalReason, *, missing_secret: bool = False) -> None:
     """The webhook refused a call; a 401 for want of a secret is also a configuration error."""
     record(MetricName.WEBHOOK_REFUSED, reason=reason)
-    if reason is RefusalReason.UNAUTHORIZED and MISSING_SECRET_REFUSAL in message:
+    if missing_secret:
         record(MetricName.CONFIGURATION_ERRORS, reason=ConfigurationReason.MISSING_SECRET)

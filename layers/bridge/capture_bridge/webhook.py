@@ -17,6 +17,7 @@ from capture_bridge.errors import (
     ConfigurationError,
     InvalidRequest,
     PayloadTooLarge,
+    SecretNotConfigured,
     StoreUnavailable,
     Unauthenticated,
     UnknownHelpdesk,
@@ -195,9 +196,12 @@ def _answer(
             logger.info("webhook refused with cached settings; verifying again with fresh ones")
             opened = accept(build_runtime(fresh), helpdesk_name, headers, raw, clock(), clock)
     except Unauthenticated as exc:
-        metrics.webhook_refused(metrics.RefusalReason.UNAUTHORIZED, str(exc))
+        metrics.webhook_refused(
+            metrics.RefusalReason.UNAUTHORIZED,
+            missing_secret=isinstance(exc, SecretNotConfigured),
+        )
         logger.warning("webhook refused", extra={"reason": str(exc)})
-        if metrics.MISSING_SECRET_REFUSAL in str(exc):
+        if isinstance(exc, SecretNotConfigured):
             # Every call is refused until someone puts the secret in: a configuration error.
             logger.error(
                 "no webhook secret is configured: every webhook is refused",

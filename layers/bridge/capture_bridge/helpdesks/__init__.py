@@ -35,6 +35,8 @@ class NoteResult:
     outcome: NoteOutcome
     message: str = ""
     retry_after_seconds: int | None = None
+    # The helpdesk's HTTP status, when it answered at all (metrics tell 429s and 401s by it).
+    status: int | None = None
 
 
 class HelpdeskAdapter(Protocol):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
-from capture_bridge.errors import InvalidRequest, Unauthenticated
+from capture_bridge.errors import InvalidRequest, SecretNotConfigured, Unauthenticated
 from capture_bridge.helpdesks import NoteOutcome, NoteResult
 from capture_bridge.http import HttpClient, TransportError
 from capture_bridge.models import TicketRequest, field_text, storable_text
@@ -128,7 +128,7 @@ class ZendeskAdapter:
         """Fail closed: no secret, no headers, a stale time or a wrong signature all refuse."""
         secret = self._settings.webhook_secret
         if not secret:
-            raise Unauthenticated("webhook signing secret is not configured")
+            raise SecretNotConfigured("webhook signing secret is not configured")
         signature = _header(headers, SIGNATURE_HEADER)
         timestamp = _header(headers, TIMESTAMP_HEADER)
         if not signature or not timestamp:
@@ -204,16 +204,18 @@ class ZendeskAdapter:
             )
         except TransportError as exc:
             return NoteResult(NoteOutcome.RETRYABLE, str(exc))
-        if response.status in (200, 201):
-            return NoteResult(NoteOutcome.POSTED)
-        if response.status == 429 or response.status >= 500:
+        status = response.status
+        if status in (200, 201):
+            return NoteResult(NoteOutcome.POSTED, status=status)
+        if status == 429 or status >= 500:
             raw = (response.header("Retry-After") or "").strip()
             return NoteResult(
                 NoteOutcome.RETRYABLE,
-                f"Zendesk answered HTTP {response.status}",
+                f"Zendesk answered HTTP {status}",
                 int(raw) if raw.isdigit() else None,
+                status=status,
             )
-        return NoteResult(NoteOutcome.REJECTED, f"Zendesk answered HTTP {response.status}")
+        return NoteResult(NoteOutcome.REJECTED, f"Zendesk answered HTTP {status}", status=status)
 
     def has_note(self, ticket_id: str, marker: str) -> bool | None:
         """Look through the newest comments for `marker`, to learn whether a note already landed."""
