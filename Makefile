@@ -28,10 +28,13 @@ help:
 		/^[a-z][a-z-]*:/{if (text != "") printf "  make %-10s %s\n", substr($$1, 1, length($$1) - 1), text} \
 		{text=""}' $(firstword $(MAKEFILE_LIST))
 
-$(BIN)/.installed: requirements-dev.txt layers/bridge/requirements.txt
+# The pinned requirements, then the project itself for its `capture-bridge` command: editable, and
+# --no-deps because its dependencies are those pinned requirements.
+$(BIN)/.installed: requirements-dev.txt layers/bridge/requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 # SAM CLI pins its own boto3, so it lives in a virtual environment of its own.

@@ -1,0 +1,116 @@
+"""openapi/sessions.yaml as a checker: is this request, or this answer, what the document says?
+
+The CLI's tests talk to a test double of the API (tests/cli/api_double.py); every exchange is
+checked here, so neither the double nor the CLI can drift from the contract unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from openapi_schema_validator import OAS31Validator, oas31_format_checker
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "openapi" / "sessions.yaml"
+DOCUMENT_URI = "urn:capture-bridge:openapi:sessions"
+COLLECTION = "/sessions"
+ONE_SESSION = "/sessions/{sessionId}"
+
+
+@cache
+def document() -> dict[str, Any]:
+    try:
+        loaded: dict[str, Any] = yaml.safe_load(DOCUMENT_PATH.read_text())
+    except yaml.YAMLError as exc:
+        raise AssertionError(f"{DOCUMENT_PATH.name} is not valid YAML: {exc}") from None
+    return loaded
+
+
+def readable() -> bool:
+    """Whether the document parses; when it does not, test_contract.py fails and says why."""
+    try:
+        document()
+    except AssertionError:
+        return False
+    return True
+
+
+@cache
+def _registry() -> Registry:
+    resource = Resource.from_contents(document(), default_specification=DRAFT202012)
+    return Registry().with_resource(DOCUMENT_URI, resource)
+
+
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+def _node(location: list[str]) -> Any:
+    node: Any = document()
+    for part in location:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def _follow(location: list[str]) -> list[str]:
+    """The location itself, or where its `$ref` (within the document) points."""
+    node = _node(location)
+    if isinstance(node, dict) and "$ref" in node:
+        ref = str(node["$ref"])
+        assert ref.startswith("#/"), f"only local references are expected, not {ref}"
+        return [part.replace("~1", "/").replace("~0", "~") for part in ref[2:].split("/")]
+    return location
+
+
+def validate(instance: Any, location: list[str]) -> None:
+    """Validate against the schema at `location` in the document (its `$ref`s resolved)."""
+    pointer = "/".join(_escape(part) for part in location)
+    validator = OAS31Validator(
+        {"$ref": f"{DOCUMENT_URI}#/{pointer}"},
+        registry=_registry(),
+        format_checker=oas31_format_checker,
+    )
+    validator.validate(instance)
+
+
+def route(path: str) -> str:
+    """The document's path template for a request path."""
+    if path == COLLECTION:
+        return COLLECTION
+    assert path.startswith(COLLECTION + "/") and path.count("/") == 2, f"no route for {path}"
+    return ONE_SESSION
+
+
+def check_request(
+    method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes
+) -> None:
+    """The request uses only documented parameters, and its body is a valid NewSession."""
+    template = route(path)
+    operation = document()["paths"][template][method.lower()]
+    parameters = [
+        _node(_follow(["paths", template, method.lower(), "parameters", str(index)]))
+        for index in range(len(operation.get("parameters", [])))
+    ]
+    documented_query = {item["name"] for item in parameters if item["in"] == "query"}
+    assert set(query) <= documented_query, f"undocumented query {set(query) - documented_query}"
+    for item in parameters:
+        if item["in"] == "header" and item["name"].lower() in headers:
+            value = headers[item["name"].lower()]
+            assert item["schema"]["minLength"] <= len(value) <= item["schema"]["maxLength"]
+    if "requestBody" in operation:
+        schema = ["paths", template, method.lower(), "requestBody"]
+        validate(json.loads(body), [*schema, "content", "application/json", "schema"])
+
+
+def check_answer(method: str, path: str, status: int, answer: Any) -> None:
+    """The status is documented for the operation, and the JSON matches its schema."""
+    template = route(path)
+    responses = ["paths", template, method.lower(), "responses"]
+    assert str(status) in _node(responses), f"{method} {template} does not document {status}"
+    response = _follow([*responses, str(status)])
+    validate(answer, [*response, "content", "application/json", "schema"])
