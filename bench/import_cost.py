@@ -18,11 +18,13 @@ PATHS = [
     ROOT / "layers" / "bridge",
     ROOT / "functions" / "webhook",
     ROOT / "functions" / "resolver",
+    ROOT / "functions" / "sessions",
 ]
 FLOOR = "import boto3, requests"
 HANDLERS = {
     "webhook_handler": "import webhook_handler",
     "resolver_handler": "import resolver_handler",
+    "sessions_handler": "import sessions_handler",
 }
 BUDGET = 1.25
 

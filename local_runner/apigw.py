@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -254,9 +254,16 @@ def to_http_response(result: Any) -> HttpResponse:
 class ApiGateway:
     """Routes requests, builds events, invokes functions and shapes the answers."""
 
-    def __init__(self, routes: Iterable[tuple[HttpRoute, FunctionDef]], invoke: Invoker):
+    def __init__(
+        self,
+        routes: Iterable[tuple[HttpRoute, FunctionDef]],
+        invoke: Invoker,
+        documents: Mapping[str, bytes] | None = None,
+    ):
         self.router = Router(routes)
         self._invoke = invoke
+        # Static JSON served on GET before any route (the OpenAPI document); not API Gateway's.
+        self._documents = dict(documents or {})
 
     def handle(
         self,
@@ -270,7 +277,10 @@ class ApiGateway:
         raw_path, _, raw_query = target.partition("?")
         request_id = str(uuid.uuid4())
         match = self.router.match(method, raw_path)
-        if match is None:
+        document = self._documents.get(raw_path) if method.upper() in ("GET", "HEAD") else None
+        if document is not None:
+            response = HttpResponse(200, [("content-type", "application/json")], document)
+        elif match is None:
             response = not_found()
         else:
             event = build_event(

@@ -23,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import yaml
+
 from local_runner.apigw import ApiGateway, ApiGatewayServer
 from local_runner.dynamodb import (
     ENDPOINT_VARIABLE,
@@ -88,6 +90,19 @@ class LambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the function's Timeout (never negative)."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+#: The sessions API's OpenAPI document (YAML), served as JSON at ``OPENAPI_PATH``.
+OPENAPI_DOCUMENT = Path("openapi") / "sessions.yaml"
+OPENAPI_PATH = "/openapi.json"
+
+
+def openapi_documents(root: Path) -> dict[str, bytes]:
+    """``{"/openapi.json": <JSON>}`` when the project has the document, else nothing."""
+    source = root / OPENAPI_DOCUMENT
+    if not source.is_file():
+        return {}
+    return {OPENAPI_PATH: json.dumps(yaml.safe_load(source.read_text(encoding="utf-8"))).encode()}
 
 
 def load_env_file(path: str | Path) -> dict[str, str]:
@@ -221,7 +236,11 @@ class LocalRunner:
             self._apply_environment()
             self._start_dynamodb()
             self._import_handlers()
-            gateway = ApiGateway(self.template.routes, self._invoke_for_gateway)
+            gateway = ApiGateway(
+                self.template.routes,
+                self._invoke_for_gateway,
+                openapi_documents(self.template.root),
+            )
             self._server = ApiGatewayServer(gateway, port=self._port).start()
             if self._start_schedules:
                 self._start_scheduler()

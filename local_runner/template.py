@@ -11,7 +11,7 @@ import logging
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -481,6 +481,44 @@ def _events(
     return routes, schedules
 
 
+_INTEGRATION_TARGET_RE = re.compile(r"^integrations/\$\{([A-Za-z0-9]+)\}$")
+
+
+def _api_routes(resources: Mapping[str, Any], resolver: _Resolver) -> dict[str, list[HttpRoute]]:
+    """Plain ``AWS::ApiGatewayV2::Route`` resources, by the function their integration calls.
+
+    A template declares routes this way when SAM's HttpApi event cannot express them (an
+    authorizer chosen by a parameter); only Lambda integrations named by ``!GetAtt F.Arn`` and
+    targets ``!Sub integrations/${Integration}`` are understood. Authorizers are not emulated.
+    """
+    integrations: dict[str, str] = {}
+    for logical_id, resource in resources.items():
+        if resource.get("Type") == "AWS::ApiGatewayV2::Integration":
+            uri = _as_intrinsic((resource.get("Properties") or {}).get("IntegrationUri"))
+            if uri is not None and uri.name == "Fn::GetAtt":
+                parts = uri.value.split(".", 1) if isinstance(uri.value, str) else uri.value
+                integrations[logical_id] = str(parts[0])
+    routes: dict[str, list[HttpRoute]] = {}
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::ApiGatewayV2::Route":
+            continue
+        props = resource.get("Properties") or {}
+        target = _as_intrinsic(props.get("Target"))
+        found = (
+            _INTEGRATION_TARGET_RE.match(str(target.value))
+            if target is not None and target.name == "Fn::Sub"
+            else None
+        )
+        function_id = integrations.get(found.group(1)) if found else None
+        if function_id is None:
+            logger.debug("route %s has no local Lambda integration; skipped", logical_id)
+            continue
+        method, _, path = str(resolver.resolve(props.get("RouteKey"))).partition(" ")
+        route = HttpRoute(logical_id, method.upper(), path or "$default")
+        routes.setdefault(function_id, []).append(route)
+    return routes
+
+
 def load_template(path: str | Path, *, stack_name: str | None = None) -> SamTemplate:
     """Load a SAM template and resolve what the local runner needs from it."""
     template_path = Path(path).resolve()
@@ -550,6 +588,11 @@ def load_template(path: str | Path, *, stack_name: str | None = None) -> SamTemp
             schedules=tuple(schedules),
             table_env_vars=table_env_vars,
         )
+
+    for function_id, api_routes in _api_routes(resources, resolver).items():
+        if function_id in functions:
+            function = functions[function_id]
+            functions[function_id] = replace(function, routes=(*function.routes, *api_routes))
 
     parameters = {
         name: _to_text(resolver.parameter_default(name)) for name in doc.get("Parameters") or {}

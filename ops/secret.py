@@ -8,18 +8,22 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from capture_bridge import sessions_api
 from capture_bridge.capture import provider_module, supported_providers
 from capture_bridge.helpdesks import helpdesk_module, supported_helpdesks
 from capture_bridge.settings import SECRET_CACHE_SECONDS
 from ops.stack import SECRET_OUTPUT, Aws, OpsError, Stack, aws_problem
 
 Prompt = Callable[[str], str]
+SESSIONS_API = "sessions"
 
 
 def known_keys() -> dict[str, tuple[str, ...]]:
-    """Each integration's secret keys, from the layer's registries (helpdesks first)."""
+    """Each integration's secret keys, from the layer's registries (helpdesks first), then the
+    sessions API's (its bearer token, for a stack with `SessionsApiAuth=token`)."""
     keys = {name: tuple(helpdesk_module(name).SECRET_KEYS) for name in supported_helpdesks()}
     keys.update({name: tuple(provider_module(name).SECRET_KEYS) for name in supported_providers()})
+    keys[SESSIONS_API] = tuple(sessions_api.SECRET_KEYS)
     return keys
 
 

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.cli import contract
+from tests import openapi_contract as contract
 
 CREATED_AT = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 FINAL = {"resolved", "failed", "timed_out", "cancelled"}

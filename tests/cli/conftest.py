@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from capture_cli.main import TOKEN_ENV, URL_ENV, main
-from tests.cli import contract
+from tests import openapi_contract as contract
 from tests.cli.api_double import SessionsApiDouble, check_against_contract
 
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 from jsonschema.exceptions import ValidationError
 
-from tests.cli import contract
+from tests import openapi_contract as contract
 from tests.cli.api_double import SessionsApiDouble
 
 UNKNOWN_ID = "123e4567-e89b-12d3-a456-426614174000"

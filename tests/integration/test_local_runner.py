@@ -364,8 +364,18 @@ def test_real_template() -> None:
     assert webhook.environment["BRIDGE_SECRET_ID"] == ""
     assert table.ttl_attribute == "expires_at"
     assert [i["IndexName"] for i in table.create_kwargs["GlobalSecondaryIndexes"]] == [
-        "due-sessions"
+        "due-sessions",
+        "ticket-sessions",
+        "status-sessions",
     ]
+    # The sessions routes are plain API Gateway routes (their authorizer follows a parameter)
+    sessions = template.functions["SessionsFunction"]
+    assert [(r.method, r.path) for r in sessions.routes] == [
+        ("ANY", "/sessions"),
+        ("ANY", "/sessions/{sessionId}"),
+    ]
+    assert sessions.module_name == "sessions_handler"
+    assert sessions.environment["SESSIONS_API_AUTH"] == "iam"
 
 
 # --- the HTTP API --------------------------------------------------------------------------

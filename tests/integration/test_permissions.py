@@ -15,12 +15,14 @@ import pytest
 
 from capture_bridge.resolver import resolve_due_sessions
 from capture_bridge.runtime import Runtime, build_runtime
-from capture_bridge.session_store import DUE_INDEX, SessionStore
+from capture_bridge.session_store import DUE_INDEX, SessionIndex, SessionQuery, SessionStore
+from capture_bridge.sessions import CancelOutcome, NewSession, cancel, create, refresh
 from capture_bridge.settings import settings_from
-from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
+from local_runner.simulators import BugpilotSimulator, LambdaTestSimulator, ZendeskSimulator
 from local_runner.template import load_yaml
 from tests.conftest import ROOT, Clock, SerializedClient, Webhook, signed_headers, trigger_body
 
+LT_SESSION = "bc02fd99593f14e37850745d66197f89"
 TRANSACTION_PARTS = {
     "Put": "PutItem",
     "Delete": "DeleteItem",
@@ -60,15 +62,18 @@ def allowed(function: str) -> set[tuple[str, str]]:
     for policy in properties["Policies"]:
         for statement in policy["Statement"]:
             actions = statement["Action"]
-            resource = statement["Resource"]
-            if resource.name == "Fn::GetAtt" and resource.value == ["SessionsTable", "Arn"]:
-                where = "table"
-            elif resource.name == "Fn::Sub" and resource.value.startswith("${SessionsTable.Arn}/"):
-                where = resource.value.removeprefix("${SessionsTable.Arn}/")
-            else:
-                continue
-            for action in actions if isinstance(actions, list) else [actions]:
-                grants.add((action, where))
+            listed = statement["Resource"]
+            for resource in listed if isinstance(listed, list) else [listed]:
+                if resource.name == "Fn::GetAtt" and resource.value == ["SessionsTable", "Arn"]:
+                    where = "table"
+                elif resource.name == "Fn::Sub" and resource.value.startswith(
+                    "${SessionsTable.Arn}/"
+                ):
+                    where = resource.value.removeprefix("${SessionsTable.Arn}/")
+                else:
+                    continue
+                for action in actions if isinstance(actions, list) else [actions]:
+                    grants.add((action, where))
     return grants
 
 
@@ -131,5 +136,45 @@ def test_policies_grant_nothing_the_code_does_not_use() -> None:
         "dynamodb:DeleteItem",
         "dynamodb:Query",
     }
-    for function in ("WebhookFunction", "ResolverFunction"):
+    for function in ("WebhookFunction", "ResolverFunction", "SessionsFunction"):
         assert {action for action, _ in allowed(function)} <= used_by_store, function
+
+
+def test_the_sessions_apis_calls_are_allowed_and_use_only_the_listing_indexes(
+    env: dict[str, str],
+    clock: Clock,
+    bugpilot: BugpilotSimulator,
+    lambdatest: LambdaTestSimulator,
+) -> None:
+    # Given the sessions API's flows on a recording client: create (a start, a duplicate, an
+    # idempotent repeat), show, refresh, list both ways (a second page), cancel
+    api_calls = Recorder()
+    runtime = recording_runtime(env, api_calls)
+    bugpilot.connect_user("user-42")
+    lambdatest.add_session(LT_SESSION, status="failed")
+    bugpilot_body = NewSession("zendesk", "1001", "bugpilot", requester="user-42")
+    first = create(runtime, bugpilot_body, idempotency_key="k1", clock=clock).session
+    create(runtime, bugpilot_body, idempotency_key="k1", clock=clock)
+    create(runtime, bugpilot_body, idempotency_key=None, clock=clock)
+    lt_body = NewSession("zendesk", "1001", "lambdatest", external_session_id=LT_SESSION)
+    named = create(runtime, lt_body, idempotency_key=None, clock=clock).session
+    resolve_due_sessions(recording_runtime(env, Recorder()), lambda: 90_000, clock)
+    resolved = runtime.store.get(named.session_id)
+    assert resolved is not None
+    refresh(runtime, resolved, clock)
+    for query in (
+        SessionQuery(SessionIndex.BY_TICKET, "zendesk#1001"),
+        SessionQuery(SessionIndex.BY_STATUS, "pending"),
+    ):
+        page = runtime.store.list_sessions(query, limit=1)
+        runtime.store.list_sessions(query, limit=1, cursor=page.cursor)
+    clock.advance(minutes=1)
+    assert cancel(runtime.store, first.session_id, clock).outcome is CancelOutcome.CANCELLED
+
+    # Then every call is granted, and the flows reached the calls that matter
+    assert api_calls.calls <= allowed("SessionsFunction")
+    for index in SessionIndex:
+        assert ("dynamodb:Query", f"index/{index.value}") in api_calls.calls
+    assert ("dynamodb:Query", f"index/{DUE_INDEX}") not in allowed("SessionsFunction")
+    for action in ("UpdateItem", "DeleteItem", "PutItem", "GetItem"):
+        assert (f"dynamodb:{action}", "table") in api_calls.calls

@@ -162,3 +162,42 @@ def test_webhook_route_and_output(template: dict[str, Any]) -> None:
     assert events["Webhook"]["Properties"]["Path"] == "/webhooks/{helpdesk}"
     assert events["Webhook"]["Properties"]["Method"] == "POST"
     assert "WebhookUrl" in template["Outputs"]
+
+
+def _sessions_routes(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        resource["Properties"]["RouteKey"]: resource["Properties"]
+        for resource in resources(template, "AWS::ApiGatewayV2::Route").values()
+    }
+
+
+def test_the_sessions_routes_use_iam_by_default_and_the_webhook_never(
+    template: dict[str, Any],
+) -> None:
+    # Given the parameter that chooses the sessions API's authorisation
+    parameter = template["Parameters"]["SessionsApiAuth"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("iam", ["iam", "token"])
+    condition = template["Conditions"]["SessionsApiUsesIam"]
+    assert condition == Intrinsic("Fn::Equals", [Intrinsic("Ref", "SessionsApiAuth"), "iam"])
+    # Then both sessions routes (ANY, so that the function answers 405) take AWS_IAM in iam mode
+    # and no authorizer in token mode, and reach the sessions function
+    routes = _sessions_routes(template)
+    assert set(routes) == {"ANY /sessions", "ANY /sessions/{sessionId}"}
+    integration = resources(template, "AWS::ApiGatewayV2::Integration")["SessionsIntegration"]
+    assert integration["Properties"]["IntegrationUri"].value == ["SessionsFunction", "Arn"]
+    for route in routes.values():
+        assert route["AuthorizationType"] == Intrinsic(
+            "Fn::If", ["SessionsApiUsesIam", "AWS_IAM", "NONE"]
+        )
+        assert route["Target"] == Intrinsic("Fn::Sub", "integrations/${SessionsIntegration}")
+    # And the webhook keeps no authorizer: it checks Zendesk's signature itself
+    webhook = template["Resources"]["WebhookFunction"]["Properties"]["Events"]["Webhook"]
+    assert "Auth" not in webhook["Properties"]
+    # And the function knows the mode, and the CLI finds the URL and the mode in the outputs
+    sessions = template["Resources"]["SessionsFunction"]["Properties"]
+    variables = sessions["Environment"]["Variables"]
+    assert variables["SESSIONS_API_AUTH"] == Intrinsic("Ref", "SessionsApiAuth")
+    assert {"SessionsApiUrl", "SessionsApiAuth"} <= set(template["Outputs"])
+    # And API Gateway may invoke it for the sessions paths only
+    permission = resources(template, "AWS::Lambda::Permission")["SessionsInvokePermission"]
+    assert permission["Properties"]["SourceArn"].value.endswith("${HttpApi}/*/*/sessions*")

@@ -45,7 +45,7 @@ def test_only_one_module_talks_to_each_service(library: str, allowed: set[str]) 
 
 
 def test_handlers_are_thin_entry_points() -> None:
-    assert [path.parent.name for path in HANDLERS] == ["resolver", "webhook"]
+    assert [path.parent.name for path in HANDLERS] == ["resolver", "sessions", "webhook"]
     for handler in HANDLERS:
         assert not imported_roots(handler) & {"boto3", "botocore", "requests"}, handler.name
         assert len(handler.read_text().splitlines()) < 40, handler.name
@@ -54,7 +54,7 @@ def test_handlers_are_thin_entry_points() -> None:
 def test_importing_a_handler_builds_no_client_and_reads_no_setting() -> None:
     # A fresh interpreter with no settings at all: importing must still work and stay lazy.
     probe = (
-        "import sys, webhook_handler, resolver_handler\n"
+        "import sys, webhook_handler, resolver_handler, sessions_handler\n"
         "from capture_bridge import http, settings\n"
         "assert http._client is None and settings._cached is None\n"
         "assert 'capture_bridge.helpdesks.zendesk' not in sys.modules\n"
@@ -80,7 +80,7 @@ def test_metrics_and_logs_load_nothing_of_powertools_beyond_its_logger() -> None
         "from aws_lambda_powertools import Logger\n"
         "from aws_lambda_powertools.utilities.typing import LambdaContext\n"
         "before = set(sys.modules)\n"
-        "import webhook_handler, resolver_handler\n"
+        "import webhook_handler, resolver_handler, sessions_handler\n"
         "from capture_bridge import metrics\n"
         "added = {m for m in set(sys.modules) - before if m.startswith('aws_lambda_powertools')}\n"
         "assert 'aws_lambda_powertools.metrics' in before\n"

@@ -13,15 +13,20 @@ from capture_bridge.capture_flow import (
     MAX_POLL_DELAY,
     MAX_UNCONFIRMED_REPEATS,
     TRANSITIONS,
+    CancelVerdict,
     Continue,
     Finish,
     RetryPolicy,
     advance,
     apply,
+    cancel_verdict,
+    cancelled,
     completed,
     give_up_if_faulting,
+    may_refresh,
     next_transition,
     record_fault,
+    refreshed,
     releases_guard,
     transition_for,
 )
@@ -300,3 +305,77 @@ class TestFaults:
             None,
         )
         assert not ended.has_work
+
+
+class TestCancelAndRefreshRules:
+    """Cancelling and refreshing: pure rules, no store."""
+
+    LEASE = timedelta(minutes=5)
+
+    @pytest.mark.parametrize("status", [S.REQUESTED, S.PENDING, S.WAITING_FOR_USER])
+    def test_an_open_unclaimed_session_may_be_cancelled(self, status: SessionStatus) -> None:
+        assert cancel_verdict(session(status), START) is CancelVerdict.ALLOWED
+
+    @pytest.mark.parametrize("status", [S.RESOLVED, S.FAILED, S.TIMED_OUT, S.CANCELLED])
+    def test_a_final_session_is_finished(self, status: SessionStatus) -> None:
+        assert cancel_verdict(session(status), START) is CancelVerdict.FINISHED
+
+    def test_a_live_claim_holds_it_and_a_lapsed_one_does_not(self) -> None:
+        # Given a session claimed at START for a lease
+        claimed = replace(session(S.PENDING), claim_id="c1", next_check_at=START + self.LEASE)
+        # Then it is held within the lease, and free once the lease has lapsed (holder died)
+        assert cancel_verdict(claimed, START + timedelta(minutes=1)) is CancelVerdict.HELD
+        assert cancel_verdict(claimed, START + self.LEASE) is CancelVerdict.ALLOWED
+
+    def test_a_cancelled_session_is_final_owes_no_note_and_is_never_due(self) -> None:
+        # Given an open session with a claim that lapsed
+        open_session = replace(session(S.WAITING_FOR_USER), claim_id="dead", next_check_at=START)
+        # When it is cancelled
+        now = START + timedelta(minutes=2)
+        gone = cancelled(open_session, now)
+        # Then it is final, owes no note, has no claim and no next check, and is closed now
+        assert gone.status is S.CANCELLED and gone.status.is_final
+        assert gone.note_state is None and not gone.has_work
+        assert (gone.claim_id, gone.next_check_at) == (None, None)
+        assert gone.closed_at == now == gone.updated_at
+        assert gone.expires_at is not None
+
+    def test_finishing_sets_closed_at(self) -> None:
+        now = START + timedelta(minutes=3)
+        assert session(S.PENDING).closed_at is None
+        assert session(S.PENDING).finish(S.RESOLVED, now=now).closed_at == now
+
+    @pytest.mark.parametrize(
+        ("status", "links_expire", "expected"),
+        [
+            (S.RESOLVED, True, True),
+            (S.RESOLVED, False, False),
+            (S.PENDING, True, False),
+            (S.FAILED, True, False),
+            (S.CANCELLED, True, False),
+        ],
+    )
+    def test_only_resolved_sessions_whose_links_expire_are_refreshed(
+        self, status: SessionStatus, links_expire: bool, expected: bool
+    ) -> None:
+        assert may_refresh(session(status), links_expire) is expected
+
+    def test_a_refresh_takes_fresh_links_and_keeps_status_and_note(self) -> None:
+        # Given a resolved session whose note is posted
+        done = replace(
+            session(S.RESOLVED, reference="lt-1"),
+            links={"share": "https://old"},
+            note_state=NoteState.POSTED,
+        )
+        now = START + timedelta(days=8)
+        # When the provider gives fresh links
+        result = CaptureResult(Outcome.READY, links={"share": "https://new"}, details={"a": "b"})
+        fresh = refreshed(done, result, now)
+        # Then only the links, details and update time change
+        assert fresh == replace(
+            done, links={"share": "https://new"}, details={"a": "b"}, updated_at=now
+        )
+
+    @pytest.mark.parametrize("outcome", [Outcome.RETRYABLE, Outcome.INVALID, Outcome.REJECTED])
+    def test_a_refresh_without_an_answer_gives_nothing(self, outcome: Outcome) -> None:
+        assert refreshed(session(S.RESOLVED), CaptureResult(outcome), START) is None

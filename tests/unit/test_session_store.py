@@ -107,6 +107,7 @@ def test_item_mapping_round_trips() -> None:
         faults=2,
         fault="Broken: a defect",
         expires_at=123,
+        closed_at=START + timedelta(minutes=3),
     )
     item = to_item(session)
     assert from_item(item) == session

@@ -12,8 +12,10 @@ resolver share them and the rules are tested without DynamoDB.
         ├──user offline──▶ waiting_for_user ──(started again)──▶ pending | timed_out
         └──rejected / invalid / interrupted / unconfirmed*──▶ failed
 
-Sessions whose capture already exists (LambdaTest, Notte) open `pending`. Every final status owes
-the ticket exactly one note (`note_state`).
+Sessions whose capture already exists (LambdaTest, Notte) open `pending`. Every final status but
+`cancelled` owes the ticket exactly one note (`note_state`). Any open session may be cancelled
+(`cancel_verdict`, `cancelled`), but only while no live claim holds it: a holder may be posting
+its note, and no note may ever follow `cancelled`.
 
 *A start that may have been carried out without a confirmation is the one answer whose next step
 depends on history (`transition_for`): sent once more if the user would not notice it and it has
@@ -23,6 +25,7 @@ and never shows the user a second prompt.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -30,7 +33,7 @@ from enum import StrEnum
 from capture_bridge import metrics
 from capture_bridge.capture import BRIDGE_ERROR, CaptureProvider, CaptureResult, Outcome
 from capture_bridge.helpdesks import HelpdeskAdapter, NoteOutcome
-from capture_bridge.models import CaptureSession, NoteState, SessionStatus
+from capture_bridge.models import RETENTION, CaptureSession, NoteState, SessionStatus
 from capture_bridge.notes import marker, render_note
 from capture_bridge.observability import logger, session_fields
 
@@ -358,3 +361,59 @@ def _note_retry(
         extra=session_fields(session, reason=reason, note_attempts=attempts),
     )
     return replace(session, note_attempts=attempts, next_check_at=now + delay, updated_at=now)
+
+
+# -- cancelling and refreshing: asked by the sessions API, never by the resolver ----------------
+
+
+class CancelVerdict(StrEnum):
+    """Whether a session may be cancelled now."""
+
+    ALLOWED = "allowed"
+    # Already final (a note may be out): nothing to cancel.
+    FINISHED = "finished"
+    # A live claim holds it: its holder may be starting the capture or posting the note.
+    HELD = "held"
+
+
+def cancel_verdict(session: CaptureSession, now: datetime) -> CancelVerdict:
+    """Open and not held by a live claim (none, or its lease lapsed: the holder died)."""
+    if session.status.is_final:
+        return CancelVerdict.FINISHED
+    lease_live = session.next_check_at is not None and session.next_check_at > now
+    if session.claim_id and lease_live:
+        return CancelVerdict.HELD
+    return CancelVerdict.ALLOWED
+
+
+def cancelled(session: CaptureSession, now: datetime) -> CaptureSession:
+    """The session cancelled: final, no note owed, never due again, no claim."""
+    return replace(
+        session,
+        status=SessionStatus.CANCELLED,
+        note_state=None,
+        next_check_at=None,
+        claim_id=None,
+        updated_at=now,
+        closed_at=now,
+        expires_at=int((now + RETENTION).timestamp()),
+    )
+
+
+def may_refresh(session: CaptureSession, links_expire: bool) -> bool:
+    """Only a resolved capture has links, and only a provider whose links expire has new ones."""
+    return links_expire and session.status is SessionStatus.RESOLVED
+
+
+def refreshed(
+    session: CaptureSession, result: CaptureResult, now: datetime
+) -> CaptureSession | None:
+    """The session with the fresh links of a re-check; None unless the provider gave them.
+
+    Status, note and everything else stay as they are: a refresh is not a step of the machine.
+    """
+    if result.outcome is not Outcome.READY:
+        return None
+    links: Mapping[str, str] = dict(result.links) if result.links else session.links
+    details: Mapping[str, str] = dict(result.details) if result.details else session.details
+    return replace(session, links=links, details=details, updated_at=now)

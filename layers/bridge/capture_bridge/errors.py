@@ -37,3 +37,11 @@ class PayloadTooLarge(BridgeError):
 
 class StoreUnavailable(BridgeError):
     """DynamoDB could not take the request; the sender should retry (answered with 503)."""
+
+
+class InvalidCursor(InvalidRequest):
+    """A list cursor that is malformed, or belongs to another query (answered with 400)."""
+
+
+class IdempotencyConflict(BridgeError):
+    """An idempotency key used again with another body (answered with 409)."""

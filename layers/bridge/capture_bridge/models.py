@@ -13,7 +13,7 @@ from capture_bridge.errors import InvalidRequest
 
 
 class SessionStatus(StrEnum):
-    """Where a capture session is in its life; the last three are final."""
+    """Where a capture session is in its life; the last four are final."""
 
     REQUESTED = "requested"
     PENDING = "pending"
@@ -21,10 +21,22 @@ class SessionStatus(StrEnum):
     RESOLVED = "resolved"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
+    # Stopped by a caller of the sessions API: final, and owes the ticket no note.
+    CANCELLED = "cancelled"
 
     @property
     def is_final(self) -> bool:
-        return self in (SessionStatus.RESOLVED, SessionStatus.FAILED, SessionStatus.TIMED_OUT)
+        return self in _FINAL
+
+
+_FINAL = frozenset(
+    {
+        SessionStatus.RESOLVED,
+        SessionStatus.FAILED,
+        SessionStatus.TIMED_OUT,
+        SessionStatus.CANCELLED,
+    }
+)
 
 
 class NoteState(StrEnum):
@@ -113,6 +125,11 @@ def parse_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
+def ticket_key(helpdesk: str, ticket_id: str) -> str:
+    """One ticket of one helpdesk, as a single string (the by-ticket index's partition)."""
+    return f"{helpdesk}#{ticket_id}"
+
+
 # Finished sessions are kept this long for support questions, then DynamoDB's TTL removes them.
 RETENTION = timedelta(days=30)
 
@@ -156,6 +173,8 @@ class CaptureSession:
     note_attempts: int = 0
     claim_id: str | None = None
     expires_at: int | None = None
+    # When the status became final; None while open.
+    closed_at: datetime | None = None
 
     @classmethod
     def open(
@@ -187,6 +206,11 @@ class CaptureSession:
         )
 
     @property
+    def ticket_key(self) -> str:
+        """The ticket as the by-ticket index names it: `<helpdesk>#<ticket id>`."""
+        return ticket_key(self.helpdesk, self.ticket_id)
+
+    @property
     def has_work(self) -> bool:
         """Whether the resolver still has something to do: a capture to finish or a note to post."""
         return not self.status.is_final or self.note_state is NoteState.PENDING
@@ -210,5 +234,6 @@ class CaptureSession:
             note_state=NoteState.PENDING,
             next_check_at=now,
             updated_at=now,
+            closed_at=now,
             expires_at=int((now + RETENTION).timestamp()),
         )

@@ -2,11 +2,15 @@
 
 One table, three kinds of item, all keyed by `pk`:
 - `session#<id>`: a capture session. While it has work left it carries `due_bucket`, which puts
-  it in the sparse `due-sessions` index sorted by `next_check_at`.
+  it in the sparse `due-sessions` index sorted by `next_check_at`. Every session also carries
+  `ticket_key` (`<helpdesk>#<ticket>`) and `status`, the partitions of the `ticket-sessions` and
+  `status-sessions` indexes (both sorted by `created_at`); no other item has those attributes,
+  so guards and deliveries never appear in a listing.
 - `open#<capture key>`: the guard that keeps one open capture per ticket, provider and subject
   (`<helpdesk>#<ticket>#<provider>#<action or external session id>`).
 - `delivery#<helpdesk>#<fingerprint>#<capture key>`: a capture already taken from a webhook
-  delivery, to recognise replays.
+  delivery, to recognise replays; `delivery#api#<hash of the key>`: one taken from an API call's
+  `Idempotency-Key`, with the fingerprint of its body, remembered for a day.
 
 Items written before sessions named their provider still load: they are Bugpilot sessions.
 
@@ -17,9 +21,12 @@ A claim still set when the next one is taken means its holder died mid-way (`int
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import heapq
 import itertools
+import json
 import random
 import threading
 import time
@@ -27,6 +34,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import boto3
@@ -34,7 +42,12 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from capture_bridge.errors import InvalidRequest, StoreUnavailable
+from capture_bridge.errors import (
+    IdempotencyConflict,
+    InvalidCursor,
+    InvalidRequest,
+    StoreUnavailable,
+)
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus, format_time, parse_time
 from capture_bridge.observability import logger
 
@@ -43,6 +56,11 @@ DUE_INDEX = "due-sessions"
 DUE_BUCKETS = 4
 # Replays are refused as stale after five minutes; an hour of memory is ample.
 DELIVERY_MEMORY = timedelta(hours=1)
+# An API caller's Idempotency-Key is honoured for a day, as the API promises.
+API_DELIVERY_MEMORY = timedelta(hours=24)
+# Cursors are short JSON; anything longer is not one of ours.
+MAX_CURSOR_LENGTH = 2048
+CURSOR_VERSION = 1
 # Guards normally go with their session's end; this only cleans up after the unexpected.
 GUARD_GRACE = timedelta(days=1)
 
@@ -85,12 +103,81 @@ _MAPS = ("links", "details")
 LEGACY_PROVIDER = "bugpilot"
 
 
+class SessionIndex(StrEnum):
+    """The indexes sessions are listed by, newest first."""
+
+    BY_TICKET = "ticket-sessions"
+    BY_STATUS = "status-sessions"
+
+
+# The partition attribute of each listing index; both sort by `created_at`.
+INDEX_PARTITION = {SessionIndex.BY_TICKET: "ticket_key", SessionIndex.BY_STATUS: "status"}
+LIST_SORT_KEY = "created_at"
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """One listing: an index, its partition (a ticket key or a status), and an optional floor."""
+
+    index: SessionIndex
+    partition: str
+    since: datetime | None = None
+
+    @property
+    def partition_attribute(self) -> str:
+        return INDEX_PARTITION[self.index]
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    """A page of sessions, newest first, and the cursor of the next one (None on the last)."""
+
+    sessions: list[CaptureSession]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An API call's Idempotency-Key and the fingerprint of the body it came with."""
+
+    key: str
+    fingerprint: str
+
+    @property
+    def pointer_key(self) -> str:
+        # Hashed: the key is the caller's text, of any shape, and must not form other items' keys.
+        return f"delivery#api#{hashlib.sha256(self.key.encode()).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class CancelWrite:
+    """What a conditional cancel found: committed, or the session as it stood (None: missing)."""
+
+    committed: bool
+    stored: CaptureSession | None = None
+
+
 @dataclass(frozen=True)
 class Claim:
     """A session now held by the caller, and whether a previous holder died before finishing."""
 
     session: CaptureSession
     interrupted: bool
+
+
+# A delivery pointer: its key, when it lapses, and the fingerprint of the body (API calls only).
+_Pointer = tuple[str, datetime, str | None]
+
+
+def _delivery_pointer(
+    session: CaptureSession, now: datetime, delivery_id: str, idempotency: Idempotency | None
+) -> _Pointer | None:
+    if idempotency is not None:
+        return (idempotency.pointer_key, now + API_DELIVERY_MEMORY, idempotency.fingerprint)
+    if delivery_id:
+        key = f"delivery#{session.helpdesk}#{delivery_id}#{session.capture_key}"
+        return (key, now + DELIVERY_MEMORY, None)
+    return None
 
 
 def _session_key(session_id: str) -> str:
@@ -111,6 +198,7 @@ def to_item(session: CaptureSession) -> dict[str, Any]:
     """The DynamoDB item (plain Python values) for a session."""
     item: dict[str, Any] = {
         "pk": _session_key(session.session_id),
+        "ticket_key": session.ticket_key,
         "status": session.status.value,
         "created_at": format_time(session.created_at),
         "updated_at": format_time(session.updated_at),
@@ -129,6 +217,8 @@ def to_item(session: CaptureSession) -> dict[str, Any]:
         item["note_state"] = session.note_state.value
     if session.expires_at is not None:
         item["expires_at"] = session.expires_at
+    if session.closed_at is not None:
+        item["closed_at"] = format_time(session.closed_at)
     if session.next_check_at is not None:
         item["next_check_at"] = format_time(session.next_check_at)
         if session.has_work:
@@ -155,6 +245,11 @@ def from_item(item: Mapping[str, Any]) -> CaptureSession:
     legacy_report = _optional_text(item, "report_url")
     if legacy_report and not links:
         links = {"report": legacy_report}
+    status = SessionStatus(item["status"])
+    updated_at = parse_time(item["updated_at"])
+    closed = item.get("closed_at")
+    # Sessions finished before `closed_at` existed: their last update is the nearest we know.
+    closed_at = parse_time(closed) if closed else (updated_at if status.is_final else None)
     return CaptureSession(
         session_id=str(item["session_id"]),
         helpdesk=helpdesk,
@@ -172,9 +267,10 @@ def from_item(item: Mapping[str, Any]) -> CaptureSession:
         fault=_optional_text(item, "fault"),
         faults=int(item.get("faults", 0)),
         claim_id=_optional_text(item, "claim_id"),
-        status=SessionStatus(item["status"]),
+        status=status,
         created_at=parse_time(item["created_at"]),
-        updated_at=parse_time(item["updated_at"]),
+        updated_at=updated_at,
+        closed_at=closed_at,
         deadline_at=parse_time(item["deadline_at"]),
         next_check_at=parse_time(next_check) if next_check else None,
         attempts=int(item.get("attempts", 0)),
@@ -242,20 +338,30 @@ class SessionStore:
     # -- creation ---------------------------------------------------------------------------
 
     def create(
-        self, session: CaptureSession, *, delivery_id: str, now: datetime
+        self,
+        session: CaptureSession,
+        *,
+        now: datetime,
+        delivery_id: str = "",
+        idempotency: Idempotency | None = None,
     ) -> tuple[CaptureSession, bool]:
         """Store a new session unless this delivery or an open capture for it exists already.
 
-        Returns the session that stands for the request and whether it is the caller's own. Reads
-        DynamoDB's reasons for a cancelled transaction: an item that exists names the session
-        standing for the request (the caller's own when a re-sent transaction had committed);
-        a conflict with a transaction still committing is tried again shortly; an item DynamoDB
-        refuses as invalid is the caller's error. Raises `StoreUnavailable` only when DynamoDB
-        cannot be used, `InvalidRequest` when it refuses the item.
+        The delivery is a webhook's (`delivery_id`, remembered an hour per capture) or an API
+        call's (`idempotency`, remembered a day with its body's fingerprint); with neither, only
+        the open-capture guard deduplicates. Returns the session that stands for the request and
+        whether it is the caller's own. Reads DynamoDB's reasons for a cancelled transaction: an
+        item that exists names the session standing for the request (the caller's own when a
+        re-sent transaction had committed); a conflict with a transaction still committing is
+        tried again shortly; an item DynamoDB refuses as invalid is the caller's error. Raises
+        `StoreUnavailable` only when DynamoDB cannot be used, `InvalidRequest` when it refuses
+        the item, `IdempotencyConflict` when the key was stored with another body's fingerprint.
         """
         now_epoch = int(now.timestamp())
-        delivery_key = f"delivery#{session.helpdesk}#{delivery_id}#{session.capture_key}"
-        items = self._creation_items(session, delivery_key, now)
+        pointer = _delivery_pointer(session, now, delivery_id, idempotency)
+        pointer_keys = (*((pointer[0],) if pointer else ()), _guard_key(session))
+        fingerprint = idempotency.fingerprint if idempotency else None
+        items = self._creation_items(session, pointer, now)
         for attempt in range(CREATE_ATTEMPTS):
             if attempt:
                 _pause(attempt)
@@ -270,15 +376,13 @@ class SessionStore:
                 raise InvalidRequest("the capture request cannot be stored")
             if CONDITION_FAILED in reasons:
                 # Whichever pointer exists names the session standing for this request.
-                standing = self._standing_for(
-                    session, (delivery_key, _guard_key(session)), now_epoch
-                )
+                standing = self._standing_for(session, pointer_keys, now_epoch, fingerprint)
                 if standing is not None:
                     return standing
             elif not _busy(reasons):
                 raise StoreUnavailable(f"the capture request was cancelled: {', '.join(reasons)}")
         # Still busy: the transaction we conflicted with may have committed by now.
-        standing = self._standing_for(session, (delivery_key, _guard_key(session)), now_epoch)
+        standing = self._standing_for(session, pointer_keys, now_epoch, fingerprint)
         if standing is not None:
             return standing
         raise StoreUnavailable(
@@ -286,15 +390,14 @@ class SessionStore:
         )
 
     def _creation_items(
-        self, session: CaptureSession, delivery_key: str, now: datetime
+        self, session: CaptureSession, pointer: _Pointer | None, now: datetime
     ) -> list[dict[str, Any]]:
         """The session, its open-capture guard and its delivery pointer, each only if free."""
         free = "attribute_not_exists(pk) OR expires_at < :now"
         now_value = {":now": {"N": str(int(now.timestamp()))}}
-        pointers = (
-            (_guard_key(session), session.deadline_at + GUARD_GRACE),
-            (delivery_key, now + DELIVERY_MEMORY),
-        )
+        pointers: list[_Pointer] = [(_guard_key(session), session.deadline_at + GUARD_GRACE, None)]
+        if pointer is not None:
+            pointers.append(pointer)
         return [
             {
                 "Put": {
@@ -312,13 +415,14 @@ class SessionStore:
                                 "pk": key,
                                 "session_id": session.session_id,
                                 "expires_at": int(expires.timestamp()),
+                                **({"fingerprint": fingerprint} if fingerprint else {}),
                             }
                         ),
                         "ConditionExpression": free,
                         "ExpressionAttributeValues": now_value,
                     }
                 }
-                for key, expires in pointers
+                for key, expires, fingerprint in pointers
             ),
         ]
 
@@ -349,24 +453,29 @@ class SessionStore:
         return cancelled
 
     def _standing_for(
-        self, session: CaptureSession, pointer_keys: tuple[str, ...], now_epoch: int
+        self,
+        session: CaptureSession,
+        pointer_keys: tuple[str, ...],
+        now_epoch: int,
+        fingerprint: str | None = None,
     ) -> tuple[CaptureSession, bool] | None:
         """The stored session a live pointer names, and whether it is `session` itself.
 
         A transaction re-sent after it committed (by botocore, a proxy or a retry of ours) fails
         its own conditions: the pointers then name the caller's session, which is not a duplicate.
+        A pointer stored with another body's fingerprint raises `IdempotencyConflict`.
         """
         for key in pointer_keys:
-            existing = self._session_behind(key, now_epoch)
+            pointer = self._get(key)
+            if pointer is None or int(pointer.get("expires_at", 0)) < now_epoch:
+                continue
+            stored_print = pointer.get("fingerprint")
+            if fingerprint is not None and stored_print is not None and stored_print != fingerprint:
+                raise IdempotencyConflict("the idempotency key was used with another body")
+            existing = self.get(str(pointer["session_id"]))
             if existing is not None:
                 return existing, existing.session_id == session.session_id
         return None
-
-    def _session_behind(self, pointer_key: str, now_epoch: int) -> CaptureSession | None:
-        pointer = self._get(pointer_key)
-        if pointer is None or int(pointer.get("expires_at", 0)) < now_epoch:
-            return None
-        return self.get(str(pointer["session_id"]))
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -435,12 +544,19 @@ class SessionStore:
                     "SET previous_claim = if_not_exists(claim_id, :none), claim_id = :token, "
                     "next_check_at = :lease_end"
                 ),
-                ConditionExpression="attribute_exists(due_bucket) AND next_check_at <= :now",
+                # A cancelled session has no `due_bucket`; its status is checked as well, so that
+                # no claim (and so no note) can ever follow a cancel.
+                ConditionExpression=(
+                    "attribute_exists(due_bucket) AND next_check_at <= :now "
+                    "AND #status <> :cancelled"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":none": {"S": ""},
                     ":token": {"S": token},
                     ":lease_end": {"S": format_time(now + lease)},
                     ":now": {"S": format_time(now)},
+                    ":cancelled": {"S": SessionStatus.CANCELLED.value},
                 },
                 ReturnValues="ALL_NEW",
                 # A failed condition shows the item, so telling a lost race from our own retried
@@ -539,3 +655,187 @@ class SessionStore:
                 raise StoreUnavailable(f"{failure}: {exc}") from exc
         # Lost to another holder, unless a retried call's first attempt had written it.
         return _load(stored or {}).get("write_id") == write_id
+
+    # -- cancelling and refreshing (the sessions API) ---------------------------------------
+
+    def cancel(self, target: CaptureSession, *, seen: SessionStatus, now: datetime) -> CancelWrite:
+        """Write `target`'s cancel and free its guard, in one transaction, if nobody holds it.
+
+        Commits only while the stored status is still `seen` and no live claim exists (none, or
+        its lease lapsed), so that a holder working on the session (perhaps posting its note)
+        always finishes first. Writes the fields a cancel changes: status, times and retention;
+        removes the due-index key, the claim and the note state. Otherwise returns the session
+        as it stood (None when there is none), for the caller to decide.
+        """
+        write_id = uuid.uuid4().hex
+        values: dict[str, Any] = {
+            ":status": {"S": target.status.value},
+            ":seen": {"S": seen.value},
+            ":now": {"S": format_time(now)},
+            ":updated": {"S": format_time(target.updated_at)},
+            ":closed": {"S": format_time(target.closed_at or now)},
+            ":expires": {"N": str(target.expires_at or int(now.timestamp()))},
+            ":write": {"S": write_id},
+        }
+        update = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": _session_key(target.session_id)}},
+            "UpdateExpression": (
+                "SET #status = :status, updated_at = :updated, closed_at = :closed, "
+                "expires_at = :expires, write_id = :write "
+                "REMOVE due_bucket, next_check_at, claim_id, note_state"
+            ),
+            "ConditionExpression": (
+                "#status = :seen AND (attribute_not_exists(claim_id) OR next_check_at <= :now)"
+            ),
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        guard = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": _guard_key(target)}},
+            "ConditionExpression": "attribute_not_exists(pk) OR session_id = :sid",
+            "ExpressionAttributeValues": {":sid": {"S": target.session_id}},
+        }
+        failure = f"could not cancel session {target.session_id}"
+        reasons = self._transact_patiently([{"Update": update}, {"Delete": guard}], failure)
+        if reasons is None:
+            return CancelWrite(committed=True)
+        if _busy(_codes(reasons)):
+            raise StoreUnavailable(f"{failure}: its items stayed busy")
+        stored = _load(reasons[0].get("Item") or {})
+        if stored.get("write_id") == write_id:
+            # A retried call whose first attempt had committed.
+            return CancelWrite(committed=True)
+        return CancelWrite(committed=False, stored=from_item(stored) if stored else None)
+
+    def save_links(self, session: CaptureSession, *, seen: SessionStatus) -> bool:
+        """Write the session's links, details and update time if its status is still `seen`."""
+        values: dict[str, Any] = {
+            ":seen": {"S": seen.value},
+            ":links": _serializer.serialize(dict(session.links)),
+            ":details": _serializer.serialize(dict(session.details)),
+            ":updated": {"S": format_time(session.updated_at)},
+        }
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _session_key(session.session_id)}},
+                UpdateExpression="SET links = :links, details = :details, updated_at = :updated",
+                ConditionExpression="#status = :seen",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise StoreUnavailable(
+                    f"could not save the links of session {session.session_id}: {exc}"
+                ) from exc
+            return False
+        except BotoCoreError as exc:
+            raise StoreUnavailable(
+                f"could not save the links of session {session.session_id}: {exc}"
+            ) from exc
+        return True
+
+    # -- listing ----------------------------------------------------------------------------
+
+    def list_sessions(
+        self, query: SessionQuery, *, limit: int, cursor: str | None = None
+    ) -> SessionPage:
+        """Up to `limit` sessions of `query`, newest first, from its index; never a Scan.
+
+        Raises `InvalidCursor` for a cursor that is not one this query returned.
+        """
+        attribute = query.partition_attribute
+        condition = "#part = :part"
+        values: dict[str, Any] = {":part": {"S": query.partition}}
+        if query.since is not None:
+            condition += f" AND {LIST_SORT_KEY} >= :since"
+            values[":since"] = {"S": format_time(query.since)}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": query.index.value,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": {"#part": attribute},
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            # One more than asked: whether another page exists, without an empty last page.
+            "Limit": limit + 1,
+        }
+        if cursor is not None:
+            kwargs["ExclusiveStartKey"] = decode_cursor(query, cursor)
+        try:
+            page = self.client.query(**kwargs)
+        except ClientError as exc:
+            if cursor is not None and _error_code(exc) == "ValidationException":
+                # DynamoDB refused the start key: a cursor we could not tell was foreign.
+                raise InvalidCursor("the cursor does not belong to this query") from exc
+            raise StoreUnavailable(f"could not list the sessions: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"could not list the sessions: {exc}") from exc
+        items = [_load(item) for item in page.get("Items", [])]
+        if len(items) > limit:
+            last = items[limit - 1]
+            next_key = {name: str(last[name]) for name in ("pk", attribute, LIST_SORT_KEY)}
+            sessions = [from_item(item) for item in items[:limit]]
+            return SessionPage(sessions, encode_cursor(query, next_key))
+        following = page.get("LastEvaluatedKey")
+        next_cursor = encode_cursor(query, _load(following)) if following else None
+        return SessionPage([from_item(item) for item in items], next_cursor)
+
+
+# -- cursors -------------------------------------------------------------------------------------
+#
+# A cursor is base64url JSON of the last key read and the query it was read for. It needs no
+# signature: it is accepted only when its query equals the caller's and its key lies in that
+# query's partition (and range), and the Query's own key condition limits what DynamoDB reads
+# to that partition. So a made-up cursor can at most start the caller's own listing elsewhere,
+# which `since` allows anyway; it can never reach another ticket's or status's sessions.
+
+
+def _query_id(query: SessionQuery) -> dict[str, Any]:
+    since = format_time(query.since) if query.since is not None else None
+    return {"i": query.index.value, "p": query.partition, "s": since}
+
+
+def encode_cursor(query: SessionQuery, key: Mapping[str, Any]) -> str:
+    """The opaque cursor after `key` (the index and table key of the last session read)."""
+    plain = {name: str(key[name]) for name in ("pk", query.partition_attribute, LIST_SORT_KEY)}
+    payload = {"v": CURSOR_VERSION, **_query_id(query), "k": plain}
+    text = json.dumps(payload, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(query: SessionQuery, cursor: str) -> dict[str, Any]:
+    """The ExclusiveStartKey a cursor stands for; `InvalidCursor` unless it is this query's."""
+    if not cursor or len(cursor) > MAX_CURSOR_LENGTH or not cursor.isascii():
+        raise InvalidCursor("the cursor is not valid")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise InvalidCursor("the cursor is not valid") from None
+    attribute = query.partition_attribute
+    names = {"pk", attribute, LIST_SORT_KEY}
+    key = payload.get("k") if isinstance(payload, dict) else None
+    if (
+        not isinstance(payload, dict)
+        or payload.get("v") != CURSOR_VERSION
+        or {name: payload.get(name) for name in ("i", "p", "s")} != _query_id(query)
+        or not isinstance(key, dict)
+        or set(key) != names
+        or not all(isinstance(value, str) for value in key.values())
+    ):
+        raise InvalidCursor("the cursor does not belong to this query")
+    # Its key must lie inside this query's partition and range.
+    if key[attribute] != query.partition or not key["pk"].startswith("session#"):
+        raise InvalidCursor("the cursor does not belong to this query")
+    try:
+        created = parse_time(key[LIST_SORT_KEY])
+    except ValueError:
+        raise InvalidCursor("the cursor is not valid") from None
+    if query.since is not None and created < query.since:
+        raise InvalidCursor("the cursor does not belong to this query")
+    return {name: {"S": value} for name, value in key.items()}

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from capture_bridge import metrics
-from capture_bridge.capture import CallBudget
-from capture_bridge.capture_flow import CLAIM_LEASE, advance, releases_guard, report_step
 from capture_bridge.errors import (
     ConfigurationError,
     InvalidRequest,
@@ -22,8 +19,9 @@ from capture_bridge.errors import (
     Unauthenticated,
     UnknownHelpdesk,
 )
-from capture_bridge.models import CaptureSession, utc_now
-from capture_bridge.observability import logger, mask_email, session_fields
+from capture_bridge.intake import Opened, open_captures
+from capture_bridge.models import utc_now
+from capture_bridge.observability import logger
 from capture_bridge.runtime import Runtime, build_runtime, get_runtime
 from capture_bridge.settings import reread_settings
 
@@ -54,14 +52,6 @@ def raw_body(body: str | None, is_base64: bool) -> bytes:
         raise InvalidRequest("body is not valid base64") from None
 
 
-@dataclass(frozen=True)
-class Opened:
-    """A capture session standing for one capture the request asked for."""
-
-    session: CaptureSession
-    created: bool
-
-
 def accept(
     runtime: Runtime,
     helpdesk_name: str,
@@ -72,9 +62,7 @@ def accept(
 ) -> list[Opened]:
     """Verify the request and store a session per capture it names, then start those that need it.
 
-    Every session is stored before any call goes out, so a crash or an outage never loses one.
-    Captures that already exist (LambdaTest, Notte) are left due at once for the resolver, which
-    keeps this call short.
+    The storing and starting are `intake.open_captures`, shared with the sessions API.
     """
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
@@ -82,68 +70,7 @@ def accept(
     delivery_id = helpdesk.verify(headers, body, now)
     # Every capture is read and validated before anything is stored.
     requests = runtime.capture_requests(helpdesk.parse(body))
-    opened: list[Opened] = []
-    failure: StoreUnavailable | InvalidRequest | None = None
-    for request in requests:
-        # A capture still to start is held by this call until it records the answer; the
-        # resolver only steps in once the lease lapses, which means this call died.
-        claim_id = uuid.uuid4().hex if request.reference is None else None
-        session = CaptureSession.open(
-            request,
-            now=now,
-            max_wait=runtime.settings.capture_max_wait,
-            claim_id=claim_id,
-            next_check_at=now + CLAIM_LEASE if claim_id else now,
-        )
-        try:
-            stored, created = runtime.store.create(session, delivery_id=delivery_id, now=now)
-        except (StoreUnavailable, InvalidRequest) as exc:
-            # Those stored already are started below, never left claimed and idle; the sender's
-            # retry stores the rest.
-            failure = exc
-            break
-        opened.append(Opened(stored, created))
-        if created:
-            metrics.capture_requested(stored)
-        logger.info(
-            "capture request stored" if created else "duplicate capture request",
-            extra=session_fields(stored, user=mask_email(stored.user_id)),
-        )
-    # Only now do calls go out: to start the new sessions this call holds.
-    opened = [
-        Opened(_start(runtime, item.session, clock), True)
-        if item.created and item.session.claim_id
-        else item
-        for item in opened
-    ]
-    if failure is not None:
-        raise failure
-    return opened
-
-
-def _start(
-    runtime: Runtime, session: CaptureSession, clock: Callable[[], datetime]
-) -> CaptureSession:
-    """Make the session's first start and record its answer, releasing this call's claim."""
-    claim_id = session.claim_id or ""
-    provider = runtime.provider(session.provider, budget=CallBudget.INTERACTIVE)
-    updated = replace(
-        advance(session, provider, clock(), runtime.policy, interrupted=False), claim_id=None
-    )
-    try:
-        saved = runtime.store.save(
-            updated, held_claim=claim_id, release_guard=releases_guard(session, updated)
-        )
-    except StoreUnavailable:
-        # The request itself is stored; the resolver settles it once the claim lapses.
-        logger.exception("could not record the capture answer", extra=session_fields(updated))
-        return session
-    if not saved:
-        logger.warning("lost the claim on a new session", extra=session_fields(updated))
-        return updated
-    report_step(session, updated)
-    logger.info("capture requested", extra=session_fields(updated, error_code=updated.error))
-    return updated
+    return open_captures(runtime, requests, now=now, clock=clock, delivery_id=delivery_id)
 
 
 def _refusal(status: int, message: str) -> WebhookAnswer:

@@ -132,6 +132,17 @@ def provider_module(name: str) -> ModuleType:
     return importlib.import_module(module_name)
 
 
+def links_expire(name: str) -> bool:
+    """Whether provider `name`'s links stop working (its module's `LINKS_EXPIRE`)."""
+    return bool(getattr(provider_module(name), "LINKS_EXPIRE", False))
+
+
+def named_field(name: str) -> str | None:
+    """The body field naming provider `name`'s existing sessions; None for one that starts them."""
+    named = getattr(provider_module(name), "NAMED", None)
+    return named.field if isinstance(named, NamedSessions) else None
+
+
 def get_provider(
     name: str,
     settings: Settings,

@@ -35,6 +35,9 @@ SETTINGS = ("LAMBDATEST_USERNAME", "LAMBDATEST_API_URL", "LAMBDATEST_SHARE_EXPIR
 SECRET_KEYS = ("LAMBDATEST_ACCESS_KEY",)
 DEFAULT_API_URL = "https://api.lambdatest.com"
 SHARE_EXPIRY_DAYS = ("3", "7", "10", "30")
+# The public share link lapses after LAMBDATEST_SHARE_EXPIRY_DAYS: a finished session's links can
+# be read again (`check`, which asks for a fresh share link) by the sessions API's refresh.
+LINKS_EXPIRE = True
 TIMEOUT = (3.05, 8.0)
 # The longest a check can take: the session, then its video, each at its timeouts.
 LONGEST_STEP_SECONDS = 2 * sum(TIMEOUT)
@@ -290,5 +293,5 @@ def probe(settings: Settings, http: HttpClient) -> AccessCheck:
 
 
 def provider(settings: Settings, http: HttpClient, budget: CallBudget) -> LambdaTestProvider:
-    """Entry point used by `capture.get_provider`; only the resolver calls it, so one timeout."""
+    """Entry point used by `capture.get_provider`: checks only (the resolver, the API refresh)."""
     return LambdaTestProvider(LambdaTestSettings.from_settings(settings), http)

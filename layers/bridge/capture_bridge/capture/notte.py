@@ -44,6 +44,9 @@ LONGEST_STEP_SECONDS = 2 * sum(TIMEOUT)
 DEADLINE_MARGIN = timedelta(minutes=10)
 # Notte's SDK waits this long after a 529 (cluster overloaded).
 OVERLOADED_WAIT_SECONDS = 30
+# The replay is a presigned URL that expires: the sessions API's refresh reads a fresh one
+# through `check`.
+LINKS_EXPIRE = True
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _SESSION_ID = re.compile(rf"^{_UUID}$")
@@ -290,5 +293,5 @@ def probe(settings: Settings, http: HttpClient) -> AccessCheck:
 
 
 def provider(settings: Settings, http: HttpClient, budget: CallBudget) -> NotteProvider:
-    """Entry point used by `capture.get_provider`; only the resolver calls it, so one timeout."""
+    """Entry point used by `capture.get_provider`: checks only (the resolver, the API refresh)."""
     return NotteProvider(NotteSettings.from_settings(settings), http)

@@ -1,7 +1,8 @@
 """openapi/sessions.yaml as a checker: is this request, or this answer, what the document says?
 
-The CLI's tests talk to a test double of the API (tests/cli/api_double.py); every exchange is
-checked here, so neither the double nor the CLI can drift from the contract unnoticed.
+The API's route tests check every answer of the real handler here; the CLI's tests talk to a test
+double of the API (tests/cli/api_double.py) whose every exchange is checked here too, so neither
+the API, the double nor the CLI can drift from the contract unnoticed.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "openapi" / "sessions.yaml"
+DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "openapi" / "sessions.yaml"
 DOCUMENT_URI = "urn:capture-bridge:openapi:sessions"
 COLLECTION = "/sessions"
 ONE_SESSION = "/sessions/{sessionId}"
+METHOD_NOT_ALLOWED = 405
 
 
 @cache
@@ -108,8 +110,15 @@ def check_request(
 
 
 def check_answer(method: str, path: str, status: int, answer: Any) -> None:
-    """The status is documented for the operation, and the JSON matches its schema."""
-    template = route(path)
+    """The status is documented for the operation, and the JSON matches its schema.
+
+    A method the document has no operation for must be a 405 whose body is its `Error`.
+    """
+    template = COLLECTION if path.rstrip("/") == COLLECTION else ONE_SESSION
+    if method.lower() not in _node(["paths", template]):
+        assert status == METHOD_NOT_ALLOWED, (method, path, status)
+        validate(answer, ["components", "schemas", "Error"])
+        return
     responses = ["paths", template, method.lower(), "responses"]
     assert str(status) in _node(responses), f"{method} {template} does not document {status}"
     response = _follow([*responses, str(status)])

@@ -1,0 +1,115 @@
+"""Taking capture requests in, from a helpdesk webhook or the sessions API: store each, then start.
+
+Both callers read their requests with the same provider functions (`Runtime.capture_requests`)
+and hand them here, so a capture asked for over the API is stored, guarded, deduplicated, counted
+and started exactly as one asked for by a webhook.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from capture_bridge import metrics
+from capture_bridge.capture import CallBudget
+from capture_bridge.capture_flow import CLAIM_LEASE, advance, releases_guard, report_step
+from capture_bridge.errors import InvalidRequest, StoreUnavailable
+from capture_bridge.models import CaptureRequest, CaptureSession
+from capture_bridge.observability import logger, mask_email, session_fields
+from capture_bridge.runtime import Runtime
+from capture_bridge.session_store import Idempotency
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A capture session standing for one capture the request asked for."""
+
+    session: CaptureSession
+    created: bool
+
+
+def open_captures(
+    runtime: Runtime,
+    requests: Sequence[CaptureRequest],
+    *,
+    now: datetime,
+    clock: Callable[[], datetime],
+    delivery_id: str = "",
+    idempotency: Idempotency | None = None,
+) -> list[Opened]:
+    """Store a session per request, then start those that need it (this call holds them).
+
+    Every session is stored before any call goes out, so a crash or an outage never loses one.
+    Captures that already exist (LambdaTest, Notte) are left due at once for the resolver, which
+    keeps this call short. Raises `StoreUnavailable`, `InvalidRequest` or `IdempotencyConflict`
+    after starting those already stored.
+    """
+    opened: list[Opened] = []
+    failure: StoreUnavailable | InvalidRequest | None = None
+    for request in requests:
+        # A capture still to start is held by this call until it records the answer; the
+        # resolver only steps in once the lease lapses, which means this call died.
+        claim_id = uuid.uuid4().hex if request.reference is None else None
+        session = CaptureSession.open(
+            request,
+            now=now,
+            max_wait=runtime.settings.capture_max_wait,
+            claim_id=claim_id,
+            next_check_at=now + CLAIM_LEASE if claim_id else now,
+        )
+        store = runtime.store
+        try:
+            # A webhook's call stays exactly what it was before the API (tests wrap the store).
+            if idempotency is None:
+                stored, created = store.create(session, delivery_id=delivery_id, now=now)
+            else:
+                stored, created = store.create(session, idempotency=idempotency, now=now)
+        except (StoreUnavailable, InvalidRequest) as exc:
+            # Those stored already are started below, never left claimed and idle; the sender's
+            # retry stores the rest.
+            failure = exc
+            break
+        opened.append(Opened(stored, created))
+        if created:
+            metrics.capture_requested(stored)
+        logger.info(
+            "capture request stored" if created else "duplicate capture request",
+            extra=session_fields(stored, user=mask_email(stored.user_id)),
+        )
+    # Only now do calls go out: to start the new sessions this call holds.
+    opened = [
+        Opened(_start(runtime, item.session, clock), True)
+        if item.created and item.session.claim_id
+        else item
+        for item in opened
+    ]
+    if failure is not None:
+        raise failure
+    return opened
+
+
+def _start(
+    runtime: Runtime, session: CaptureSession, clock: Callable[[], datetime]
+) -> CaptureSession:
+    """Make the session's first start and record its answer, releasing this call's claim."""
+    claim_id = session.claim_id or ""
+    provider = runtime.provider(session.provider, budget=CallBudget.INTERACTIVE)
+    updated = replace(
+        advance(session, provider, clock(), runtime.policy, interrupted=False), claim_id=None
+    )
+    try:
+        saved = runtime.store.save(
+            updated, held_claim=claim_id, release_guard=releases_guard(session, updated)
+        )
+    except StoreUnavailable:
+        # The request itself is stored; the resolver settles it once the claim lapses.
+        logger.exception("could not record the capture answer", extra=session_fields(updated))
+        return session
+    if not saved:
+        logger.warning("lost the claim on a new session", extra=session_fields(updated))
+        return updated
+    report_step(session, updated)
+    logger.info("capture requested", extra=session_fields(updated, error_code=updated.error))
+    return updated
