@@ -42,6 +42,7 @@ NOTTE_SESSION = "33c3c8bf-9d6d-4dff-8248-142eaf347f59"
 ZENDESK_EMAIL = "agent@example.com"
 ZENDESK_TOKEN = "zd-demo-token"  # noqa: S105 - credential of the local simulator only
 WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105 - same
+SESSIONS_API_TOKEN = "demo-sessions-token"  # noqa: S105 - same
 SCHEDULE_SECONDS = 1.0
 NOTE_TIMEOUT = 30.0
 STATUS_TIMEOUT = 10.0
@@ -150,6 +151,7 @@ class Demo:
         self.step_offline_user()
         self.step_lambdatest()
         self.step_notte()
+        self.step_command_line(watch.session_id)
         say()
         say("Done: every step happened as expected.")
 
@@ -246,6 +248,25 @@ class Demo:
         say("   The browser session closes; the resolver fetches its replay...")
         self.notte.close_session(NOTTE_SESSION)
         self.wait_for_note("1004", watch)
+
+    def step_command_line(self, first_session_id: str) -> None:
+        """(7) The same captures as an agent's tool sees them: the sessions API, via its CLI."""
+        # Imported here: the CLI is the project's installed package, not the runner's.
+        from capture_cli.main import main as capture_bridge
+
+        say()
+        say("7. The sessions API shows the same captures; here through `capture-bridge`:")
+        commands = [
+            ["sessions", "list", "--status", "resolved"],
+            ["sessions", "show", first_session_id],
+        ]
+        for command in commands:
+            say(f"   $ capture-bridge {' '.join(command)} --url {self.runner.url}")
+            status = capture_bridge(
+                [*command, "--url", self.runner.url, "--token", SESSIONS_API_TOKEN]
+            )
+            if status != 0:
+                raise DemoError(f"capture-bridge {' '.join(command)} exited with {status}")
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -359,6 +380,7 @@ def demo_env(
         "ZENDESK_EMAIL": ZENDESK_EMAIL,
         "ZENDESK_API_TOKEN": ZENDESK_TOKEN,
         "ZENDESK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "SESSIONS_API_TOKEN": SESSIONS_API_TOKEN,
         "CAPTURE_MAX_WAIT_MINUTES": "30",
         # Production waits minutes between retries and polls; the demo must not.
         "CAPTURE_USER_RETRY_SECONDS": "1",

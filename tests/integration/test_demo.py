@@ -8,6 +8,9 @@ import sys
 
 from tests.conftest import ROOT
 
+# Two Bugpilot captures, a LambdaTest and a Notte session.
+DEMO_CAPTURES = 4
+
 
 def test_demo_runs_end_to_end() -> None:
     # A fresh interpreter, as `make demo` runs it: the runner owns the process environment.
@@ -29,3 +32,6 @@ def test_demo_runs_end_to_end() -> None:
     assert "Done: every step happened as expected." in result.stdout
     assert "Internal note on Zendesk ticket 1001" in result.stdout
     assert '"duplicate": true' in result.stdout
+    # And it ends with the captures as the sessions API's command line shows them
+    assert "$ capture-bridge sessions list --status resolved" in result.stdout
+    assert result.stdout.count("  resolved  ") >= DEMO_CAPTURES
