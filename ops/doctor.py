@@ -35,6 +35,9 @@ HEALTHY = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
 # Still running the previous version after a failed update: it works, but not as deployed.
 ROLLED_BACK = frozenset({"UPDATE_ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"})
 WEBHOOK_SECRET_KEY = "ZENDESK_WEBHOOK_SECRET"  # noqa: S105 - a key name, not a secret
+# How the stack guards its sessions API (absent on stacks deployed before it existed).
+SESSIONS_AUTH_OUTPUT = "SessionsApiAuth"
+SESSIONS_TOKEN_KEY = "SESSIONS_API_TOKEN"  # noqa: S105 - a key name, not a secret
 
 
 @dataclass
@@ -152,6 +155,22 @@ def check_keys(values: Mapping[str, str], report: Report) -> set[str]:
     return in_use
 
 
+def check_sessions_api(stack: Stack, values: Mapping[str, str], report: Report) -> None:
+    """Token mode without a token refuses every call: say so; IAM mode needs nothing here."""
+    mode = stack.outputs.get(SESSIONS_AUTH_OUTPUT)
+    if mode is None:
+        return
+    if mode != "token":
+        report.ok("sessions API: guarded by AWS IAM (callers sign with SigV4)")
+    elif values.get(SESSIONS_TOKEN_KEY, "").strip():
+        report.ok("sessions API: guarded by the bearer token in the secret")
+    else:
+        report.problem(
+            f"sessions API: SessionsApiAuth is token but {SESSIONS_TOKEN_KEY} is not in the "
+            "secret, so every call is refused with 401 (set it with `make secret`)"
+        )
+
+
 def probe_all(settings: Settings, http: HttpClient) -> list[AccessCheck]:
     """One read-only call per integration with the stored credentials."""
     modules: list[Any] = [helpdesk_module(name) for name in supported_helpdesks()]
@@ -210,6 +229,7 @@ def _check(aws: Aws, stack: Stack, report: Report, http: HttpClient) -> None:
     probing = RESOLVER_FUNCTION if RESOLVER_FUNCTION in environments else min(environments)
     merged = {**secret, **{k: v for k, v in environments[probing].items() if v != ""}}
     in_use = check_keys(merged, report)
+    check_sessions_api(stack, merged, report)
     settings = parsed.get(probing)
     if settings is None:
         report.note("access not probed: the settings are invalid")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -210,3 +211,39 @@ def test_a_missing_stack_is_explained(deployed: Deployed) -> None:
     # when the doctor runs, then the error says what to do
     with pytest.raises(OpsError, match="There is no stack capture-bridge in us-east-1"):
         run_doctor(deployed.aws, "capture-bridge")
+
+
+@pytest.mark.parametrize(
+    ("mode", "token", "finding"),
+    [
+        ("token", "", "PROBLEM  sessions API: SessionsApiAuth is token but SESSIONS_API_TOKEN"),
+        ("token", "api-token-doctor-5c1e", "ok       sessions API: guarded by the bearer token"),
+        ("iam", "", "ok       sessions API: guarded by AWS IAM"),
+    ],
+)
+def test_the_sessions_apis_guard_is_checked(
+    deployed: Deployed,
+    zendesk: ZendeskSimulator,
+    bugpilot: BugpilotSimulator,
+    capsys: pytest.CaptureFixture[str],
+    mode: str,
+    token: str,
+    finding: str,
+) -> None:
+    # given a stack whose sessions API is guarded by `mode`, with or without a token stored
+    configure(deployed, zendesk.url, bugpilot.url)
+    deployed.stack = replace(
+        deployed.stack, outputs={**deployed.stack.outputs, "SessionsApiAuth": mode}
+    )
+    if token:
+        deployed.put_secret({**deployed.secret(), "SESSIONS_API_TOKEN": token})
+
+    # when the doctor runs
+    code = doctor(deployed)
+
+    # then it says whether callers can get in, and never shows the token
+    out = capsys.readouterr().out
+    assert finding in out
+    assert code == (1 if finding.startswith("PROBLEM") else 0), out
+    if token:
+        assert token not in out
