@@ -63,6 +63,7 @@ EXPECTED_ALARMS: dict[str, tuple[str, str | None, str | None]] = {
     "NotesUndeliverableAlarm": ("notes-undeliverable", NAMESPACE, "NotesUndeliverable"),
     "TimedOutRatioAlarm": ("timed-out-ratio", None, None),
     "SignatureRefusalsAlarm": ("signature-refusals", NAMESPACE, "WebhookRefused"),
+    "SessionsErrorsAlarm": ("sessions-api-errors", "AWS/Lambda", "Errors"),
 }
 TREAT_MISSING_DATA = frozenset({"breaching", "notBreaching", "ignore", "missing"})
 RESOLVER_SILENCE_SECONDS = 600
@@ -236,6 +237,7 @@ def test_aws_metric_alarms_watch_this_stacks_resources(alarms: dict[str, Any]) -
     assert watched == {
         "WebhookErrorsAlarm": {"FunctionName": ref("WebhookFunction")},
         "ResolverErrorsAlarm": {"FunctionName": ref("ResolverFunction")},
+        "SessionsErrorsAlarm": {"FunctionName": ref("SessionsFunction")},
         # HTTP APIs publish 4xx/5xx with the dimension ApiId (REST APIs: ApiName, 5XXError).
         "Webhook5xxAlarm": {"ApiId": ref("HttpApi")},
         "ResolverDeadLetterAlarm": {
