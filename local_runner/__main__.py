@@ -70,9 +70,14 @@ def _parser() -> argparse.ArgumentParser:
         "event", type=Path, help="API Gateway v2 event file, e.g. events/webhook_zendesk.json"
     )
     sign.add_argument(
+        "--helpdesk",
+        metavar="NAME",
+        help="the helpdesk whose scheme signs the event (default: the event's own {helpdesk})",
+    )
+    sign.add_argument(
         "--env-file",
         type=Path,
-        help="where ZENDESK_WEBHOOK_SECRET is, when not in the environment (default: .env)",
+        help="where the helpdesk's webhook secret is, when not in the environment (default: .env)",
     )
     sign.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -82,21 +87,33 @@ def _sign_event(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from local_runner.events import signed_event
+    from capture_bridge.errors import SecretNotConfigured, UnknownHelpdesk
+    from local_runner.events import event_helpdesk, signed_event
     from local_runner.runner import load_env_file
 
     env_file: Path = args.env_file or Path(".env")
-    values = load_env_file(env_file) if env_file.is_file() else {}
-    secret = os.environ.get("ZENDESK_WEBHOOK_SECRET") or values.get("ZENDESK_WEBHOOK_SECRET")
-    if not secret:
-        print("error: set ZENDESK_WEBHOOK_SECRET (environment or .env)", file=sys.stderr)
-        return 2
+    # The environment wins over the file, as it does for the bridge itself.
+    values = (load_env_file(env_file) if env_file.is_file() else {}) | {
+        key: value for key, value in os.environ.items() if value
+    }
     try:
         event = json.loads(args.event.read_text())
     except (OSError, ValueError) as error:
         print(f"error: cannot read {args.event}: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(signed_event(event, secret), indent=2))
+    helpdesk = args.helpdesk or event_helpdesk(event)
+    if not helpdesk:
+        print("error: name the helpdesk with --helpdesk NAME", file=sys.stderr)
+        return 2
+    try:
+        signed = signed_event(event, values, helpdesk=helpdesk)
+    except UnknownHelpdesk as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except SecretNotConfigured as error:
+        print(f"error: {error} (environment or {env_file})", file=sys.stderr)
+        return 2
+    print(json.dumps(signed, indent=2))
     return 0
 
 

@@ -1,30 +1,58 @@
-"""Fresh signatures for the payloads in events/: a stored one is stale five minutes later."""
+"""Fresh proofs for the webhook events in events/: a stored signature is stale minutes later.
+
+Each helpdesk's module says how it signs or authenticates a call (`sign_request`); nothing here
+knows any one helpdesk.
+"""
 
 from __future__ import annotations
 
 import base64
 import copy
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-SIGNATURE_HEADER = "x-zendesk-webhook-signature"
-TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
+
+def event_helpdesk(event: Mapping[str, Any]) -> str:
+    """The helpdesk an API Gateway v2 webhook event is addressed to (its `{helpdesk}`)."""
+    return str((event.get("pathParameters") or {}).get("helpdesk") or "")
 
 
-def signed_event(event: dict[str, Any], secret: str, now: datetime | None = None) -> dict[str, Any]:
-    """A copy of an API Gateway v2 webhook event, signed as Zendesk would sign it at `now`."""
-    from capture_bridge.helpdesks.zendesk import sign_webhook
+def signed_event(
+    event: dict[str, Any],
+    values: Mapping[str, str],
+    *,
+    helpdesk: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A copy of an API Gateway v2 webhook event, signed as `helpdesk` would sign it at `now`.
 
+    `values` are settings by name (the helpdesk's webhook secret among them); `helpdesk`
+    defaults to the event's own path parameter. Raises `UnknownHelpdesk`, and
+    `SecretNotConfigured` naming the setting that is missing.
+    """
+    from capture_bridge.helpdesks import Headers, WebhookRequest, request_signer
+
+    name = helpdesk or event_helpdesk(event)
+    sign = request_signer(name)
     signed = copy.deepcopy(event)
     body = signed.get("body") or ""
     raw = base64.b64decode(body) if signed.get("isBase64Encoded") else body.encode()
-    timestamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    http = (signed.get("requestContext") or {}).get("http") or {}
+    request = WebhookRequest(
+        method=str(http.get("method") or "POST"),
+        path=str(signed.get("rawPath") or f"/webhooks/{name}"),
+        headers=Headers(signed.get("headers") or {}),
+        body=raw,
+        query_string=str(signed.get("rawQueryString") or ""),
+    )
+    proof = sign(values, request, now or datetime.now(UTC))
+    replaced = {key.lower() for key in proof}
     headers = {
         key: value
         for key, value in (signed.get("headers") or {}).items()
-        if key.lower() not in (SIGNATURE_HEADER, TIMESTAMP_HEADER)
+        if key.lower() not in replaced
     }
-    headers[SIGNATURE_HEADER] = sign_webhook(secret, timestamp, raw)
-    headers[TIMESTAMP_HEADER] = timestamp
+    headers.update(proof)
     signed["headers"] = headers
     return signed

@@ -21,8 +21,9 @@ from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 
 from capture_bridge import metrics
+from capture_bridge.helpdesks import Headers, WebhookRequest
 from capture_bridge.helpdesks.zendesk import sign_webhook
-from capture_bridge.models import CaptureSession
+from capture_bridge.models import CaptureSession, Delivery
 from capture_bridge.resolver import RunOutcome, resolve_due_sessions
 from capture_bridge.runtime import Runtime, build_runtime
 from capture_bridge.session_store import SessionStore
@@ -233,6 +234,33 @@ def signed_headers(body: bytes, at: datetime, secret: str = WEBHOOK_SECRET) -> d
         "x-zendesk-webhook-signature": sign_webhook(secret, timestamp, body),
         "x-zendesk-webhook-signature-timestamp": timestamp,
     }
+
+
+# How long the tests' webhook deliveries are remembered, unless a test says otherwise.
+TEST_DELIVERY_MEMORY = timedelta(hours=1)
+
+
+def webhook_delivery(fingerprint: str, remember_for: timedelta = TEST_DELIVERY_MEMORY) -> Delivery:
+    """A webhook delivery as an adapter's `verify` returns it."""
+    return Delivery(fingerprint, remember_for)
+
+
+def webhook_request(
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    helpdesk: str = "zendesk",
+    method: str = "POST",
+    query_string: str = "",
+) -> WebhookRequest:
+    """A webhook call as the webhook hands it to an adapter's `verify`."""
+    return WebhookRequest(
+        method=method,
+        path=f"/webhooks/{helpdesk}",
+        headers=Headers(headers),
+        body=body,
+        query_string=query_string,
+    )
 
 
 @dataclass

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from capture_bridge.helpdesks.zendesk import ZendeskAdapter, ZendeskSettings
 from capture_bridge.http import HttpClient
 from capture_bridge.settings import settings_from
-from tests.conftest import EVENTS, ROOT
+from tests.conftest import EVENTS, ROOT, webhook_request
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -38,7 +38,7 @@ def test_signed_event_verifies() -> None:
         ),
         HttpClient(),
     )
-    adapter.verify(event["headers"], event["body"].encode(), datetime.now(UTC))
+    adapter.verify(webhook_request(event["headers"], event["body"].encode()), datetime.now(UTC))
 
 
 def test_without_a_secret_it_says_what_is_missing() -> None:
@@ -50,3 +50,16 @@ def test_without_a_secret_it_says_what_is_missing() -> None:
     )
     assert result.returncode == 2
     assert "ZENDESK_WEBHOOK_SECRET" in result.stderr
+
+
+def test_the_helpdesk_can_be_named_and_an_unknown_one_is_refused() -> None:
+    # Given the Zendesk event, signed with the helpdesk named explicitly
+    env = {"ZENDESK_WEBHOOK_SECRET": "s3cret", "PATH": "/usr/bin:/bin"}
+    named = run_cli(str(EVENTS / "webhook_zendesk.json"), "--helpdesk", "zendesk", env=env)
+    # Then it is signed as without the option
+    assert named.returncode == 0, named.stderr
+    assert "x-zendesk-webhook-signature" in json.loads(named.stdout)["headers"]
+    # When a helpdesk the bridge does not know is named, then it says which ones it knows
+    unknown = run_cli(str(EVENTS / "webhook_zendesk.json"), "--helpdesk", "nope", env=env)
+    assert unknown.returncode == 2
+    assert "supported: zendesk" in unknown.stderr

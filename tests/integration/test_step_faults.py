@@ -91,6 +91,18 @@ def dying(real: Callable[..., Any], when: When) -> Callable[..., Any]:
     return call
 
 
+class Dying:
+    """`collaborator`, except that its `fault.method` dies."""
+
+    def __init__(self, collaborator: Any, fault: Fault) -> None:
+        self._collaborator = collaborator
+        self._fault = fault
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._collaborator, name)
+        return dying(real, self._fault.when) if name == self._fault.method else real
+
+
 @contextmanager
 def injected(world: World, fault: Fault) -> Iterator[Runtime]:
     """A runtime whose `fault.target.method` calls die; the shared store is patched only inside."""
@@ -104,10 +116,9 @@ def injected(world: World, fault: Fault) -> Iterator[Runtime]:
     build = getattr(world.runtime, fault.target.value)
 
     def faulty(*args: Any, **kwargs: Any) -> Any:
-        collaborator = build(*args, **kwargs)
-        real = getattr(collaborator, fault.method)
-        setattr(collaborator, fault.method, dying(real, fault.when))
-        return collaborator
+        # A stand-in, never the collaborator itself: adapters outlive the call (the runtime keeps
+        # them per settings), so a patched one would keep dying after the fault.
+        return Dying(build(*args, **kwargs), fault)
 
     object.__setattr__(runtime, fault.target.value, faulty)
     yield runtime

@@ -75,7 +75,7 @@ class TestAccepted:
         # API Gateway base64-encodes some bodies; the signature covers the decoded bytes.
         event["body"] = base64.b64encode(event["body"].encode()).decode()
         event["isBase64Encoded"] = True
-        event = signed_event(event, configured["ZENDESK_WEBHOOK_SECRET"])
+        event = signed_event(event, configured)
 
         response = lambda_handler(event, lambda_context)
 

@@ -65,8 +65,8 @@ from capture_bridge.capture import CallBudget, CaptureProvider, CaptureResult, O
 from capture_bridge.capture.bugpilot import ACTIONS, SILENT_ACTIONS
 from capture_bridge.capture_flow import CLAIM_LEASE
 from capture_bridge.errors import StoreUnavailable, Unauthenticated
-from capture_bridge.helpdesks import HelpdeskAdapter, NoteOutcome, NoteResult
-from capture_bridge.helpdesks.zendesk import MAX_SKEW
+from capture_bridge.helpdesks import HelpdeskAdapter, NoteOutcome, NoteResult, WebhookRequest
+from capture_bridge.helpdesks.zendesk import DELIVERY_MEMORY, MAX_SKEW
 from capture_bridge.http import get_http_client
 from capture_bridge.models import (
     CaptureRequest,
@@ -77,6 +77,8 @@ from capture_bridge.models import (
     format_time,
     parse_time,
 )
+from capture_bridge.models import Delivery as WebhookDelivery
+from capture_bridge.notes import Note
 from capture_bridge.resolver import RunOutcome, RunSummary, process_session, resolve_due_sessions
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import Claim, SessionStore
@@ -448,11 +450,12 @@ class FakeHelpdesk:
         """Every fault off from now on: notes are posted, lookups answer."""
         self.answers = HelpdeskAnswers(NoteAnswer.POSTED, lookups_fail=False)
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
+    def verify(self, request: WebhookRequest, now: datetime) -> Delivery:
         # As Zendesk's signature check does: a replay past the freshness window is refused.
+        headers = request.headers
         if abs(now - parse_time(headers[SENT_AT_HEADER])) > MAX_SKEW:
             raise Unauthenticated("the delivery is stale")
-        return headers[DELIVERY_HEADER]
+        return WebhookDelivery(headers[DELIVERY_HEADER], DELIVERY_MEMORY)
 
     def parse(self, body: bytes) -> TicketRequest:
         fields: dict[str, Any] = json.loads(body)
@@ -465,7 +468,8 @@ class FakeHelpdesk:
             fields=fields,
         )
 
-    def post_note(self, ticket_id: str, text: str) -> NoteResult:
+    def post_note(self, ticket_id: str, note: Note) -> NoteResult:
+        text = note.text
         answer = self.answers.note
         if answer is NoteAnswer.DIES_BEFORE_POSTING:
             raise Crash("died before posting the note")
@@ -515,11 +519,11 @@ class FaultyStore(SessionStore):
         raise Crash(f"died {'after' if landed else 'before'} {method}")
 
     def create(
-        self, session: CaptureSession, *, delivery_id: str, now: datetime
+        self, session: CaptureSession, *, delivery: WebhookDelivery | None, now: datetime
     ) -> tuple[CaptureSession, bool]:
         self._trip("create", landed=False)
         session = replace(session, session_id=str(uuid.UUID(int=next(self._session_ids))))
-        created = super().create(session, delivery_id=delivery_id, now=now)
+        created = super().create(session, delivery=delivery, now=now)
         self._trip("create", landed=True)
         return created
 

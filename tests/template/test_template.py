@@ -164,6 +164,7 @@ def test_webhook_route_and_output(template: dict[str, Any]) -> None:
     assert events["Webhook"]["Properties"]["Path"] == "/webhooks/{helpdesk}"
     assert events["Webhook"]["Properties"]["Method"] == "POST"
     assert "WebhookUrl" in template["Outputs"]
+    assert template["Outputs"]["WebhookBaseUrl"]["Value"]["Fn::Sub"].endswith("/webhooks/")
 
 
 def _sessions_routes(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

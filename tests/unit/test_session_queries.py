@@ -24,7 +24,7 @@ from capture_bridge.session_store import (
     from_item,
     to_item,
 )
-from tests.conftest import START
+from tests.conftest import START, webhook_delivery
 
 LEASE = timedelta(minutes=5)
 TICKET = "1001"
@@ -115,7 +115,7 @@ class TestListing:
     ) -> None:
         # Given a session created with its guard and delivery pointer
         session = a_session(claim_id="webhook")
-        store.create(session, delivery_id="d1", now=START)
+        store.create(session, delivery=webhook_delivery("d1"), now=START)
         # Then each listing index holds the session alone
         for index, key in (
             (SessionIndex.BY_TICKET, "ticket_key"),

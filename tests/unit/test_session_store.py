@@ -21,7 +21,7 @@ from capture_bridge.session_store import (
     from_item,
     to_item,
 )
-from tests.conftest import START
+from tests.conftest import START, webhook_delivery
 from tests.dynamodb_faults import (
     RealisticDynamoDB,
     answer_lost,
@@ -155,7 +155,7 @@ def test_only_sessions_with_work_are_in_the_due_index() -> None:
 def test_claim_survives_a_retried_call_whose_first_attempt_succeeded(table: str) -> None:
     plain = SessionStore(table)
     session = new_session()
-    plain.create(session, delivery_id="d1", now=START)
+    plain.create(session, delivery=webhook_delivery("d1"), now=START)
     retried = SessionStore(table, client=RepeatingClient(boto3.client("dynamodb"), {"update_item"}))
     claim = retried.claim(session.session_id, now=START + LEASE, lease=LEASE)
     assert claim is not None
@@ -168,7 +168,7 @@ def test_a_fault_is_recorded_under_the_held_claim_which_stays(table: str) -> Non
     # Given a session claimed by a run
     plain = SessionStore(table)
     session = new_session()
-    plain.create(session, delivery_id="d1", now=START)
+    plain.create(session, delivery=webhook_delivery("d1"), now=START)
     claim = plain.claim(session.session_id, now=START + LEASE, lease=LEASE)
     assert claim is not None
     held = claim.session.claim_id or ""
@@ -188,7 +188,7 @@ def test_a_fault_is_recorded_under_the_held_claim_which_stays(table: str) -> Non
 def test_save_survives_a_retried_call_whose_first_attempt_succeeded(table: str) -> None:
     plain = SessionStore(table)
     session = new_session()
-    plain.create(session, delivery_id="d1", now=START)
+    plain.create(session, delivery=webhook_delivery("d1"), now=START)
     retried = SessionStore(
         table,
         client=RepeatingClient(boto3.client("dynamodb"), {"put_item", "transact_write_items"}),
@@ -202,21 +202,21 @@ def test_save_survives_a_retried_call_whose_first_attempt_succeeded(table: str) 
 
 def test_guard_of_an_ended_capture_does_not_block_a_new_one(store: SessionStore) -> None:
     first = new_session()
-    store.create(first, delivery_id="d1", now=START)
+    store.create(first, delivery=webhook_delivery("d1"), now=START)
     ended = replace(first, claim_id=None).finish(SessionStatus.FAILED, now=START, error="X")
     assert store.save(ended, held_claim="webhook-claim", release_guard=True)
     second = new_session()
-    stored, created = store.create(second, delivery_id="d2", now=START)
+    stored, created = store.create(second, delivery=webhook_delivery("d2"), now=START)
     assert created is True
     assert stored.session_id == second.session_id
 
 
 def test_expired_guard_and_delivery_count_as_free(store: SessionStore) -> None:
     first = new_session()
-    store.create(first, delivery_id="d1", now=START)
+    store.create(first, delivery=webhook_delivery("d1"), now=START)
     much_later = START + timedelta(days=3)
     second = new_session()
-    _, created = store.create(second, delivery_id="d1", now=much_later)
+    _, created = store.create(second, delivery=webhook_delivery("d1"), now=much_later)
     assert created is True
 
 
@@ -227,7 +227,7 @@ def test_due_sessions_are_the_oldest_over_every_bucket(store: SessionStore) -> N
         for n in range(DUE_SESSIONS)
     ]
     for session in reversed(sessions):
-        store.create(session, delivery_id=session.session_id, now=START)
+        store.create(session, delivery=webhook_delivery(session.session_id), now=START)
     assert len({due_bucket(session.session_id) for session in sessions[:RUN_LIMIT]}) > 1
     # When a run asks for its share
     due = store.due_session_ids(START + timedelta(hours=1), RUN_LIMIT)
@@ -237,7 +237,7 @@ def test_due_sessions_are_the_oldest_over_every_bucket(store: SessionStore) -> N
 
 def test_claim_of_a_session_not_due_is_refused(store: SessionStore) -> None:
     session = new_session()
-    store.create(session, delivery_id="d1", now=START)
+    store.create(session, delivery=webhook_delivery("d1"), now=START)
     assert store.claim(session.session_id, now=START, lease=LEASE) is None
     assert store.claim("no-such-session", now=START, lease=LEASE) is None
 
@@ -245,7 +245,7 @@ def test_claim_of_a_session_not_due_is_refused(store: SessionStore) -> None:
 @pytest.mark.parametrize(
     "call",
     [
-        lambda s: s.create(new_session(), delivery_id="d", now=START),
+        lambda s: s.create(new_session(), delivery=webhook_delivery("d"), now=START),
         lambda s: s.get("x"),
         lambda s: s.claim("x", now=START, lease=LEASE),
         lambda s: s.save(new_session(), held_claim="c"),
@@ -260,12 +260,12 @@ def test_conflict_with_a_vanished_session_is_store_unavailable(
     store: SessionStore, table: str
 ) -> None:
     first = new_session()
-    store.create(first, delivery_id="d1", now=START)
+    store.create(first, delivery=webhook_delivery("d1"), now=START)
     boto3.client("dynamodb").delete_item(
         TableName=table, Key={"pk": {"S": f"session#{first.session_id}"}}
     )
     with pytest.raises(StoreUnavailable, match="never settled"):
-        store.create(new_session(), delivery_id="d2", now=START)
+        store.create(new_session(), delivery=webhook_delivery("d2"), now=START)
 
 
 class TestCreationUnderRealDynamoDBBehaviour:
@@ -288,7 +288,7 @@ class TestCreationUnderRealDynamoDBBehaviour:
         )
         session = new_session()
         # When the session is created, then it is the caller's own, not a duplicate
-        assert store.create(session, delivery_id="d1", now=START) == (session, True)
+        assert store.create(session, delivery=webhook_delivery("d1"), now=START) == (session, True)
 
     def test_an_answer_lost_after_commit_is_the_callers_own_write(
         self, dynamodb: tuple[SessionStore, RealisticDynamoDB]
@@ -299,7 +299,7 @@ class TestCreationUnderRealDynamoDBBehaviour:
         faults.fail("TransactWriteItems", answer_lost(internal_error()))
         session = new_session()
         # When the session is created, then it is the caller's own
-        assert store.create(session, delivery_id="d1", now=START) == (session, True)
+        assert store.create(session, delivery=webhook_delivery("d1"), now=START) == (session, True)
         assert faults.injected == {"InternalServerError": 1}
 
     def test_duplicates_racing_a_commit_in_progress_are_duplicates_not_outages(
@@ -315,7 +315,7 @@ class TestCreationUnderRealDynamoDBBehaviour:
 
         def deliver(session: CaptureSession) -> tuple[CaptureSession, bool]:
             barrier.wait()
-            return store.create(session, delivery_id="d1", now=START)
+            return store.create(session, delivery=webhook_delivery("d1"), now=START)
 
         # When the same delivery arrives that many times at once
         with ThreadPoolExecutor(RACING_DUPLICATES) as pool:
@@ -332,7 +332,7 @@ class TestCreationUnderRealDynamoDBBehaviour:
         store, faults = dynamodb
         faults.fail("TransactWriteItems", cancelled("None", busy, "None"))
         session = new_session()
-        assert store.create(session, delivery_id="d1", now=START) == (session, True)
+        assert store.create(session, delivery=webhook_delivery("d1"), now=START) == (session, True)
         assert faults.calls["TransactWriteItems"] == 2
 
     def test_an_item_dynamodb_refuses_is_invalid_input_and_nothing_is_stored(
@@ -341,7 +341,7 @@ class TestCreationUnderRealDynamoDBBehaviour:
         store, faults = dynamodb
         faults.fail("TransactWriteItems", cancelled("ValidationError", "None", "None"))
         with pytest.raises(InvalidRequest, match="cannot be stored"):
-            store.create(new_session(), delivery_id="d1", now=START)
+            store.create(new_session(), delivery=webhook_delivery("d1"), now=START)
         assert boto3.client("dynamodb").scan(TableName=table)["Items"] == []
 
     def test_conflicts_that_never_settle_are_unavailable_and_store_nothing(
@@ -350,7 +350,7 @@ class TestCreationUnderRealDynamoDBBehaviour:
         store, faults = dynamodb
         faults.fail("TransactWriteItems", *[conflict()] * CREATE_ATTEMPTS)
         with pytest.raises(StoreUnavailable, match="never settled"):
-            store.create(new_session(), delivery_id="d1", now=START)
+            store.create(new_session(), delivery=webhook_delivery("d1"), now=START)
         assert faults.calls["TransactWriteItems"] == CREATE_ATTEMPTS
         assert boto3.client("dynamodb").scan(TableName=table)["Items"] == []
 
@@ -360,7 +360,7 @@ class TestCreationUnderRealDynamoDBBehaviour:
         store, faults = dynamodb
         faults.fail("TransactWriteItems", throttled(), internal_error())
         session = new_session()
-        assert store.create(session, delivery_id="d1", now=START) == (session, True)
+        assert store.create(session, delivery=webhook_delivery("d1"), now=START) == (session, True)
         assert faults.calls["TransactWriteItems"] == 3
 
 
@@ -372,7 +372,7 @@ class TestClaimsAndSavesUnderRealDynamoDBBehaviour:
         client = boto3.client("dynamodb")
         store = SessionStore(table, client=client)
         session = new_session()
-        store.create(session, delivery_id="d1", now=START)
+        store.create(session, delivery=webhook_delivery("d1"), now=START)
         return store, RealisticDynamoDB(client), session
 
     def test_a_final_save_that_meets_a_busy_guard_is_tried_again(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -12,10 +12,11 @@ from capture_bridge.errors import InvalidRequest, Unauthenticated
 from capture_bridge.helpdesks import NoteOutcome, get_adapter
 from capture_bridge.helpdesks.zendesk import ZendeskAdapter, ZendeskSettings, sign_webhook
 from capture_bridge.http import HttpClient
-from capture_bridge.models import CaptureRequest
+from capture_bridge.models import CaptureRequest, Delivery
+from capture_bridge.notes import Note
 from capture_bridge.settings import Settings, settings_from
 from local_runner.simulators import ZendeskSimulator
-from tests.conftest import START, WEBHOOK_SECRET, signed_headers, trigger_body
+from tests.conftest import START, WEBHOOK_SECRET, signed_headers, trigger_body, webhook_request
 
 
 def make_settings(**values: str) -> Settings:
@@ -32,6 +33,21 @@ def adapter_for(zendesk: ZendeskSimulator | None = None, **values: str) -> Zende
         } | values
     settings = ZendeskSettings.from_settings(make_settings(**values))
     return ZendeskAdapter(settings, HttpClient(), timeout=(1.0, 0.5))
+
+
+def verify(
+    adapter: ZendeskAdapter, headers: dict[str, str], body: bytes, now: datetime
+) -> Delivery:
+    """`verify` on a POST to /webhooks/zendesk with `headers` and `body`."""
+    return adapter.verify(webhook_request(headers, body), now)
+
+
+def text_note(text: str) -> Note:
+    """A note whose text form is `text` (Zendesk posts the text form)."""
+    return Note(text, f"<p>{text}</p>")
+
+
+X_NOTE = text_note("x")
 
 
 def read(body: bytes, **values: str) -> CaptureRequest:
@@ -56,16 +72,16 @@ class TestSignature:
         adapter = adapter_for()
         body = trigger_body()
         headers = signed_headers(body, START)
-        first = adapter.verify(headers, body, START)
-        assert first == adapter.verify(headers, body, START + timedelta(minutes=4))
-        assert first != adapter.verify(
-            signed_headers(body, START + timedelta(seconds=1)), body, START
+        first = verify(adapter, headers, body, START)
+        assert first == verify(adapter, headers, body, START + timedelta(minutes=4))
+        assert first != verify(
+            adapter, signed_headers(body, START + timedelta(seconds=1)), body, START
         )
 
     def test_header_names_are_case_insensitive(self) -> None:
         body = trigger_body()
         headers = {key.title(): value for key, value in signed_headers(body, START).items()}
-        adapter_for().verify(headers, body, START)
+        verify(adapter_for(), headers, body, START)
 
     @pytest.mark.parametrize(
         "stamp",
@@ -83,7 +99,7 @@ class TestSignature:
             "x-zendesk-webhook-signature": sign_webhook(WEBHOOK_SECRET, stamp, body),
             "x-zendesk-webhook-signature-timestamp": stamp,
         }
-        adapter_for().verify(headers, body, START)
+        verify(adapter_for(), headers, body, START)
 
     @pytest.mark.parametrize(
         ("mutate", "reason"),
@@ -119,19 +135,19 @@ class TestSignature:
         body = trigger_body()
         headers, sent = mutate(signed_headers(body, START), body)
         with pytest.raises(Unauthenticated, match=reason):
-            adapter_for().verify(headers, sent, START)
+            verify(adapter_for(), headers, sent, START)
 
     @pytest.mark.parametrize("skew", [timedelta(minutes=5, seconds=1), -timedelta(minutes=6)])
     def test_stale_or_future_timestamps_are_refused(self, skew: timedelta) -> None:
         body = trigger_body()
         with pytest.raises(Unauthenticated, match="too old or in the future"):
-            adapter_for().verify(signed_headers(body, START - skew), body, START)
+            verify(adapter_for(), signed_headers(body, START - skew), body, START)
 
     def test_without_a_configured_secret_everything_is_refused(self) -> None:
         body = trigger_body()
         adapter = adapter_for(ZENDESK_WEBHOOK_SECRET="")
         with pytest.raises(Unauthenticated, match="not configured"):
-            adapter.verify(signed_headers(body, START, secret=""), body, START)
+            verify(adapter, signed_headers(body, START, secret=""), body, START)
 
     def test_two_spellings_of_a_header_that_disagree_are_refused(self) -> None:
         # Given the genuine signature and a forged one under another spelling, in either order
@@ -141,27 +157,27 @@ class TestSignature:
         for headers in (genuine | forged, forged | genuine):
             # Then neither wins: the delivery proves nothing
             with pytest.raises(Unauthenticated, match="conflicting"):
-                adapter_for().verify(headers, body, START)
+                verify(adapter_for(), headers, body, START)
 
     def test_a_signature_no_ascii_can_carry_is_refused_not_a_crash(self) -> None:
         body = trigger_body()
         headers = signed_headers(body, START) | {"x-zendesk-webhook-signature": "\ud800"}
         with pytest.raises(Unauthenticated, match="does not match"):
-            adapter_for().verify(headers, body, START)
+            verify(adapter_for(), headers, body, START)
 
     def test_a_pasted_secret_loses_its_surrounding_whitespace_like_every_other(self) -> None:
         # Given the secret pasted into the settings with a trailing newline
         adapter = adapter_for(ZENDESK_WEBHOOK_SECRET=f"  {WEBHOOK_SECRET}\n")
         body = trigger_body()
         # When Zendesk signs with the secret it shows, then the delivery is accepted
-        assert adapter.verify(signed_headers(body, START), body, START)
+        assert verify(adapter, signed_headers(body, START), body, START)
 
     @pytest.mark.parametrize("blank", [" ", "\n", "\t \r\n"])
     def test_a_whitespace_only_secret_is_not_configured(self, blank: str) -> None:
         body = trigger_body()
         adapter = adapter_for(ZENDESK_WEBHOOK_SECRET=blank)
         with pytest.raises(Unauthenticated, match="not configured"):
-            adapter.verify(signed_headers(body, START, secret=blank), body, START)
+            verify(adapter, signed_headers(body, START, secret=blank), body, START)
 
 
 class TestParse:
@@ -249,7 +265,7 @@ class TestParse:
 
 class TestNotes:
     def test_posts_a_private_comment_with_basic_token_auth(self, zendesk: ZendeskSimulator) -> None:
-        result = adapter_for(zendesk).post_note("1001", "hello agents")
+        result = adapter_for(zendesk).post_note("1001", text_note("hello agents"))
         assert result.outcome is NoteOutcome.POSTED
         [comment] = zendesk.comments("1001")
         assert comment["body"] == "hello agents"
@@ -261,31 +277,31 @@ class TestNotes:
 
     def test_rate_limit_is_retryable_with_retry_after(self, zendesk: ZendeskSimulator) -> None:
         zendesk.script_update(429, retry_after=17)
-        result = adapter_for(zendesk).post_note("1001", "x")
+        result = adapter_for(zendesk).post_note("1001", X_NOTE)
         assert (result.outcome, result.retry_after_seconds) == (NoteOutcome.RETRYABLE, 17)
         assert zendesk.comments("1001") == []
 
     @pytest.mark.parametrize("status", [500, 503])
     def test_server_errors_are_retryable(self, zendesk: ZendeskSimulator, status: int) -> None:
         zendesk.script_update(status)
-        assert adapter_for(zendesk).post_note("1001", "x").outcome is NoteOutcome.RETRYABLE
+        assert adapter_for(zendesk).post_note("1001", X_NOTE).outcome is NoteOutcome.RETRYABLE
 
     def test_timeouts_are_retryable(self, zendesk: ZendeskSimulator) -> None:
         zendesk.script_update(200, delay=1.5)
-        assert adapter_for(zendesk).post_note("1001", "x").outcome is NoteOutcome.RETRYABLE
+        assert adapter_for(zendesk).post_note("1001", X_NOTE).outcome is NoteOutcome.RETRYABLE
 
     def test_wrong_credentials_are_rejected(self, zendesk: ZendeskSimulator) -> None:
         adapter = adapter_for(zendesk, ZENDESK_API_TOKEN="wrong")
-        result = adapter.post_note("1001", "x")
+        result = adapter.post_note("1001", X_NOTE)
         assert result.outcome is NoteOutcome.REJECTED
         assert "401" in result.message
 
     def test_missing_ticket_is_rejected(self) -> None:
         with ZendeskSimulator(api_token="zd-test-token", known_tickets={"1"}) as zendesk:
-            assert adapter_for(zendesk).post_note("2", "x").outcome is NoteOutcome.REJECTED
+            assert adapter_for(zendesk).post_note("2", X_NOTE).outcome is NoteOutcome.REJECTED
 
     def test_unconfigured_credentials_are_rejected_without_a_call(self) -> None:
-        result = adapter_for().post_note("1001", "x")
+        result = adapter_for().post_note("1001", X_NOTE)
         assert result.outcome is NoteOutcome.REJECTED
         assert "ZENDESK_EMAIL" in result.message
 
@@ -300,7 +316,7 @@ class TestNotes:
     def test_has_note_finds_the_marker(self, zendesk: ZendeskSimulator) -> None:
         adapter = adapter_for(zendesk)
         assert adapter.has_note("1001", "marker-1") is False
-        adapter.post_note("1001", "text\nmarker-1")
+        adapter.post_note("1001", text_note("text\nmarker-1"))
         assert adapter.has_note("1001", "marker-1") is True
         assert zendesk.comment_reads[-1].query.get("sort_order") == "desc"
 

@@ -16,7 +16,7 @@ from capture_bridge import metrics
 from capture_bridge.capture import CallBudget
 from capture_bridge.capture_flow import CLAIM_LEASE, advance, releases_guard, report_step
 from capture_bridge.errors import InvalidRequest, StoreUnavailable
-from capture_bridge.models import CaptureRequest, CaptureSession
+from capture_bridge.models import CaptureRequest, CaptureSession, Delivery
 from capture_bridge.observability import logger, mask_email, session_fields
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import Idempotency
@@ -36,7 +36,7 @@ def open_captures(
     *,
     now: datetime,
     clock: Callable[[], datetime],
-    delivery_id: str = "",
+    delivery: Delivery | None = None,
     idempotency: Idempotency | None = None,
 ) -> list[Opened]:
     """Store a session per request, then start those that need it (this call holds them).
@@ -63,7 +63,7 @@ def open_captures(
         try:
             # A webhook's call stays exactly what it was before the API (tests wrap the store).
             if idempotency is None:
-                stored, created = store.create(session, delivery_id=delivery_id, now=now)
+                stored, created = store.create(session, delivery=delivery, now=now)
             else:
                 stored, created = store.create(session, idempotency=idempotency, now=now)
         except (StoreUnavailable, InvalidRequest) as exc:

@@ -74,6 +74,19 @@ def field_text(fields: Mapping[str, Any], name: str, limit: int) -> str:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """One webhook delivery as its helpdesk identifies it, and how long to recognise it again.
+
+    `fingerprint` is the same for every redelivery of the same call and differs between calls;
+    `remember_for` covers the helpdesk's own retries (a signed, time-limited scheme needs little;
+    one that retries for hours without a delivery id needs more).
+    """
+
+    fingerprint: str
+    remember_for: timedelta
+
+
+@dataclass(frozen=True)
 class TicketRequest:
     """A verified helpdesk call asking for captures on one ticket, before any provider reads it."""
 

@@ -1,12 +1,17 @@
 """The internal notes agents read: one per capture session, saying what happened and what to do.
 
-The provider writes what it found or why it failed; this module adds what every note carries.
+The provider writes what it found or why it failed; this module adds what every note carries and
+gives it in the two forms helpdesks take: plain text and HTML.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import html
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from capture_bridge.models import CaptureSession
 
@@ -35,6 +40,64 @@ def format_seconds(total: int) -> str:
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
-def render_note(session: CaptureSession, provider: CaptureProvider) -> str:
+@dataclass(frozen=True)
+class Note:
+    """One note in the forms helpdesks take; each carries the session's marker line.
+
+    `text` is the lines as providers wrote them. `html` is the same lines with every character
+    escaped, so that nothing a payload or a vendor sent becomes markup, and with the session's
+    own web links (http and https only) made into `<a href>` links.
+    """
+
+    text: str
+    html: str
+
+
+# Only these schemes are ever made clickable: `javascript:`, `data:` and the like stay text.
+WEB_SCHEMES = frozenset({"http", "https"})
+
+
+def is_web_link(url: str) -> bool:
+    """An absolute http(s) URL with a host and no whitespace or control characters."""
+    if not url or any(char.isspace() or not char.isprintable() for char in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in WEB_SCHEMES and bool(parts.hostname)
+
+
+def _anchor(url: str) -> str:
+    escaped = html.escape(url, quote=True)
+    return f'<a href="{escaped}">{escaped}</a>'
+
+
+def html_lines(lines: Iterable[str], links: Iterable[str]) -> str:
+    """`lines` as HTML paragraphs: every character escaped, each web link in `links` an anchor."""
+    web = sorted({link for link in links if is_web_link(link)}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(link) for link in web)) if web else None
+    paragraphs = []
+    for line in lines:
+        if pattern is None:
+            paragraphs.append(f"<p>{html.escape(line)}</p>")
+            continue
+        pieces, start = [], 0
+        for found in pattern.finditer(line):
+            pieces.append(html.escape(line[start : found.start()]))
+            pieces.append(_anchor(found.group()))
+            start = found.end()
+        pieces.append(html.escape(line[start:]))
+        paragraphs.append(f"<p>{''.join(pieces)}</p>")
+    return "\n".join(paragraphs)
+
+
+def note_of(lines: Iterable[str], session: CaptureSession) -> Note:
+    """The note made of a provider's `lines` and the session's marker, in both forms."""
+    every = [*lines, marker(session)]
+    return Note("\n".join(every), html_lines(every, session.links.values()))
+
+
+def render_note(session: CaptureSession, provider: CaptureProvider) -> Note:
     """The note for a session in a final status."""
-    return "\n".join([*provider.render_note(session), marker(session)])
+    return note_of(provider.render_note(session), session)

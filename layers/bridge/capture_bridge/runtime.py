@@ -33,8 +33,13 @@ class Runtime:
         )
 
     def helpdesk(self, name: str) -> HelpdeskAdapter:
-        """The adapter for helpdesk `name`; raises `UnknownHelpdesk`."""
-        return get_adapter(name, self.settings, self.http)
+        """The adapter for helpdesk `name`, kept while the settings are; raises `UnknownHelpdesk`.
+
+        An adapter lives as long as the warm function: it is built again only when the settings
+        object changes (they are re-read every `SECRET_CACHE_SECONDS`), so what it keeps between
+        calls (a token) follows rotated credentials.
+        """
+        return _adapters.get(name, self.settings, self.http)
 
     def provider(self, name: str, budget: CallBudget = CallBudget.BACKGROUND) -> CaptureProvider:
         """The capture provider `name`, timing its calls for `budget`; raises `UnknownProvider`."""
@@ -49,8 +54,32 @@ def _seconds(count: int) -> timedelta:
     return timedelta(seconds=count)
 
 
+class AdapterCache:
+    """One adapter per helpdesk, for the settings and HTTP client it was built with."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Holding the settings keeps their identity from being reused by another object.
+        self._built: dict[str, tuple[Settings, HttpClient, HelpdeskAdapter]] = {}
+
+    def get(self, name: str, settings: Settings, http: HttpClient) -> HelpdeskAdapter:
+        # Built under the lock, so that threads of one function share one adapter (and token).
+        with self._lock:
+            built = self._built.get(name)
+            if built is not None and built[0] is settings and built[1] is http:
+                return built[2]
+            adapter = get_adapter(name, settings, http)
+            self._built[name] = (settings, http, adapter)
+            return adapter
+
+    def clear(self) -> None:
+        with self._lock:
+            self._built.clear()
+
+
 _lock = threading.Lock()
 _stores: dict[str, SessionStore] = {}
+_adapters = AdapterCache()
 
 
 def build_runtime(settings: Settings, *, store: SessionStore | None = None) -> Runtime:

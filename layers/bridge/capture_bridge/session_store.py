@@ -48,14 +48,20 @@ from capture_bridge.errors import (
     InvalidRequest,
     StoreUnavailable,
 )
-from capture_bridge.models import CaptureSession, NoteState, SessionStatus, format_time, parse_time
+from capture_bridge.models import (
+    CaptureSession,
+    Delivery,
+    NoteState,
+    SessionStatus,
+    format_time,
+    parse_time,
+)
 from capture_bridge.observability import logger
 
 DUE_INDEX = "due-sessions"
 # Spreads the due index over a few partitions; the resolver reads them all.
 DUE_BUCKETS = 4
-# Replays are refused as stale after five minutes; an hour of memory is ample.
-DELIVERY_MEMORY = timedelta(hours=1)
+# A webhook delivery is remembered as long as its helpdesk says (`Delivery.remember_for`).
 # An API caller's Idempotency-Key is honoured for a day, as the API promises.
 API_DELIVERY_MEMORY = timedelta(hours=24)
 # Cursors are short JSON; anything longer is not one of ours.
@@ -170,13 +176,16 @@ _Pointer = tuple[str, datetime, str | None]
 
 
 def _delivery_pointer(
-    session: CaptureSession, now: datetime, delivery_id: str, idempotency: Idempotency | None
+    session: CaptureSession,
+    now: datetime,
+    delivery: Delivery | None,
+    idempotency: Idempotency | None,
 ) -> _Pointer | None:
     if idempotency is not None:
         return (idempotency.pointer_key, now + API_DELIVERY_MEMORY, idempotency.fingerprint)
-    if delivery_id:
-        key = f"delivery#{session.helpdesk}#{delivery_id}#{session.capture_key}"
-        return (key, now + DELIVERY_MEMORY, None)
+    if delivery is not None and delivery.fingerprint:
+        key = f"delivery#{session.helpdesk}#{delivery.fingerprint}#{session.capture_key}"
+        return (key, now + delivery.remember_for, None)
     return None
 
 
@@ -342,12 +351,13 @@ class SessionStore:
         session: CaptureSession,
         *,
         now: datetime,
-        delivery_id: str = "",
+        delivery: Delivery | None = None,
         idempotency: Idempotency | None = None,
     ) -> tuple[CaptureSession, bool]:
         """Store a new session unless this delivery or an open capture for it exists already.
 
-        The delivery is a webhook's (`delivery_id`, remembered an hour per capture) or an API
+        The delivery is a webhook's (`delivery`, remembered per capture for as long as its
+        helpdesk's adapter said) or an API
         call's (`idempotency`, remembered a day with its body's fingerprint); with neither, only
         the open-capture guard deduplicates. Returns the session that stands for the request and
         whether it is the caller's own. Reads DynamoDB's reasons for a cancelled transaction: an
@@ -358,7 +368,7 @@ class SessionStore:
         the item, `IdempotencyConflict` when the key was stored with another body's fingerprint.
         """
         now_epoch = int(now.timestamp())
-        pointer = _delivery_pointer(session, now, delivery_id, idempotency)
+        pointer = _delivery_pointer(session, now, delivery, idempotency)
         pointer_keys = (*((pointer[0],) if pointer else ()), _guard_key(session))
         fingerprint = idempotency.fingerprint if idempotency else None
         items = self._creation_items(session, pointer, now)

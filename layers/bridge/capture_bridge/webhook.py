@@ -19,6 +19,7 @@ from capture_bridge.errors import (
     Unauthenticated,
     UnknownHelpdesk,
 )
+from capture_bridge.helpdesks import Headers, WebhookRequest
 from capture_bridge.intake import Opened, open_captures
 from capture_bridge.models import utc_now
 from capture_bridge.observability import logger
@@ -55,8 +56,7 @@ def raw_body(body: str | None, is_base64: bool) -> bytes:
 def accept(
     runtime: Runtime,
     helpdesk_name: str,
-    headers: Mapping[str, str],
-    body: bytes,
+    request: WebhookRequest,
     now: datetime,
     clock: Callable[[], datetime] = utc_now,
 ) -> list[Opened]:
@@ -64,17 +64,39 @@ def accept(
 
     The storing and starting are `intake.open_captures`, shared with the sessions API.
     """
-    if len(body) > MAX_BODY_BYTES:
+    if len(request.body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
     helpdesk = runtime.helpdesk(helpdesk_name)
-    delivery_id = helpdesk.verify(headers, body, now)
+    delivery = helpdesk.verify(request, now)
     # Every capture is read and validated before anything is stored.
-    requests = runtime.capture_requests(helpdesk.parse(body))
-    return open_captures(runtime, requests, now=now, clock=clock, delivery_id=delivery_id)
+    requests = runtime.capture_requests(helpdesk.parse(request.body))
+    return open_captures(runtime, requests, now=now, clock=clock, delivery=delivery)
 
 
 def _refusal(status: int, message: str) -> WebhookAnswer:
     return WebhookAnswer(status, {"error": message})
+
+
+def receive_event(
+    event: Mapping[str, Any],
+    *,
+    runtime_factory: Callable[[], Runtime] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> WebhookAnswer:
+    """Answer an API Gateway HTTP API (v2) event, reading the few fields a webhook needs."""
+    context = event.get("requestContext") or {}
+    helpdesk_name = str((event.get("pathParameters") or {}).get("helpdesk", ""))
+    return receive(
+        helpdesk_name,
+        event.get("headers") or {},
+        event.get("body"),
+        is_base64=bool(event.get("isBase64Encoded")),
+        method=str((context.get("http") or {}).get("method") or "POST"),
+        path=str(event.get("rawPath") or ""),
+        query_string=str(event.get("rawQueryString") or ""),
+        runtime_factory=runtime_factory,
+        clock=clock,
+    )
 
 
 def receive(
@@ -83,16 +105,23 @@ def receive(
     body: str | None,
     *,
     is_base64: bool,
+    method: str = "POST",
+    path: str = "",
+    query_string: str = "",
     runtime_factory: Callable[[], Runtime] | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> WebhookAnswer:
-    """Answer one webhook call; every domain error is mapped to its HTTP answer here."""
+    """Answer one webhook call; every domain error is mapped to its HTTP answer here.
+
+    `path` defaults to the route's own, `/webhooks/<helpdesk>`.
+    """
     try:
         return _answer(
             helpdesk_name,
             headers,
             body,
             is_base64=is_base64,
+            shape=(method, path or f"/webhooks/{helpdesk_name}", query_string),
             runtime_factory=runtime_factory,
             clock=clock,
         )
@@ -106,14 +135,22 @@ def _answer(
     body: str | None,
     *,
     is_base64: bool,
+    shape: tuple[str, str, str],
     runtime_factory: Callable[[], Runtime] | None,
     clock: Callable[[], datetime],
 ) -> WebhookAnswer:
     try:
-        raw = raw_body(body, is_base64)
+        method, path, query_string = shape
+        request = WebhookRequest(
+            method=method.upper(),
+            path=path,
+            headers=Headers(headers),
+            body=raw_body(body, is_base64),
+            query_string=query_string,
+        )
         try:
             runtime = (runtime_factory or get_runtime)()
-            opened = accept(runtime, helpdesk_name, headers, raw, clock(), clock)
+            opened = accept(runtime, helpdesk_name, request, clock(), clock)
         except Unauthenticated:
             # The secret may have been filled in or rotated since the settings were cached (the
             # Zendesk test button right after setup): read once more, at most once per floor.
@@ -121,7 +158,7 @@ def _answer(
             if fresh is None:
                 raise
             logger.info("webhook refused with cached settings; verifying again with fresh ones")
-            opened = accept(build_runtime(fresh), helpdesk_name, headers, raw, clock(), clock)
+            opened = accept(build_runtime(fresh), helpdesk_name, request, clock(), clock)
     except Unauthenticated as exc:
         metrics.webhook_refused(
             metrics.RefusalReason.UNAUTHORIZED,

@@ -1,25 +1,85 @@
 """Helpdesk adapters: who asks for captures and receives the notes.
 
 Each helpdesk is one module behind `HelpdeskAdapter`, found by the name in the webhook path.
-Modules are imported on first use, so a function only pays for the helpdesks it serves.
+Modules are imported on first use, so a function only pays for the helpdesks it serves. A module
+declares `NAME`, `SETTINGS`, `SECRET_KEYS` and `LONGEST_NOTE_SECONDS`, and defines
+`adapter(settings, http)`, `probe(settings, http)` and `sign_request(values, request, now)`.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import parse_qs
 
 from capture_bridge.errors import UnknownHelpdesk
-from capture_bridge.models import TicketRequest
+from capture_bridge.models import Delivery, TicketRequest
 
 if TYPE_CHECKING:
     from capture_bridge.http import HttpClient
+    from capture_bridge.notes import Note
     from capture_bridge.settings import Settings
+
+
+class Headers(Mapping[str, str]):
+    """HTTP headers looked up case-insensitively; every value sent under a name is kept.
+
+    `headers[name]` is the first value; `all(name)` gives them all, so that a scheme can refuse
+    spellings that disagree (`X-Signature` and `x-signature` with different values).
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, pairs: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        items = pairs.items() if isinstance(pairs, Mapping) else pairs
+        values: dict[str, tuple[str, ...]] = {}
+        for name, value in items:
+            key = str(name).lower()
+            values[key] = (*values.get(key, ()), str(value))
+        self._values = values
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()][0]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def all(self, name: str) -> tuple[str, ...]:
+        """Every value sent under `name`, in the order received; empty when none was."""
+        return self._values.get(name.lower(), ())
+
+    def __repr__(self) -> str:
+        # Names only: values carry signatures and secrets.
+        return f"Headers({sorted(self._values)})"
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """The whole webhook call as the sender made it, for schemes that sign more than the body."""
+
+    method: str
+    path: str
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    # The raw query string, without the `?`, exactly as sent.
+    query_string: str = ""
+
+    @property
+    def params(self) -> Mapping[str, tuple[str, ...]]:
+        """The query string's parameters, each with every value it was given."""
+        parsed = parse_qs(self.query_string, keep_blank_values=True)
+        return {name: tuple(values) for name, values in parsed.items()}
 
 
 class NoteOutcome(StrEnum):
@@ -40,14 +100,19 @@ class NoteResult:
 
 
 class HelpdeskAdapter(Protocol):
-    """Verifies a helpdesk's webhook, reads its capture request, and writes internal notes."""
+    """Verifies a helpdesk's webhook, reads its capture request, and writes internal notes.
+
+    An adapter lives as long as the warm function and its settings (`Runtime.helpdesk`), and is
+    called from several threads at once by the resolver: state it keeps (a token) is its own.
+    """
 
     name: str
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
-        """Check the sender and freshness; return a fingerprint of this delivery.
+    def verify(self, request: WebhookRequest, now: datetime) -> Delivery:
+        """Check the sender and freshness; return the delivery's fingerprint and memory.
 
-        Raises `Unauthenticated` when the proof is missing, wrong or stale.
+        Raises `Unauthenticated` when the proof is missing, wrong or stale, and
+        `SecretNotConfigured` (naming the setting) when there is nothing to check it against.
         """
         ...
 
@@ -58,8 +123,8 @@ class HelpdeskAdapter(Protocol):
         """
         ...
 
-    def post_note(self, ticket_id: str, text: str) -> NoteResult:
-        """Add an internal (agent-only) note to the ticket."""
+    def post_note(self, ticket_id: str, note: Note) -> NoteResult:
+        """Add an internal (agent-only) note to the ticket, in the form the helpdesk renders."""
         ...
 
     def has_note(self, ticket_id: str, marker: str) -> bool | None:
@@ -75,13 +140,27 @@ def supported_helpdesks() -> tuple[str, ...]:
 
 
 def helpdesk_module(name: str) -> ModuleType:
-    """The module of helpdesk `name` (it declares `SETTINGS` and `SECRET_KEYS`)."""
+    """The module of helpdesk `name` (see the module docstring for what it declares)."""
     module_name = _MODULES.get(name)
     if module_name is None:
         raise UnknownHelpdesk(
             f"unknown helpdesk {name[:40]!r}; supported: {', '.join(supported_helpdesks())}"
         )
     return importlib.import_module(module_name)
+
+
+# Signs or authenticates a webhook call as the helpdesk would: the headers to send with it.
+RequestSigner = Callable[[Mapping[str, str], WebhookRequest, datetime], dict[str, str]]
+
+
+def request_signer(name: str) -> RequestSigner:
+    """Helpdesk `name`'s `sign_request(values, request, now)`, for the local runner and tests.
+
+    `values` are settings by name (its webhook secret among them); it raises
+    `SecretNotConfigured` naming the setting when that is missing.
+    """
+    signer: RequestSigner = helpdesk_module(name).sign_request
+    return signer
 
 
 def get_adapter(name: str, settings: Settings, http: HttpClient) -> HelpdeskAdapter:

@@ -14,9 +14,10 @@ from typing import Any
 
 from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.errors import InvalidRequest, SecretNotConfigured, Unauthenticated
-from capture_bridge.helpdesks import NoteOutcome, NoteResult
+from capture_bridge.helpdesks import Headers, NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.http import HttpClient, TransportError
-from capture_bridge.models import TicketRequest, field_text, storable_text
+from capture_bridge.models import Delivery, TicketRequest, field_text, storable_text
+from capture_bridge.notes import Note
 from capture_bridge.settings import Settings
 
 NAME = "zendesk"
@@ -28,6 +29,9 @@ SIGNATURE_HEADER = "x-zendesk-webhook-signature"
 TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
 # Zendesk signs each delivery with its send time; older ones are treated as replays.
 MAX_SKEW = timedelta(minutes=5)
+# How long a delivery is recognised: a redelivery older than MAX_SKEW is refused anyway, so an
+# hour is ample.
+DELIVERY_MEMORY = timedelta(hours=1)
 NOTE_TIMEOUT = (3.05, 10.0)
 # The longest a note can take: the look for an earlier one, then the post, each at its timeouts.
 LONGEST_NOTE_SECONDS = 2 * sum(NOTE_TIMEOUT)
@@ -84,9 +88,9 @@ def _parse_timestamp(raw: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
+def _header(headers: Headers, name: str) -> str:
     """A header matched case-insensitively; spellings that disagree prove nothing and refuse."""
-    values = [value for key, value in headers.items() if key.lower() == name]
+    values = headers.all(name)
     if len({value.strip() for value in values}) > 1:
         raise Unauthenticated(f"conflicting {name} headers")
     return values[0] if values else ""
@@ -124,11 +128,17 @@ class ZendeskAdapter:
         self._http = http
         self._timeout = timeout
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
-        """Fail closed: no secret, no headers, a stale time or a wrong signature all refuse."""
+    def verify(self, request: WebhookRequest, now: datetime) -> Delivery:
+        """Fail closed: no secret, no headers, a stale time or a wrong signature all refuse.
+
+        Zendesk signs the body and the time only; method, path and query prove nothing here.
+        """
         secret = self._settings.webhook_secret
         if not secret:
-            raise SecretNotConfigured("webhook signing secret is not configured")
+            raise SecretNotConfigured(
+                "webhook signing secret is not configured (ZENDESK_WEBHOOK_SECRET)"
+            )
+        headers, body = request.headers, request.body
         signature = _header(headers, SIGNATURE_HEADER)
         timestamp = _header(headers, TIMESTAMP_HEADER)
         if not signature or not timestamp:
@@ -146,7 +156,7 @@ class ZendeskAdapter:
         if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
             raise Unauthenticated("webhook signature does not match")
         # The signature covers time and body: equal signatures mean a redelivery of the same call.
-        return hashlib.sha256(expected.encode()).hexdigest()
+        return Delivery(hashlib.sha256(expected.encode()).hexdigest(), DELIVERY_MEMORY)
 
     def parse(self, body: bytes) -> TicketRequest:
         """Read the README's trigger body; every problem is a 400 naming the field."""
@@ -183,8 +193,11 @@ class ZendeskAdapter:
             return None
         return settings.base_url, (f"{settings.email}/token", settings.api_token)
 
-    def post_note(self, ticket_id: str, text: str) -> NoteResult:
-        """`PUT /api/v2/tickets/{id}.json` with a private comment: an internal note."""
+    def post_note(self, ticket_id: str, note: Note) -> NoteResult:
+        """`PUT /api/v2/tickets/{id}.json` with a private comment: an internal note.
+
+        The note's text form goes in `body`, as the bridge has always sent it.
+        """
         credentials = self._credentials()
         if credentials is None:
             return NoteResult(
@@ -198,7 +211,7 @@ class ZendeskAdapter:
                 "PUT",
                 f"{base_url}/api/v2/tickets/{ticket_id}.json",
                 headers={"Content-Type": "application/json", "Accept": "application/json"},
-                json_body={"ticket": {"comment": {"body": text, "public": False}}},
+                json_body={"ticket": {"comment": {"body": note.text, "public": False}}},
                 auth=auth,
                 timeout=self._timeout,
             )
@@ -294,6 +307,20 @@ def probe(settings: Settings, http: HttpClient) -> AccessCheck:
             "internal notes need an agent or admin",
         )
     return AccessCheck(NAME, Access.OK, f"signed in as {role} (user id {user['id']})")
+
+
+def sign_request(
+    values: Mapping[str, str], request: WebhookRequest, now: datetime
+) -> dict[str, str]:
+    """The headers Zendesk would send with `request` at `now`, signed with its webhook secret."""
+    secret = values.get("ZENDESK_WEBHOOK_SECRET", "").strip()
+    if not secret:
+        raise SecretNotConfigured("set ZENDESK_WEBHOOK_SECRET")
+    timestamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        SIGNATURE_HEADER: sign_webhook(secret, timestamp, request.body),
+        TIMESTAMP_HEADER: timestamp,
+    }
 
 
 def adapter(settings: Settings, http: HttpClient) -> ZendeskAdapter:
