@@ -164,7 +164,9 @@ def test_webhook_route_and_output(template: dict[str, Any]) -> None:
     assert events["Webhook"]["Properties"]["Path"] == "/webhooks/{helpdesk}"
     assert events["Webhook"]["Properties"]["Method"] == "POST"
     assert "WebhookUrl" in template["Outputs"]
-    assert template["Outputs"]["WebhookBaseUrl"]["Value"]["Fn::Sub"].endswith("/webhooks/")
+    base_url = template["Outputs"]["WebhookBaseUrl"]["Value"]
+    assert base_url.name == "Fn::Sub"
+    assert base_url.value.endswith("/webhooks/")
 
 
 def _sessions_routes(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
