@@ -10,6 +10,8 @@ SAM_CLI_VERSION := 1.170.0
 # Which deployed stack `deploy`, `secret`, `doctor` and `redrive` work on: ENV=default|staging|prod.
 # The names are samconfig.toml's stack_name of each config env (tests/ops keeps them equal).
 ENV ?= default
+# The helpdesk `make demo` runs with (any of local_runner.simulators.HELPDESK_SIMULATORS).
+HELPDESK ?= zendesk
 STACK_default := capture-bridge
 STACK_staging := capture-bridge-staging
 STACK_prod := capture-bridge-prod
@@ -43,9 +45,9 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
 	@touch $@
 
-## The demo: webhook -> Bugpilot capture -> internal note, on built-in simulators.
+## The demo: webhook -> capture -> internal note, on built-in simulators (HELPDESK=zendesk|...).
 demo: $(BIN)/.installed
-	$(BIN)/python -m local_runner demo
+	$(BIN)/python -m local_runner demo --helpdesk $(HELPDESK)
 
 ## The local runner against real accounts configured in .env (see README).
 dev: $(BIN)/.installed

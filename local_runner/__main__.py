@@ -58,9 +58,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     demo = commands.add_parser(
-        "demo", help="run the whole flow against local Bugpilot and Zendesk simulators"
+        "demo", help="run the whole flow against local capture-source and helpdesk simulators"
     )
     demo.add_argument("-v", "--verbose", action="store_true", help="show the handlers' logs")
+    demo.add_argument(
+        "--helpdesk",
+        default="zendesk",
+        metavar="NAME",
+        help="the helpdesk whose simulator asks for the captures and receives the notes",
+    )
 
     sign = commands.add_parser(
         "sign-event",
@@ -198,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sign_event(args)
     from local_runner.demo import run_demo  # imported late: it needs the simulators
 
-    return run_demo(verbose=args.verbose)
+    return run_demo(verbose=args.verbose, helpdesk=args.helpdesk)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """``python -m local_runner demo``: the whole capture flow on one machine, no account needed.
 
-Bugpilot and Zendesk are local simulators, DynamoDB is embedded, and the real handlers run in
-the local runner. Each step prints what is sent and what comes back, and checks that it did
-what it should within a bound, so the demo doubles as an end-to-end smoke test.
+The capture sources and the helpdesk (Zendesk unless ``--helpdesk`` names another) are local
+simulators, DynamoDB is embedded, and the real handlers run in the local runner. Each step
+prints what is sent and what comes back, and checks that it did what it should within a bound,
+so the demo doubles as an end-to-end smoke test.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,10 +24,11 @@ from local_runner.dynamodb import dynamodb_client
 from local_runner.logs import make_handler_logs_readable
 from local_runner.runner import DEFAULT_TEMPLATE, LocalRunner
 from local_runner.simulators import (
+    HELPDESK_SIMULATORS,
     BugpilotSimulator,
+    HelpdeskSimulator,
     LambdaTestSimulator,
     NotteSimulator,
-    ZendeskSimulator,
 )
 
 T = TypeVar("T")
@@ -39,10 +42,8 @@ LAMBDATEST_KEY = "lt-demo-key"
 LAMBDATEST_SESSION = "bc02fd99593f14e37850745d66197f89"
 NOTTE_KEY = "sk-notte-demo"
 NOTTE_SESSION = "33c3c8bf-9d6d-4dff-8248-142eaf347f59"
-ZENDESK_EMAIL = "agent@example.com"
-ZENDESK_TOKEN = "zd-demo-token"  # noqa: S105 - credential of the local simulator only
-WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105 - same
-SESSIONS_API_TOKEN = "demo-sessions-token"  # noqa: S105 - same
+SESSIONS_API_TOKEN = "demo-sessions-token"  # noqa: S105 - credential of the local demo only
+DEFAULT_HELPDESK = "zendesk"
 SCHEDULE_SECONDS = 1.0
 NOTE_TIMEOUT = 30.0
 STATUS_TIMEOUT = 10.0
@@ -71,9 +72,14 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
         time.sleep(POLL_SECONDS)
 
 
-def iso_timestamp() -> str:
-    """``YYYY-MM-DDTHH:MM:SSZ``, the form of Zendesk's signature timestamp header."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+@contextmanager
+def running(desk: HelpdeskSimulator) -> Iterator[HelpdeskSimulator]:
+    """The helpdesk simulator, serving until the block ends."""
+    desk.start()
+    try:
+        yield desk
+    finally:
+        desk.stop()
 
 
 class SessionWatch:
@@ -122,20 +128,18 @@ class Demo:
         self,
         runner: LocalRunner,
         bugpilot: BugpilotSimulator,
-        zendesk: ZendeskSimulator,
+        desk: HelpdeskSimulator,
         lambdatest: LambdaTestSimulator,
         notte: NotteSimulator,
     ):
         self.runner = runner
         self.bugpilot = bugpilot
-        self.zendesk = zendesk
+        self.desk = desk
         self.lambdatest = lambdatest
         self.notte = notte
         self.table_name = runner.environment["TABLE_NAME"]
-        # Imported only now: the runner has put the layer (layers/bridge) on sys.path.
-        from capture_bridge.helpdesks.zendesk import sign_webhook
-
-        self._sign: Callable[[str, str, bytes], str] = sign_webhook
+        self.path = f"/webhooks/{desk.helpdesk}"
+        self.tickets = [desk.ticket_id(number) for number in (1001, 1002, 1003, 1004)]
 
     def run(self) -> None:
         """All steps in order; raises :class:`DemoError` at the first one that fails."""
@@ -143,7 +147,7 @@ class Demo:
         say(f"   Bugpilot simulator  {self.bugpilot.url}")
         say(f"   LambdaTest sim.     {self.lambdatest.url}")
         say(f"   Notte simulator     {self.notte.url}")
-        say(f"   Zendesk simulator   {self.zendesk.url}")
+        say(f"   {self.desk.helpdesk.capitalize():<19} {self.desk.url}")
         say(f"   Local API           {self.runner.url}  (resolver every {SCHEDULE_SECONDS:g} s)")
         watch, delivery = self.step_online_user()
         self.step_duplicate(watch.session_id, delivery)
@@ -162,8 +166,9 @@ class Demo:
         say()
         say("1. user-42 has the app open, so Bugpilot can reach them.")
         self.bugpilot.connect_user("user-42")
-        delivery = self.make_delivery("1001", "user-42", "ada@example.com")
-        say("   Zendesk calls the webhook for ticket 1001 (signed with the webhook secret):")
+        ticket = self.tickets[0]
+        delivery = self.make_delivery(ticket, "user-42", "ada@example.com")
+        say(f"   {self.desk.sender} calls the webhook for ticket {ticket} (with its proof):")
         answer = self.post(delivery)
         self.expect(answer, 202)
         watch = SessionWatch(self.table_name, self.session_id(answer))
@@ -175,9 +180,9 @@ class Demo:
         return watch, delivery
 
     def step_duplicate(self, session_id: str, delivery: Delivery) -> None:
-        """(2) Zendesk retries the same delivery: nothing is done twice."""
+        """(2) The helpdesk retries the same delivery: nothing is done twice."""
         say()
-        say("2. Zendesk delivers the very same webhook again (it retries on slow answers).")
+        say(f"2. {self.desk.sender} delivers the very same webhook again (as its retries do).")
         answer = self.post(delivery)
         if not 200 <= answer["status"] < 300:
             raise DemoError(f"the repeated delivery got HTTP {answer['status']}")
@@ -193,29 +198,31 @@ class Demo:
         """(3) The scheduled resolver finds the report and writes the internal note."""
         say()
         say("3. The resolver (scheduled) asks Bugpilot for the report and writes it back.")
-        self.wait_for_note("1001", watch)
+        self.wait_for_note(self.tickets[0], watch)
 
     def step_offline_user(self) -> None:
         """(4) A requester who is offline: the bridge waits, then captures once they connect."""
         say()
-        say("4. Ticket 1002: its requester user-7 does not have the app open.")
+        ticket = self.tickets[1]
+        say(f"4. Ticket {ticket}: its requester user-7 does not have the app open.")
         self.bugpilot.disconnect_user("user-7")
-        delivery = self.make_delivery("1002", "user-7", "grace@example.com")
+        delivery = self.make_delivery(ticket, "user-7", "grace@example.com")
         answer = self.post(delivery)
         self.expect(answer, 202)
         watch = SessionWatch(self.table_name, self.session_id(answer))
         watch.wait_status("waiting_for_user")
         say("   user-7 opens the app; the resolver retries the capture request...")
         self.bugpilot.connect_user("user-7")
-        self.wait_for_note("1002", watch)
+        self.wait_for_note(ticket, watch)
 
     def step_lambdatest(self) -> None:
         """(5) A ticket names a LambdaTest test session: its results reach the ticket."""
         say()
-        say("5. Ticket 1003 names a LambdaTest test session that is still running.")
+        ticket = self.tickets[2]
+        say(f"5. Ticket {ticket} names a LambdaTest test session that is still running.")
         self.lambdatest.add_session(LAMBDATEST_SESSION, status="running")
         delivery = self.make_delivery(
-            "1003",
+            ticket,
             "",
             "qa@example.com",
             tags="qa",
@@ -227,15 +234,16 @@ class Demo:
         watch.wait_status("pending")
         say("   The test finishes (failed); the resolver reads it and writes the note...")
         self.lambdatest.finish_session(LAMBDATEST_SESSION, status="failed")
-        self.wait_for_note("1003", watch)
+        self.wait_for_note(ticket, watch)
 
     def step_notte(self) -> None:
         """(6) A ticket links a Notte browser session: its replay reaches the ticket."""
         say()
-        say("6. Ticket 1004 links the Notte browser session an agent reproduced the bug in.")
+        ticket = self.tickets[3]
+        say(f"6. Ticket {ticket} links the Notte browser session an agent reproduced the bug in.")
         self.notte.add_session(NOTTE_SESSION, status="active")
         delivery = self.make_delivery(
-            "1004",
+            ticket,
             "user-7",
             "grace@example.com",
             tags="notte",
@@ -247,7 +255,7 @@ class Demo:
         watch.wait_status("pending")
         say("   The browser session closes; the resolver fetches its replay...")
         self.notte.close_session(NOTTE_SESSION)
-        self.wait_for_note("1004", watch)
+        self.wait_for_note(ticket, watch)
 
     def step_command_line(self, first_session_id: str) -> None:
         """(7) The same captures as an agent's tool sees them: the sessions API, via its CLI."""
@@ -289,32 +297,29 @@ class Demo:
         tags: str = "bugpilot_session vip",
         **extra: str,
     ) -> Delivery:
-        """Headers and body of a Zendesk webhook delivery, as the trigger template makes it."""
-        payload = {
-            "ticket_id": ticket_id,
-            "requester_email": email,
-            "requester_external_id": user_id,
-            "tags": tags,
-            **extra,
-        }
-        body = json.dumps(payload).encode("utf-8")
-        timestamp = iso_timestamp()
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "Zendesk Webhook",
-            "X-Zendesk-Webhook-Signature": self._sign(WEBHOOK_SECRET, timestamp, body),
-            "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
-        }
-        return headers, body
+        """Headers and body of a delivery as the helpdesk's rule makes it, with its proof."""
+        # Imported only now: the runner has put the layer (layers/bridge) on sys.path.
+        from capture_bridge.helpdesks import WebhookRequest, request_signer
+
+        body = self.desk.webhook_body(
+            ticket_id, user_id=user_id, email=email, tags=tags, fields=extra
+        )
+        sign = request_signer(self.desk.helpdesk)
+        proof = sign(
+            self.desk.bridge_settings(),
+            WebhookRequest("POST", self.path, body=body),
+            datetime.now(UTC),
+        )
+        return {**self.desk.webhook_headers(), **proof}, body
 
     def post(self, delivery: Delivery) -> dict[str, Any]:
         """Send a delivery to the local API; print and return status and JSON answer."""
         headers, body = delivery
-        say("     POST /webhooks/zendesk")
+        say(f"     POST {self.path}")
         say(f"     {body.decode()}")
         try:
             response = requests.post(
-                f"{self.runner.url}/webhooks/zendesk",
+                f"{self.runner.url}{self.path}",
                 data=body,
                 headers=headers,
                 timeout=HTTP_TIMEOUT,
@@ -344,22 +349,20 @@ class Demo:
         return session_id
 
     def internal_note(self, ticket_id: str) -> str | None:
-        """The first internal (non-public) comment of a ticket, if any."""
-        for comment in self.zendesk.comments(ticket_id):
-            if comment.get("public") is False:
-                return str(comment.get("body", ""))
-        return None
+        """The first internal (agent-only) note of a ticket, if any."""
+        notes = self.desk.internal_notes(ticket_id)
+        return notes[0] if notes else None
 
     def show_note(self, ticket_id: str, note: str) -> None:
         """Print an internal note, indented."""
-        say(f"   Internal note on Zendesk ticket {ticket_id}:")
+        say(f"   Internal note on {self.desk.helpdesk.capitalize()} ticket {ticket_id}:")
         for line in note.splitlines() or [""]:
             say(f"     | {line}")
 
 
 def demo_env(
     bugpilot_url: str,
-    zendesk_url: str,
+    desk: HelpdeskSimulator,
     lambdatest_url: str,
     notte_url: str,
     *,
@@ -375,11 +378,7 @@ def demo_env(
         "LAMBDATEST_ACCESS_KEY": LAMBDATEST_KEY,
         "NOTTE_API_URL": notte_url,
         "NOTTE_API_KEY": NOTTE_KEY,
-        "ZENDESK_API_URL": zendesk_url,
-        "ZENDESK_SUBDOMAIN": "demo",
-        "ZENDESK_EMAIL": ZENDESK_EMAIL,
-        "ZENDESK_API_TOKEN": ZENDESK_TOKEN,
-        "ZENDESK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        **desk.bridge_settings(),
         "SESSIONS_API_TOKEN": SESSIONS_API_TOKEN,
         "CAPTURE_MAX_WAIT_MINUTES": "30",
         # Production waits minutes between retries and polls; the demo must not.
@@ -392,29 +391,39 @@ def demo_env(
     }
 
 
-def run_demo(*, verbose: bool = False, template_path: str | Path = DEFAULT_TEMPLATE) -> int:
-    """Run the demo; returns the exit code (0 when every step happened)."""
+def run_demo(
+    *,
+    verbose: bool = False,
+    template_path: str | Path = DEFAULT_TEMPLATE,
+    helpdesk: str = DEFAULT_HELPDESK,
+) -> int:
+    """Run the demo with `helpdesk`'s simulator; the exit code is 0 when every step happened."""
+    make_desk = HELPDESK_SIMULATORS.get(helpdesk)
+    if make_desk is None:
+        known = ", ".join(sorted(HELPDESK_SIMULATORS))
+        print(f"Unknown helpdesk {helpdesk!r}; the demo runs {known}", file=sys.stderr)
+        return 2
     if not verbose:
         # Keep errors (with their tracebacks) but not the one line per request.
         logging.getLogger("local_runner").setLevel(logging.WARNING)
     try:
         with (
             BugpilotSimulator(workspace_id=WORKSPACE_ID, api_key=BUGPILOT_KEY) as bugpilot,
-            ZendeskSimulator(email=ZENDESK_EMAIL, api_token=ZENDESK_TOKEN) as zendesk,
+            running(make_desk()) as desk,
             LambdaTestSimulator(username=LAMBDATEST_USER, access_key=LAMBDATEST_KEY) as lambdatest,
             NotteSimulator(api_key=NOTTE_KEY) as notte,
             LocalRunner(
                 template_path,
                 port=0,
                 schedule_interval=SCHEDULE_SECONDS,
-                env=demo_env(bugpilot.url, zendesk.url, lambdatest.url, notte.url, verbose=verbose),
+                env=demo_env(bugpilot.url, desk, lambdatest.url, notte.url, verbose=verbose),
                 # A fresh table every run, even if AWS_ENDPOINT_URL_DYNAMODB points elsewhere.
                 embedded_dynamodb=True,
             ) as runner,
         ):
             if verbose:
                 make_handler_logs_readable()
-            Demo(runner, bugpilot, zendesk, lambdatest, notte).run()
+            Demo(runner, bugpilot, desk, lambdatest, notte).run()
     except DemoError as error:
         print(f"\nDemo failed: {error}", file=sys.stderr)
         return 1

@@ -34,7 +34,6 @@ from ops.stack import (
 HEALTHY = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
 # Still running the previous version after a failed update: it works, but not as deployed.
 ROLLED_BACK = frozenset({"UPDATE_ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"})
-WEBHOOK_SECRET_KEY = "ZENDESK_WEBHOOK_SECRET"  # noqa: S105 - a key name, not a secret
 # How the stack guards its sessions API (absent on stacks deployed before it existed).
 SESSIONS_AUTH_OUTPUT = "SessionsApiAuth"
 SESSIONS_TOKEN_KEY = "SESSIONS_API_TOKEN"  # noqa: S105 - a key name, not a secret
@@ -62,6 +61,11 @@ def required_integrations() -> frozenset[str]:
     """The integrations the bridge cannot work without: the only helpdesk, and Bugpilot."""
     helpdesks = supported_helpdesks()
     return frozenset({DEFAULT_PROVIDER, *(helpdesks if len(helpdesks) == 1 else ())})
+
+
+def webhook_secret_keys() -> frozenset[str]:
+    """The key each helpdesk checks its webhooks against (`WEBHOOK_SECRET_KEY` of its module)."""
+    return frozenset(helpdesk_module(name).WEBHOOK_SECRET_KEY for name in supported_helpdesks())
 
 
 def check_status(stack: Stack, report: Report) -> bool:
@@ -134,6 +138,7 @@ def check_keys(values: Mapping[str, str], report: Report) -> set[str]:
     """Which integrations are in use (some key set), and what each one lacks."""
     in_use = set()
     required = required_integrations()
+    webhook_keys = webhook_secret_keys()
     for integration, keys in known_keys().items():
         present = [key for key in keys if values.get(key, "").strip()]
         missing = [key for key in keys if key not in present]
@@ -143,15 +148,21 @@ def check_keys(values: Mapping[str, str], report: Report) -> set[str]:
             report.ok(f"{integration}: every secret key is set")
         elif present or integration in required:
             for key in missing:
-                if key == WEBHOOK_SECRET_KEY:
+                if key in webhook_keys:
                     report.problem(
                         f"{integration}: {key} is missing, so every webhook is refused with 401 "
-                        "(copy it from the Zendesk webhook's page, then `make secret`)"
+                        f"(the README's {integration} set-up says where it comes from; then "
+                        "`make secret`)"
                     )
                 else:
                     report.problem(f"{integration}: {key} is missing (set it with `make secret`)")
         else:
             report.note(f"{integration}: not configured (no {', '.join(keys)} in the secret)")
+    if not in_use & set(supported_helpdesks()):
+        report.problem(
+            "no helpdesk is configured, so no capture can be asked for or noted: set the keys "
+            f"of one of {', '.join(supported_helpdesks())} (`make secret`)"
+        )
     return in_use
 
 

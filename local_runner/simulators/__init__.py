@@ -1,13 +1,23 @@
 """HTTP simulators of the vendor APIs, for the local demo and the integration tests."""
 
+from collections.abc import Callable
+
 from ._server import RecordedRequest
 from .bugpilot import BugpilotSimulator
+from .helpdesk import HelpdeskSimulator
 from .lambdatest import LambdaTestSimulator
 from .notte import NotteSimulator
 from .zendesk import ZendeskSimulator
 
+# The helpdesks `make demo HELPDESK=…` can run: one line per helpdesk simulator.
+HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
+    "zendesk": ZendeskSimulator,
+}
+
 __all__ = [
+    "HELPDESK_SIMULATORS",
     "BugpilotSimulator",
+    "HelpdeskSimulator",
     "LambdaTestSimulator",
     "NotteSimulator",
     "RecordedRequest",

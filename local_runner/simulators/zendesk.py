@@ -6,7 +6,9 @@ import base64
 import binascii
 import copy
 import hmac
+import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +19,7 @@ COMMENTS_PATH = re.compile(r"^/api/v2/tickets/(?P<id>[^/]+)/comments\.json$")
 # Show Self: who the credentials belong to (anyone may call it, see `_me`).
 ME_PATH = re.compile(r"^/api/v2/users/me\.json$")
 COMMENT_LIMIT = 5000
+DEMO_WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105 - the local demo's only
 AUTHOR_ID = 1_000_001  # the API user the token belongs to
 
 _AUTH_FAILED: dict[str, Any] = {"error": "Couldn't authenticate you"}
@@ -63,6 +66,9 @@ def _scripted_failure(entry: ScriptedReply) -> Reply:
 class ZendeskSimulator(JsonHttpServer):
     """Zendesk ticket comments over real HTTP, with scriptable failures and recorded calls."""
 
+    helpdesk = "zendesk"
+    sender = "Zendesk"
+
     def __init__(
         self,
         *,
@@ -85,6 +91,43 @@ class ZendeskSimulator(JsonHttpServer):
         self._me_script = ScriptQueue()
         # The role of the user the API token belongs to; "end-user" makes notes impossible.
         self.api_user_role = "admin"
+
+    # -- the demo's view (HelpdeskSimulator) -------------------------------------------------
+
+    def bridge_settings(self) -> dict[str, str]:
+        return {
+            "ZENDESK_API_URL": self.url,
+            "ZENDESK_SUBDOMAIN": "demo",
+            "ZENDESK_EMAIL": self.email,
+            "ZENDESK_API_TOKEN": self.api_token,
+            "ZENDESK_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET,
+        }
+
+    def ticket_id(self, number: int) -> str:
+        return str(number)
+
+    def webhook_body(
+        self, ticket_id: str, *, user_id: str, email: str, tags: str, fields: Mapping[str, str]
+    ) -> bytes:
+        # The README's trigger body.
+        payload = {
+            "ticket_id": ticket_id,
+            "requester_email": email,
+            "requester_external_id": user_id,
+            "tags": tags,
+            **fields,
+        }
+        return json.dumps(payload).encode()
+
+    def webhook_headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/json", "User-Agent": "Zendesk Webhook"}
+
+    def internal_notes(self, ticket_id: str) -> list[str]:
+        return [
+            str(comment.get("body", ""))
+            for comment in self.comments(ticket_id)
+            if comment.get("public") is False
+        ]
 
     # -- test controls ---------------------------------------------------------------------
 

@@ -139,7 +139,7 @@ def test_a_stack_with_token_auth_sends_the_bearer_token(
 
 
 def test_a_stack_without_the_api_output_says_so() -> None:
-    connect = stack_answering({"WebhookUrl": "https://example.invalid/webhooks/zendesk"})
+    connect = stack_answering({"WebhookBaseUrl": "https://example.invalid/webhooks/"})
     run = run_cli(*LIST, "--stack", STACK, connect=connect)
     assert run.code == exits.USAGE
     assert f"stack {STACK} has no output SessionsApiUrl" in run.err

@@ -110,12 +110,16 @@ def package_imports(path: Path) -> set[str]:
     return {name for name in names if name.startswith("capture_bridge")}
 
 
+# Modules of an integration folder that are no integration: the rules its integrations share.
+SHARED_MODULES = frozenset({"__init__.py", "common.py"})
+
+
 def integration_paths() -> list[Path]:
     return sorted(
         path
         for folder in ("capture", "helpdesks")
         for path in (PACKAGE / folder).glob("*.py")
-        if path.name != "__init__.py"
+        if path.name not in SHARED_MODULES
     )
 
 

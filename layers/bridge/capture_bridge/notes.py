@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -46,11 +46,15 @@ class Note:
 
     `text` is the lines as providers wrote them. `html` is the same lines with every character
     escaped, so that nothing a payload or a vendor sent becomes markup, and with the session's
-    own web links (http and https only) made into `<a href>` links.
+    own web links (http and https only) made into `<a href>` links. A helpdesk with a markup of
+    its own renders `lines` and `links` with `marked_up`.
     """
 
     text: str
     html: str
+    lines: tuple[str, ...] = ()
+    # The session's own web links: the only text of a note that may become a link.
+    links: tuple[str, ...] = ()
 
 
 # Only these schemes are ever made clickable: `javascript:`, `data:` and the like stay text.
@@ -73,29 +77,40 @@ def _anchor(url: str) -> str:
     return f'<a href="{escaped}">{escaped}</a>'
 
 
-def html_lines(lines: Iterable[str], links: Iterable[str]) -> str:
-    """`lines` as HTML paragraphs: every character escaped, each web link in `links` an anchor."""
-    web = sorted({link for link in links if is_web_link(link)}, key=len, reverse=True)
-    pattern = re.compile("|".join(re.escape(link) for link in web)) if web else None
-    paragraphs = []
+def marked_up(
+    lines: Iterable[str],
+    links: Iterable[str],
+    escape: Callable[[str], str],
+    link: Callable[[str], str],
+) -> list[str]:
+    """Each line in a markup: every piece `escape`d except the web links in `links`, `link`ed."""
+    web = sorted({url for url in links if is_web_link(url)}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(url) for url in web)) if web else None
+    rendered = []
     for line in lines:
         if pattern is None:
-            paragraphs.append(f"<p>{html.escape(line)}</p>")
+            rendered.append(escape(line))
             continue
         pieces, start = [], 0
         for found in pattern.finditer(line):
-            pieces.append(html.escape(line[start : found.start()]))
-            pieces.append(_anchor(found.group()))
+            pieces.append(escape(line[start : found.start()]))
+            pieces.append(link(found.group()))
             start = found.end()
-        pieces.append(html.escape(line[start:]))
-        paragraphs.append(f"<p>{''.join(pieces)}</p>")
-    return "\n".join(paragraphs)
+        pieces.append(escape(line[start:]))
+        rendered.append("".join(pieces))
+    return rendered
+
+
+def html_lines(lines: Iterable[str], links: Iterable[str]) -> str:
+    """`lines` as HTML paragraphs: every character escaped, each web link in `links` an anchor."""
+    return "\n".join(f"<p>{line}</p>" for line in marked_up(lines, links, html.escape, _anchor))
 
 
 def note_of(lines: Iterable[str], session: CaptureSession) -> Note:
     """The note made of a provider's `lines` and the session's marker, in both forms."""
-    every = [*lines, marker(session)]
-    return Note("\n".join(every), html_lines(every, session.links.values()))
+    every = (*lines, marker(session))
+    links = tuple(session.links.values())
+    return Note("\n".join(every), html_lines(every, links), every, links)
 
 
 def render_note(session: CaptureSession, provider: CaptureProvider) -> Note:

@@ -2,8 +2,12 @@
 
 Each helpdesk is one module behind `HelpdeskAdapter`, found by the name in the webhook path.
 Modules are imported on first use, so a function only pays for the helpdesks it serves. A module
-declares `NAME`, `SETTINGS`, `SECRET_KEYS` and `LONGEST_NOTE_SECONDS`, and defines
-`adapter(settings, http)`, `probe(settings, http)` and `sign_request(values, request, now)`.
+declares `NAME`; `SETTINGS` (read from the functions' environment, so template parameters),
+`SECRET_KEYS` (read from the bridge secret, all needed), `OPTIONAL_KEYS` (from the secret too, with
+defaults) and `WEBHOOK_SECRET_KEY` (the one its webhooks are checked against);
+`LONGEST_NOTE_SECONDS`; and defines `adapter(settings, http)`, `probe(settings, http)` and
+`sign_request(values, request, now)`. Shared rules are in `helpdesks.common`; adapters never
+import each other.
 """
 
 from __future__ import annotations

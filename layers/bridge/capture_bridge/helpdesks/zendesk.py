@@ -5,18 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
-from capture_bridge.errors import InvalidRequest, SecretNotConfigured, Unauthenticated
-from capture_bridge.helpdesks import Headers, NoteOutcome, NoteResult, WebhookRequest
+from capture_bridge.errors import SecretNotConfigured, Unauthenticated
+from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
+from capture_bridge.helpdesks.common import note_answer, rule_body, single_header
 from capture_bridge.http import HttpClient, TransportError
-from capture_bridge.models import Delivery, TicketRequest, field_text, storable_text
+from capture_bridge.models import Delivery, TicketRequest
 from capture_bridge.notes import Note
 from capture_bridge.settings import Settings
 
@@ -24,6 +23,9 @@ NAME = "zendesk"
 # Settings read from the environment (template parameters) and keys read from the secret.
 SETTINGS = ("ZENDESK_SUBDOMAIN", "ZENDESK_API_URL")
 SECRET_KEYS = ("ZENDESK_EMAIL", "ZENDESK_API_TOKEN", "ZENDESK_WEBHOOK_SECRET")
+OPTIONAL_KEYS: tuple[str, ...] = ()
+# The key its webhooks are checked against (the doctor says what a missing one means).
+WEBHOOK_SECRET_KEY = "ZENDESK_WEBHOOK_SECRET"  # noqa: S105 - a key name, not a secret
 
 SIGNATURE_HEADER = "x-zendesk-webhook-signature"
 TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
@@ -36,9 +38,6 @@ NOTE_TIMEOUT = (3.05, 10.0)
 # The longest a note can take: the look for an earlier one, then the post, each at its timeouts.
 LONGEST_NOTE_SECONDS = 2 * sum(NOTE_TIMEOUT)
 _TICKET_ID = re.compile(r"^[1-9][0-9]{0,19}$")
-MAX_FIELD_LENGTH = 320
-# Fields that identify the ticket; every other top-level field is passed on to the providers.
-_OWN_FIELDS = frozenset({"ticket_id", "requester_external_id", "requester_email", "tags"})
 
 
 @dataclass(frozen=True)
@@ -88,30 +87,6 @@ def _parse_timestamp(raw: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _header(headers: Headers, name: str) -> str:
-    """A header matched case-insensitively; spellings that disagree prove nothing and refuse."""
-    values = headers.all(name)
-    if len({value.strip() for value in values}) > 1:
-        raise Unauthenticated(f"conflicting {name} headers")
-    return values[0] if values else ""
-
-
-def _text(payload: Mapping[str, Any], name: str) -> str:
-    return field_text(payload, name, MAX_FIELD_LENGTH)
-
-
-def _tags(payload: Mapping[str, Any]) -> list[str]:
-    value = payload.get("tags")
-    if value is None:
-        return []
-    # Zendesk renders {{ticket.tags}} as one space-separated string; a JSON list is fine too.
-    if isinstance(value, str):
-        return storable_text("tags", value).split()
-    if isinstance(value, list) and all(isinstance(tag, str) for tag in value):
-        return [storable_text("tags", tag).strip() for tag in value]
-    raise InvalidRequest("tags must be a string of space-separated tags or a list of strings")
-
-
 class ZendeskAdapter:
     """Zendesk Support, configured by the ZENDESK_* settings."""
 
@@ -139,8 +114,8 @@ class ZendeskAdapter:
                 "webhook signing secret is not configured (ZENDESK_WEBHOOK_SECRET)"
             )
         headers, body = request.headers, request.body
-        signature = _header(headers, SIGNATURE_HEADER)
-        timestamp = _header(headers, TIMESTAMP_HEADER)
+        signature = single_header(headers, SIGNATURE_HEADER)
+        timestamp = single_header(headers, TIMESTAMP_HEADER)
         if not signature or not timestamp:
             raise Unauthenticated("missing webhook signature headers")
         if not signature.isascii():
@@ -160,31 +135,12 @@ class ZendeskAdapter:
 
     def parse(self, body: bytes) -> TicketRequest:
         """Read the README's trigger body; every problem is a 400 naming the field."""
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            # RecursionError: absurdly deep nesting is no trigger body either.
-            raise InvalidRequest("body is not valid JSON") from None
-        if not isinstance(payload, dict):
-            raise InvalidRequest("body must be a JSON object")
-        ticket_id = _text(payload, "ticket_id")
-        if not ticket_id:
-            raise InvalidRequest("ticket_id is required")
-        if not _TICKET_ID.match(ticket_id):
-            raise InvalidRequest("ticket_id must be a Zendesk ticket number")
-        # Both read, so that a bad one is refused even when the other would do.
-        external_id, email = (
-            _text(payload, "requester_external_id"),
-            _text(payload, "requester_email"),
-        )
-        requester = external_id or email
-        return TicketRequest(
+        return rule_body(
+            body,
             helpdesk=self.name,
-            ticket_id=ticket_id,
-            requester=requester,
-            label=f"Zendesk ticket #{ticket_id}",
-            fields={key: value for key, value in payload.items() if key not in _OWN_FIELDS},
-            tags=tuple(_tags(payload)),
+            ticket_id=_TICKET_ID,
+            ticket_hint="a Zendesk ticket number",
+            label="Zendesk ticket #{ticket_id}",
         )
 
     def _credentials(self) -> tuple[str, tuple[str, str]] | None:
@@ -217,18 +173,7 @@ class ZendeskAdapter:
             )
         except TransportError as exc:
             return NoteResult(NoteOutcome.RETRYABLE, str(exc))
-        status = response.status
-        if status in (200, 201):
-            return NoteResult(NoteOutcome.POSTED, status=status)
-        if status == 429 or status >= 500:
-            raw = (response.header("Retry-After") or "").strip()
-            return NoteResult(
-                NoteOutcome.RETRYABLE,
-                f"Zendesk answered HTTP {status}",
-                int(raw) if raw.isdigit() else None,
-                status=status,
-            )
-        return NoteResult(NoteOutcome.REJECTED, f"Zendesk answered HTTP {status}", status=status)
+        return note_answer("Zendesk", response.status, response.header("Retry-After"))
 
     def has_note(self, ticket_id: str, marker: str) -> bool | None:
         """Look through the newest comments for `marker`, to learn whether a note already landed."""

@@ -1,0 +1,155 @@
+"""Rules several helpdesk adapters share: header proof, shared secrets, the rule body, note answers.
+
+Not an integration: adapters import from here, never from each other.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from capture_bridge.errors import InvalidRequest, Unauthenticated
+from capture_bridge.helpdesks import Headers, NoteOutcome, NoteResult
+from capture_bridge.models import TicketRequest, field_text, storable_text
+
+MAX_FIELD_LENGTH = 320
+# The fields of the documented rule body that identify the ticket; every other top-level field is
+# passed on to the capture providers (`action`, `description`, `lambdatest_session_id`, ...).
+RULE_BODY_FIELDS = frozenset({"ticket_id", "requester_external_id", "requester_email", "tags"})
+
+
+def single_header(headers: Headers, name: str) -> str:
+    """A header matched case-insensitively; spellings that disagree prove nothing and refuse."""
+    values = headers.all(name)
+    if len({value.strip() for value in values}) > 1:
+        raise Unauthenticated(f"conflicting {name} headers")
+    return values[0] if values else ""
+
+
+def _same(expected: str, given: str) -> bool:
+    # Compared as bytes in constant time; non-ASCII input is simply a mismatch.
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
+
+
+def presented_secret(headers: Headers) -> str:
+    """The secret a sender put in `Authorization`: a Bearer token, or a Basic password."""
+    authorization = single_header(headers, "authorization").strip()
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        return credentials
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise Unauthenticated("unreadable Basic credentials") from None
+        # Any user name: the rule's form asks for one, the password carries the secret.
+        return decoded.partition(":")[2]
+    return ""
+
+
+def check_shared_secret(headers: Headers, secret: str) -> None:
+    """Accept a call whose `Authorization` carries `secret`; raise `Unauthenticated` otherwise."""
+    given = presented_secret(headers)
+    if not given:
+        raise Unauthenticated("missing Authorization header with the webhook secret")
+    if not _same(secret, given):
+        raise Unauthenticated("webhook secret does not match")
+
+
+def text_field(payload: Mapping[str, Any], name: str) -> str:
+    """A string (or number) field, stripped and bounded; a 400 naming it otherwise."""
+    return field_text(payload, name, MAX_FIELD_LENGTH)
+
+
+def tags_field(payload: Mapping[str, Any], name: str = "tags") -> tuple[str, ...]:
+    """Tags as a space- or comma-separated string (how rules render them) or a list of strings."""
+    value = payload.get(name)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(storable_text(name, value).replace(",", " ").split())
+    if isinstance(value, list) and all(isinstance(tag, str) for tag in value):
+        return tuple(tag for tag in (storable_text(name, item).strip() for item in value) if tag)
+    raise InvalidRequest(
+        f"{name} must be a string of space- or comma-separated tags or a list of strings"
+    )
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; a 400 saying what is wrong otherwise."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: absurdly deep nesting is no webhook body either.
+        raise InvalidRequest("body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("body must be a JSON object")
+    return payload
+
+
+def rule_body(
+    body: bytes,
+    *,
+    helpdesk: str,
+    ticket_id: re.Pattern[str],
+    ticket_hint: str,
+    label: str,
+) -> TicketRequest:
+    """The documented body a rule or trigger posts, read; every problem is a 400 naming the field.
+
+    `ticket_id` is the pattern of the helpdesk's ticket ids (`ticket_hint` says it in words) and
+    `label` names the ticket in notes, with `{ticket_id}` in it.
+    """
+    payload = json_object(body)
+    return ticket_request(
+        payload, helpdesk=helpdesk, ticket_id=ticket_id, hint=ticket_hint, label=label
+    )
+
+
+def ticket_request(
+    payload: Mapping[str, Any],
+    *,
+    helpdesk: str,
+    ticket_id: re.Pattern[str],
+    hint: str,
+    label: str,
+) -> TicketRequest:
+    """A rule body already read as JSON (see `rule_body`)."""
+    ticket = text_field(payload, "ticket_id")
+    if not ticket:
+        raise InvalidRequest("ticket_id is required")
+    if not ticket_id.match(ticket):
+        raise InvalidRequest(f"ticket_id must be {hint}")
+    # Both read, so that a bad one is refused even when the other would do.
+    external_id = text_field(payload, "requester_external_id")
+    email = text_field(payload, "requester_email")
+    return TicketRequest(
+        helpdesk=helpdesk,
+        ticket_id=ticket,
+        requester=external_id or email,
+        label=label.format(ticket_id=ticket),
+        fields={key: value for key, value in payload.items() if key not in RULE_BODY_FIELDS},
+        tags=tags_field(payload),
+    )
+
+
+def retry_after(raw: str | None) -> int | None:
+    """A `Retry-After` header in whole seconds; None for a date or anything unreadable."""
+    text = (raw or "").strip()
+    return int(text) if text.isdigit() and len(text) <= 9 else None
+
+
+def note_answer(vendor: str, status: int, retry_after_header: str | None) -> NoteResult:
+    """What a helpdesk's answer to a note means: 2xx posted, 429 and 5xx retried, else rejected."""
+    if 200 <= status < 300:
+        return NoteResult(NoteOutcome.POSTED, status=status)
+    message = f"{vendor} answered HTTP {status}"
+    if status == 429 or status >= 500:
+        return NoteResult(NoteOutcome.RETRYABLE, message, retry_after(retry_after_header), status)
+    return NoteResult(NoteOutcome.REJECTED, message, status=status)

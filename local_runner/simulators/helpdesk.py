@@ -1,0 +1,49 @@
+"""What `make demo HELPDESK=…` needs from a helpdesk's simulator, whichever helpdesk it is.
+
+Each helpdesk simulator implements `HelpdeskSimulator`; the demo finds it by name in
+`HELPDESK_SIMULATORS` (in this package's `__init__`) and signs its deliveries with the adapter's
+own `sign_request`, so a new helpdesk joins the demo with its simulator alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, Self
+
+
+class HelpdeskSimulator(Protocol):
+    """A helpdesk's write-back API over real HTTP, as the demo drives it."""
+
+    # The name in `/webhooks/<helpdesk>`.
+    helpdesk: str
+    # What the demo calls the sender, e.g. "Zendesk" or "Freshdesk's automation rule".
+    sender: str
+
+    @property
+    def url(self) -> str: ...
+
+    def start(self) -> Self: ...
+
+    def stop(self) -> None: ...
+
+    def bridge_settings(self) -> dict[str, str]:
+        """The bridge's settings for this helpdesk (its webhook secret too), pointed at this."""
+        ...
+
+    def ticket_id(self, number: int) -> str:
+        """The id of the demo's ticket `number` in this helpdesk's form (1001, SUP-1001, ...)."""
+        ...
+
+    def webhook_body(
+        self, ticket_id: str, *, user_id: str, email: str, tags: str, fields: Mapping[str, str]
+    ) -> bytes:
+        """The body the helpdesk's rule posts for the ticket, with extra capture `fields`."""
+        ...
+
+    def webhook_headers(self) -> dict[str, str]:
+        """Headers the sender adds besides its proof (content type, user agent)."""
+        ...
+
+    def internal_notes(self, ticket_id: str) -> list[str]:
+        """The internal (agent-only) notes on the ticket, oldest first, as posted."""
+        ...
