@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="where the helpdesk's webhook secret is, when not in the environment (default: .env)",
     )
+    sign.add_argument(
+        "--curl",
+        metavar="URL",
+        help="print a ready-to-paste curl command sending it to the local API at URL instead",
+    )
     sign.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -94,7 +99,7 @@ def _sign_event(args: argparse.Namespace) -> int:
     import os
 
     from capture_bridge.errors import SecretNotConfigured, UnknownHelpdesk
-    from local_runner.events import event_helpdesk, signed_event
+    from local_runner.events import curl_command, event_helpdesk, signed_event
     from local_runner.runner import load_env_file
 
     env_file: Path = args.env_file or Path(".env")
@@ -119,7 +124,7 @@ def _sign_event(args: argparse.Namespace) -> int:
     except SecretNotConfigured as error:
         print(f"error: {error} (environment or {env_file})", file=sys.stderr)
         return 2
-    print(json.dumps(signed, indent=2))
+    print(curl_command(signed, args.curl) if args.curl else json.dumps(signed, indent=2))
     return 0
 
 
@@ -174,6 +179,8 @@ def _serve(args: argparse.Namespace) -> int:
     for route, function in runner.template.routes:
         log.info("route %s -> %s", route.route_key, function.logical_id)
     log.info("listening on %s (Ctrl-C to stop)", runner.url)
+    for command in sample_commands(runner.url, os.environ):
+        log.info("%s", command)
     try:
         while not stopped.wait(0.2):
             pass
@@ -183,6 +190,26 @@ def _serve(args: argparse.Namespace) -> int:
         log.info("stopping")
         runner.stop()
     return 0
+
+
+def sample_commands(url: str, values: Mapping[str, str]) -> list[str]:
+    """For each helpdesk whose webhook secret is set: how to send its sample event, signed now.
+
+    The command signs at the moment it runs (a signature printed at start-up would be stale
+    minutes later) and pipes the `curl` it prints to the shell.
+    """
+    # Imported here: the runner has put the layer on sys.path by now.
+    from capture_bridge.helpdesks import helpdesk_module, supported_helpdesks
+
+    commands = []
+    for name in supported_helpdesks():
+        event = DEFAULT_TEMPLATE.parent / "events" / f"webhook_{name}.json"
+        if event.is_file() and values.get(helpdesk_module(name).WEBHOOK_SECRET_KEY, "").strip():
+            commands.append(
+                f"try {name}: python -m local_runner sign-event events/{event.name} "
+                f"--curl {url} | sh"
+            )
+    return commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:

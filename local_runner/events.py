@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -56,3 +57,26 @@ def signed_event(
     headers.update(proof)
     signed["headers"] = headers
     return signed
+
+
+# Headers curl sets itself, or that only API Gateway adds: a pasted command leaves them out.
+_TRANSPORT_HEADERS = frozenset({"host", "content-length", "connection", "x-forwarded-for"})
+
+
+def curl_command(event: Mapping[str, Any], base_url: str) -> str:
+    """A ready-to-paste `curl` that sends the event's call to the local API at `base_url`.
+
+    The body is piped in by `printf %s`, so that it arrives byte for byte as signed (a
+    here-document would add a newline the signature does not cover).
+    """
+    body = event.get("body") or ""
+    raw = base64.b64decode(body).decode() if event.get("isBase64Encoded") else str(body)
+    path = str(event.get("rawPath") or f"/webhooks/{event_helpdesk(event)}")
+    query = str(event.get("rawQueryString") or "")
+    url = f"{base_url.rstrip('/')}{path}" + (f"?{query}" if query else "")
+    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method") or "POST")
+    parts = ["curl", "-sS", "-X", method, shlex.quote(url)]
+    for name, value in (event.get("headers") or {}).items():
+        if str(name).lower() not in _TRANSPORT_HEADERS:
+            parts += ["-H", shlex.quote(f"{name}: {value}")]
+    return f"printf %s {shlex.quote(raw)} | {' '.join(parts)} --data-binary @-"

@@ -17,8 +17,15 @@ class Gap:
     integration: str
     missing: tuple[str, ...]
     needed: bool
+    # Set when no helpdesk is configured: `missing` lists theirs, any one of them would do.
+    alternatives: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        if self.alternatives:
+            return (
+                f"no helpdesk configured: set the keys of one of {', '.join(self.alternatives)} "
+                "(in .env or the environment; see the README's set-up section for it)"
+            )
         keys = ", ".join(self.missing)
         if self.needed:
             return f"{self.integration}: {keys} not set (in .env or the environment)"
@@ -33,13 +40,20 @@ def credential_gaps(environ: Mapping[str, str]) -> list[Gap]:
     from capture_bridge.capture import DEFAULT_PROVIDER, provider_module, supported_providers
     from capture_bridge.helpdesks import helpdesk_module, supported_helpdesks
 
-    modules = [(name, helpdesk_module(name), True) for name in supported_helpdesks()]
+    helpdesks = {name: tuple(helpdesk_module(name).SECRET_KEYS) for name in supported_helpdesks()}
+    touched = [name for name, keys in helpdesks.items() if any(environ.get(k) for k in keys)]
+    gaps = []
+    if not touched:
+        # Helpdesks are alternatives: one is needed, the others are not "optional extras".
+        keys = tuple(key for names in helpdesks.values() for key in names)
+        gaps.append(Gap("helpdesk", keys, True, alternatives=tuple(helpdesks)))
+    # A helpdesk in use (some key set) needs all of its keys; the others are not mentioned.
+    modules = [(name, helpdesk_module(name), True) for name in touched]
     modules += [
         # A source other than the default is optional until a key for it is set.
         (name, provider_module(name), name == DEFAULT_PROVIDER)
         for name in supported_providers()
     ]
-    gaps = []
     for name, module, always_needed in modules:
         keys: tuple[str, ...] = module.SECRET_KEYS
         missing = tuple(key for key in keys if not environ.get(key, "").strip())

@@ -6,6 +6,7 @@ import base64
 import binascii
 import copy
 import hmac
+import html
 import json
 import re
 from collections.abc import Mapping
@@ -260,8 +261,13 @@ class ZendeskSimulator(JsonHttpServer):
         body = request.json()
         ticket = body.get("ticket") if isinstance(body, dict) else None
         comment = ticket.get("comment") if isinstance(ticket, dict) else None
-        text = comment.get("body") if isinstance(comment, dict) else None
-        if not isinstance(text, str) or not text.strip() or not isinstance(comment, dict):
+        if not isinstance(comment, dict):
+            return _invalid("Comment: body cannot be blank")
+        # `html_body` is taken as HTML (Zendesk keeps it and shows its text as `body`); `body` is
+        # taken as written (Zendesk would also render Markdown in it).
+        html_body = comment.get("html_body")
+        text = comment.get("body") if html_body is None else _plain(html_body)
+        if not isinstance(text, str) or not text.strip():
             return _invalid("Comment: body cannot be blank")
         public = comment.get("public", True)
         if not isinstance(public, bool):
@@ -283,6 +289,7 @@ class ZendeskSimulator(JsonHttpServer):
                     "type": "Comment",
                     "author_id": AUTHOR_ID,
                     "body": text,
+                    "html_body": html_body if isinstance(html_body, str) else _html(text),
                     "plain_body": text,
                     "public": public,
                     "attachments": [],
@@ -332,6 +339,18 @@ class ZendeskSimulator(JsonHttpServer):
             comments.reverse()
         body = {"comments": comments, "next_page": None, "previous_page": None}
         return Reply(200, {**body, "count": len(comments)})
+
+
+def _plain(markup: Any) -> str | None:
+    """The text of an HTML comment, as Zendesk shows it in `body`: tags dropped, one line each."""
+    if not isinstance(markup, str):
+        return None
+    lines = re.sub(r"<[^>]*>", "", markup.replace("</p>", "\n")).splitlines()
+    return "\n".join(html.unescape(line) for line in lines if line.strip())
+
+
+def _html(text: str) -> str:
+    return "".join(f"<p>{html.escape(line)}</p>" for line in text.splitlines())
 
 
 def _normalise(ticket_id: str | int) -> str:

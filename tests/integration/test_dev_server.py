@@ -13,6 +13,8 @@ import pytest
 import requests
 from aws_lambda_powertools import Logger
 
+from capture_bridge.helpdesks import supported_helpdesks
+from local_runner.__main__ import sample_commands
 from local_runner.logs import ReadableFormatter
 from local_runner.preflight import credential_gaps
 from tests.conftest import ROOT
@@ -54,10 +56,36 @@ class TestCredentialGaps:
         assert (gap.integration, gap.needed) == ("notte", False)
         assert "optional" in str(gap)
 
+    def test_no_helpdesk_at_all_is_one_gap_naming_every_helpdesk(self) -> None:
+        # Given an environment with the capture sources but no helpdesk's keys
+        environ = {key: value for key, value in COMPLETE_ENV.items() if "ZENDESK" not in key}
+        # When it is checked
+        [gap] = credential_gaps(environ)
+        # Then one needed gap says to set up any one helpdesk, naming them all
+        assert gap.needed
+        assert set(gap.alternatives) == set(supported_helpdesks())
+        assert all(name in str(gap) for name in supported_helpdesks())
+
     def test_the_default_source_is_always_needed(self) -> None:
         environ = {key: value for key, value in COMPLETE_ENV.items() if "BUGPILOT" not in key}
         [gap] = credential_gaps(environ)
         assert (gap.integration, gap.needed) == ("bugpilot", True)
+
+
+class TestSampleCommands:
+    def test_each_helpdesk_with_a_secret_gets_a_command_that_signs_when_run(self) -> None:
+        # Given only Zendesk's webhook secret set
+        url = "http://127.0.0.1:3000"
+        # When the start-up hints are made
+        [command] = sample_commands(url, {"ZENDESK_WEBHOOK_SECRET": "s3cret"})
+        # Then they name Zendesk's sample event, signed at run time and sent with curl
+        assert command == (
+            "try zendesk: python -m local_runner sign-event events/webhook_zendesk.json "
+            f"--curl {url} | sh"
+        )
+
+    def test_without_any_secret_there_is_none(self) -> None:
+        assert sample_commands("http://127.0.0.1:3000", {}) == []
 
 
 class TestReadableLogs:

@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from capture_bridge import settings as settings_module
+from capture_bridge.helpdesks import supported_helpdesks
 from capture_bridge.models import NoteState, SessionStatus
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import SessionStore
@@ -313,7 +314,7 @@ class TestRefusals:
     def test_unknown_helpdesk(self, webhook: Webhook) -> None:
         answer = webhook.send(trigger_body(), helpdesk="kayako")
         assert answer.status == 404
-        assert "supported: zendesk" in answer.body["error"]
+        assert f"supported: {', '.join(supported_helpdesks())}" in answer.body["error"]
 
     def test_oversized_body(self, webhook: Webhook) -> None:
         answer = webhook.send(trigger_body(description="x" * 70_000))

@@ -13,7 +13,7 @@ from capture_bridge.helpdesks import NoteOutcome, get_adapter
 from capture_bridge.helpdesks.zendesk import ZendeskAdapter, ZendeskSettings, sign_webhook
 from capture_bridge.http import HttpClient
 from capture_bridge.models import CaptureRequest, Delivery
-from capture_bridge.notes import Note
+from capture_bridge.notes import Note, html_lines
 from capture_bridge.settings import Settings, settings_from
 from local_runner.simulators import ZendeskSimulator
 from tests.conftest import START, WEBHOOK_SECRET, signed_headers, trigger_body, webhook_request
@@ -264,8 +264,13 @@ class TestParse:
 
 
 class TestNotes:
-    def test_posts_a_private_comment_with_basic_token_auth(self, zendesk: ZendeskSimulator) -> None:
+    def test_posts_a_private_comment_as_html_with_basic_token_auth(
+        self, zendesk: ZendeskSimulator
+    ) -> None:
+        # when a note is posted
         result = adapter_for(zendesk).post_note("1001", text_note("hello agents"))
+        # then it is one private comment, sent as `html_body` (never `body`, where Zendesk would
+        # render Markdown), whose text Zendesk shows as the note's text
         assert result.outcome is NoteOutcome.POSTED
         [comment] = zendesk.comments("1001")
         assert comment["body"] == "hello agents"
@@ -273,7 +278,27 @@ class TestNotes:
         [update] = zendesk.updates
         assert update.method == "PUT"
         assert update.route == "/api/v2/tickets/1001.json"
-        assert update.json() == {"ticket": {"comment": {"body": "hello agents", "public": False}}}
+        assert update.json() == {
+            "ticket": {"comment": {"html_body": "<p>hello agents</p>", "public": False}}
+        }
+
+    def test_markdown_and_html_in_a_payload_stay_text_in_the_posted_note(
+        self, zendesk: ZendeskSimulator
+    ) -> None:
+        # given a note whose lines carry a payload's would-be markup, and the session's own link
+        report = "https://dash.bugpilot.io/report/abc"
+        lines = ("Said: [click](javascript:alert(1)) <script>x</script>", f"Report: {report}")
+        note = Note("\n".join(lines), html_lines(lines, [report]), lines, {"report": report})
+        # when it is posted
+        adapter_for(zendesk).post_note("1001", note)
+        # then what Zendesk received renders no markup of the payload's, and the link is a link
+        [update] = zendesk.updates
+        sent = update.json()["ticket"]["comment"]
+        assert "body" not in sent
+        assert "<script>" not in sent["html_body"]
+        assert "&lt;script&gt;" in sent["html_body"]
+        assert f'<a href="{report}">' in sent["html_body"]
+        assert '<a href="javascript' not in sent["html_body"]
 
     def test_rate_limit_is_retryable_with_retry_after(self, zendesk: ZendeskSimulator) -> None:
         zendesk.script_update(429, retry_after=17)

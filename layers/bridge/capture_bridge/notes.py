@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -53,8 +53,11 @@ class Note:
     text: str
     html: str
     lines: tuple[str, ...] = ()
-    # The session's own web links: the only text of a note that may become a link.
-    links: tuple[str, ...] = ()
+    # The session's own links by name: the only text of a note that may become a link.
+    links: Mapping[str, str] = field(default_factory=dict)
+    # Which session the note is about, and its final status, for helpdesks that take them apart.
+    session_id: str = ""
+    status: str = ""
 
 
 # Only these schemes are ever made clickable: `javascript:`, `data:` and the like stay text.
@@ -109,8 +112,15 @@ def html_lines(lines: Iterable[str], links: Iterable[str]) -> str:
 def note_of(lines: Iterable[str], session: CaptureSession) -> Note:
     """The note made of a provider's `lines` and the session's marker, in both forms."""
     every = (*lines, marker(session))
-    links = tuple(session.links.values())
-    return Note("\n".join(every), html_lines(every, links), every, links)
+    links = dict(session.links)
+    return Note(
+        "\n".join(every),
+        html_lines(every, links.values()),
+        every,
+        links,
+        session.session_id,
+        session.status.value,
+    )
 
 
 def render_note(session: CaptureSession, provider: CaptureProvider) -> Note:

@@ -152,7 +152,8 @@ class ZendeskAdapter:
     def post_note(self, ticket_id: str, note: Note) -> NoteResult:
         """`PUT /api/v2/tickets/{id}.json` with a private comment: an internal note.
 
-        The note's text form goes in `body`, as the bridge has always sent it.
+        The note goes as `html_body`, escaped: Zendesk renders Markdown in `body`, where a
+        payload's `[x](javascript:…)` would become a link.
         """
         credentials = self._credentials()
         if credentials is None:
@@ -167,7 +168,7 @@ class ZendeskAdapter:
                 "PUT",
                 f"{base_url}/api/v2/tickets/{ticket_id}.json",
                 headers={"Content-Type": "application/json", "Accept": "application/json"},
-                json_body={"ticket": {"comment": {"body": note.text, "public": False}}},
+                json_body={"ticket": {"comment": {"html_body": note.html, "public": False}}},
                 auth=auth,
                 timeout=self._timeout,
             )
@@ -198,7 +199,8 @@ class ZendeskAdapter:
         if not isinstance(comments, list):
             return None
         return any(
-            isinstance(comment, dict) and marker in str(comment.get("body", ""))
+            isinstance(comment, dict)
+            and any(marker in str(comment.get(form, "")) for form in ("body", "html_body"))
             for comment in comments
         )
 
