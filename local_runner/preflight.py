@@ -45,8 +45,8 @@ def credential_gaps(environ: Mapping[str, str]) -> list[Gap]:
     gaps = []
     if not touched:
         # Helpdesks are alternatives: one is needed, the others are not "optional extras".
-        keys = tuple(key for names in helpdesks.values() for key in names)
-        gaps.append(Gap("helpdesk", keys, True, alternatives=tuple(helpdesks)))
+        every_key = tuple(key for names in helpdesks.values() for key in names)
+        gaps.append(Gap("helpdesk", every_key, True, alternatives=tuple(helpdesks)))
     # A helpdesk in use (some key set) needs all of its keys; the others are not mentioned.
     modules = [(name, helpdesk_module(name), True) for name in touched]
     modules += [

@@ -84,3 +84,21 @@ def test_response_helpers() -> None:
     assert response.json() is None
     assert response.header("retry-after") == "5"
     assert response.header("missing") is None
+
+
+def test_a_body_given_as_bytes_is_sent_byte_for_byte() -> None:
+    # given a server that keeps what it receives, and bytes a signature would cover
+    from local_runner.simulators._server import JsonHttpServer, RecordedRequest, Reply
+
+    class Recorder(JsonHttpServer):
+        def handle(self, request: RecordedRequest) -> Reply:
+            return Reply(204, {})
+
+    signed = '{"text": "Café <b>\u2028 😀",  "n": 1}'.encode()
+    with Recorder() as server:
+        # when they are sent as the body
+        answer = HttpClient().request("POST", f"{server.url}/notes", body=signed)
+        [received] = server.requests
+    # then the server got exactly those bytes
+    assert answer.status == 204
+    assert received.body == signed

@@ -29,6 +29,8 @@ class Access(StrEnum):
     RATE_LIMITED = "rate limited"
     # The API answered, but offers no read-only call that proves the credentials.
     UNVERIFIED = "reachable, credentials not verifiable"
+    # Configured, but there is nothing read-only to call (a receiver of the bridge's own choosing).
+    NOT_CALLED = "configured, not called"
     # Any other answer: the vendor failing (5xx) or something we do not understand.
     FAILED = "failed"
 

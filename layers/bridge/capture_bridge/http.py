@@ -78,31 +78,36 @@ class HttpClient:
         *,
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
+        body: bytes | None = None,
         auth: tuple[str, str] | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> HttpResponse:
-        """Send one request and read the answer; raise `TransportError` when there is none."""
+        """Send one request and read the answer; raise `TransportError` when there is none.
+
+        `body` sends exact bytes (a signature covers them); `json_body` a value as JSON.
+        """
         try:
             with self._session.request(
                 method,
                 url,
                 headers=dict(headers or {}),
                 json=json_body,
+                data=body,
                 auth=auth,
                 timeout=timeout,
                 allow_redirects=False,
                 stream=True,
             ) as response:
-                body = bytearray()
+                answer = bytearray()
                 # iter_content, not raw.read: it turns urllib3's read errors into requests' ones.
                 for chunk in response.iter_content(chunk_size=65536):
-                    body.extend(chunk)
-                    if len(body) > MAX_BODY_BYTES:
+                    answer.extend(chunk)
+                    if len(answer) > MAX_BODY_BYTES:
                         raise TransportError(
                             f"{method} {url}: answer larger than {MAX_BODY_BYTES} bytes",
                             maybe_delivered=True,
                         )
-                return HttpResponse(response.status_code, dict(response.headers), bytes(body))
+                return HttpResponse(response.status_code, dict(response.headers), bytes(answer))
         except requests.ConnectTimeout as exc:
             raise TransportError(f"{method} {url}: connect timeout", maybe_delivered=False) from exc
         except requests.ConnectionError as exc:

@@ -6,7 +6,8 @@ declares `NAME`; `SETTINGS` (read from the functions' environment, so template p
 `SECRET_KEYS` (read from the bridge secret, all needed), `OPTIONAL_KEYS` (from the secret too, with
 defaults) and `WEBHOOK_SECRET_KEY` (the one its webhooks are checked against);
 `LONGEST_NOTE_SECONDS`; and defines `adapter(settings, http)`, `probe(settings, http)` and
-`sign_request(values, request, now)`. Shared rules are in `helpdesks.common`; adapters never
+`sign_request(values, request, now)` (and `fresh_body(body, now)` if its sample bodies carry a
+time of their own). Shared rules are in `helpdesks.common`; adapters never
 import each other.
 """
 
@@ -136,7 +137,10 @@ class HelpdeskAdapter(Protocol):
         ...
 
 
-_MODULES = {"zendesk": "capture_bridge.helpdesks.zendesk"}
+# The registry: adding a helpdesk is one line here and its module.
+_MODULES = {
+    "zendesk": "capture_bridge.helpdesks.zendesk",
+}
 
 
 def supported_helpdesks() -> tuple[str, ...]:
@@ -165,6 +169,19 @@ def request_signer(name: str) -> RequestSigner:
     """
     signer: RequestSigner = helpdesk_module(name).sign_request
     return signer
+
+
+# Makes a sample body current (a signed timestamp inside it) before it is signed again.
+BodyRefresher = Callable[[bytes, datetime], bytes]
+
+
+def body_refresher(name: str) -> BodyRefresher:
+    """Helpdesk `name`'s `fresh_body(body, now)` if it declares one; else the body unchanged.
+
+    Only schemes whose freshness lives in the body (Jira's admin webhooks) need one.
+    """
+    refresh: BodyRefresher = getattr(helpdesk_module(name), "fresh_body", lambda body, now: body)
+    return refresh
 
 
 def get_adapter(name: str, settings: Settings, http: HttpClient) -> HelpdeskAdapter:
