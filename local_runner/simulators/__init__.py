@@ -5,12 +5,14 @@ from collections.abc import Callable
 from ._server import RecordedRequest
 from .bugpilot import BugpilotSimulator
 from .helpdesk import HelpdeskSimulator
+from .jira import JiraSimulator
 from .lambdatest import LambdaTestSimulator
 from .notte import NotteSimulator
 from .zendesk import ZendeskSimulator
 
 # The helpdesks `make demo HELPDESK=…` can run: one line per helpdesk simulator.
 HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
+    "jira": JiraSimulator,
     "zendesk": ZendeskSimulator,
 }
 
@@ -18,6 +20,7 @@ __all__ = [
     "HELPDESK_SIMULATORS",
     "BugpilotSimulator",
     "HelpdeskSimulator",
+    "JiraSimulator",
     "LambdaTestSimulator",
     "NotteSimulator",
     "RecordedRequest",

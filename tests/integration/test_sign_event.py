@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+from capture_bridge.helpdesks import supported_helpdesks
 from capture_bridge.helpdesks.zendesk import ZendeskAdapter, ZendeskSettings
 from capture_bridge.http import HttpClient
 from capture_bridge.settings import settings_from
@@ -70,7 +71,7 @@ def test_the_helpdesk_can_be_named_and_an_unknown_one_is_refused() -> None:
     # When a helpdesk the bridge does not know is named, then it says which ones it knows
     unknown = run_cli(str(EVENTS / "webhook_zendesk.json"), "--helpdesk", "nope", env=env)
     assert unknown.returncode == 2
-    assert "supported: zendesk" in unknown.stderr
+    assert f"supported: {', '.join(supported_helpdesks())}" in unknown.stderr
 
 
 def test_curl_prints_a_command_the_local_api_accepts() -> None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from capture_bridge.helpdesks import supported_helpdesks
 from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
 from ops.doctor import run_doctor
 from ops.stack import OpsError
@@ -107,6 +108,29 @@ def test_a_missing_key_is_reported(
     assert code == 1
     assert "PROBLEM  zendesk: ZENDESK_WEBHOOK_SECRET is missing, so every webhook is refused" in out
     assert_no_secret_shown(out)
+
+
+def test_a_stack_without_any_helpdesk_is_a_problem(
+    deployed: Deployed,
+    zendesk: ZendeskSimulator,
+    bugpilot: BugpilotSimulator,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given a secret with Bugpilot's keys but no helpdesk's
+    configure(deployed, zendesk.url, bugpilot.url)
+    deployed.put_secret(
+        {key: value for key, value in deployed.secret().items() if "ZENDESK" not in key}
+    )
+
+    # when the doctor runs
+    code = doctor(deployed)
+
+    # then no single helpdesk is blamed, but the missing choice is a problem naming them all
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "PROBLEM  no helpdesk is configured" in out
+    assert all(name in out for name in supported_helpdesks())
+    assert "PROBLEM  zendesk" not in out
 
 
 def test_rejected_credentials_are_reported(

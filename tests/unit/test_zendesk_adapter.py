@@ -362,8 +362,8 @@ def test_registry_finds_zendesk_and_names_the_supported_ones() -> None:
 
     settings = make_settings()
     assert get_adapter("zendesk", settings, HttpClient()).name == "zendesk"
-    with pytest.raises(UnknownHelpdesk, match="supported: zendesk"):
-        get_adapter("freshdesk", settings, HttpClient())
+    with pytest.raises(UnknownHelpdesk, match=r"supported: .*zendesk"):
+        get_adapter("kayako", settings, HttpClient())
 
 
 def test_trigger_body_fixture_matches_the_event_file() -> None:
