@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from ._server import RecordedRequest
 from .bugpilot import BugpilotSimulator
+from .generic import GenericSimulator
 from .helpdesk import HelpdeskSimulator
 from .jira import JiraSimulator
 from .lambdatest import LambdaTestSimulator
@@ -12,6 +13,7 @@ from .zendesk import ZendeskSimulator
 
 # The helpdesks `make demo HELPDESK=…` can run: one line per helpdesk simulator.
 HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
+    "generic": GenericSimulator,
     "jira": JiraSimulator,
     "zendesk": ZendeskSimulator,
 }
@@ -19,6 +21,7 @@ HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
 __all__ = [
     "HELPDESK_SIMULATORS",
     "BugpilotSimulator",
+    "GenericSimulator",
     "HelpdeskSimulator",
     "JiraSimulator",
     "LambdaTestSimulator",
