@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from ._server import RecordedRequest
 from .bugpilot import BugpilotSimulator
+from .freshdesk import FreshdeskSimulator
 from .generic import GenericSimulator
 from .helpdesk import HelpdeskSimulator
 from .jira import JiraSimulator
@@ -13,6 +14,7 @@ from .zendesk import ZendeskSimulator
 
 # The helpdesks `make demo HELPDESK=…` can run: one line per helpdesk simulator.
 HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
+    "freshdesk": FreshdeskSimulator,
     "generic": GenericSimulator,
     "jira": JiraSimulator,
     "zendesk": ZendeskSimulator,
@@ -21,6 +23,7 @@ HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
 __all__ = [
     "HELPDESK_SIMULATORS",
     "BugpilotSimulator",
+    "FreshdeskSimulator",
     "GenericSimulator",
     "HelpdeskSimulator",
     "JiraSimulator",

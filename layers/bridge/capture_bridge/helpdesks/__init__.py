@@ -139,6 +139,7 @@ class HelpdeskAdapter(Protocol):
 
 # The registry: adding a helpdesk is one line here and its module.
 _MODULES = {
+    "freshdesk": "capture_bridge.helpdesks.freshdesk",
     "generic": "capture_bridge.helpdesks.generic",
     "jira": "capture_bridge.helpdesks.jira",
     "zendesk": "capture_bridge.helpdesks.zendesk",
