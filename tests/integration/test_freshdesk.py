@@ -6,25 +6,21 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from capture_bridge.helpdesks.freshdesk import DEDUPE_WINDOW
 from capture_bridge.models import NoteState
 from capture_bridge.observability import logger
-from capture_bridge.resolver import resolve_due_sessions
-from capture_bridge.runtime import Runtime
-from capture_bridge.webhook import WebhookAnswer, receive, receive_event
+from capture_bridge.webhook import receive, receive_event
 from local_runner.simulators import BugpilotSimulator, FreshdeskSimulator
-from tests.conftest import EVENTS, PLENTY_MS, ROOT, START, Clock, load_event, runtime_with
+from tests.conftest import EVENTS, ROOT, START, Clock, load_event, runtime_with
+from tests.helpdesk_desk import HelpdeskDesk, stored
 
 SECRET = "fd-integration-webhook-secret"
 API_KEY = "fd-integration-api-key"
@@ -72,11 +68,6 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Content-Type": "application/json", "Authorization": f"Basic {token}"}
 
 
-def stored(table: str) -> int:
-    """How many items the table holds, whatever their key."""
-    return int(boto3.client("dynamodb").scan(TableName=table, Select="COUNT")["Count"])
-
-
 @pytest.fixture
 def freshdesk() -> Iterator[FreshdeskSimulator]:
     with FreshdeskSimulator(api_key=API_KEY, webhook_secret=SECRET) as simulator:
@@ -88,57 +79,7 @@ def fd_env(env: dict[str, str], freshdesk: FreshdeskSimulator) -> dict[str, str]
     return env | freshdesk.bridge_settings()
 
 
-@dataclass
-class Desk:
-    """The webhook, the resolver, Bugpilot and Freshdesk, as a support team sees them."""
-
-    runtime: Runtime
-    clock: Clock
-    freshdesk: FreshdeskSimulator
-    bugpilot: BugpilotSimulator
-    table: str
-
-    def send(self, body: bytes, headers: dict[str, str] | None = None) -> WebhookAnswer:
-        return receive(
-            "freshdesk",
-            bearer() if headers is None else headers,
-            body.decode(),
-            is_base64=False,
-            runtime_factory=lambda: self.runtime,
-            clock=self.clock,
-        )
-
-    def accepted(self, body: bytes, headers: dict[str, str] | None = None) -> str:
-        """A delivery that must be accepted as new; its session id."""
-        answer = self.send(body, headers)
-        assert answer.status == HTTP_ACCEPTED, answer.body
-        assert answer.body["duplicate"] is False
-        session_id: str = answer.body["session_id"]
-        return session_id
-
-    def run(self) -> None:
-        resolve_due_sessions(self.runtime, lambda: PLENTY_MS, self.clock)
-
-    def run_when_due(self, session_id: str) -> None:
-        session = self.runtime.store.get(session_id)
-        assert session is not None and session.next_check_at is not None
-        self.clock.now = max(session.next_check_at, self.clock.now)
-        self.run()
-
-    def report_ready(self, session_id: str) -> str:
-        """The user's report exists and the resolver has run; the report's URL."""
-        token = self.bugpilot.tokens[-1]
-        self.bugpilot.complete_report(token)
-        self.run_when_due(session_id)
-        return self.bugpilot.report_url(token)
-
-    def notes(self, ticket: str = TICKET) -> list[str]:
-        return self.freshdesk.internal_notes(ticket)
-
-    def note_state(self, session_id: str) -> NoteState | None:
-        session = self.runtime.store.get(session_id)
-        assert session is not None
-        return session.note_state
+Desk = HelpdeskDesk[FreshdeskSimulator]
 
 
 @pytest.fixture
@@ -146,7 +87,14 @@ def desk(
     fd_env: dict[str, str], clock: Clock, freshdesk: FreshdeskSimulator, bugpilot: BugpilotSimulator
 ) -> Desk:
     bugpilot.connect_user(USER)
-    return Desk(runtime_with(fd_env), clock, freshdesk, bugpilot, fd_env["TABLE_NAME"])
+    return Desk(
+        runtime_with(fd_env),
+        clock,
+        freshdesk,
+        bugpilot,
+        fd_env["TABLE_NAME"],
+        proof=lambda body, at: bearer(),
+    )
 
 
 class TestOneNotePerCapture:
@@ -157,7 +105,7 @@ class TestOneNotePerCapture:
         self, desk: Desk, proof: dict[str, str]
     ) -> None:
         # Given the rule's delivery with the shared secret
-        session_id = desk.accepted(rule_body(), proof)
+        session_id = desk.created(rule_body(), proof)
         # Then one session is stored and Bugpilot is asked once, for the requester
         assert desk.runtime.store.get(session_id) is not None
         assert len(desk.bugpilot.actions) == 1
@@ -165,18 +113,18 @@ class TestOneNotePerCapture:
         # When the user's report exists and the resolver runs
         report = desk.report_ready(session_id)
         # Then exactly one private note holds the marker and the report as a link
-        [post] = desk.freshdesk.note_posts
+        [post] = desk.simulator.note_posts
         assert post.route == f"/api/v2/tickets/{TICKET}/notes"
         assert post.json()["private"] is True
-        [note] = desk.notes()
+        [note] = desk.notes(TICKET)
         assert f"Capture session: {session_id}" in note
         assert f'<a href="{report}">' in note
-        assert len(desk.freshdesk.notes(TICKET)) == 1
+        assert len(desk.simulator.notes(TICKET)) == 1
         assert desk.note_state(session_id) is NoteState.POSTED
         # And another resolver run later adds nothing
         desk.clock.advance(hours=1)
         desk.run()
-        assert len(desk.freshdesk.notes(TICKET)) == 1
+        assert len(desk.simulator.notes(TICKET)) == 1
 
 
 class TestRefusals:
@@ -265,9 +213,9 @@ class TestFreshdeskRetries:
         self, desk: Desk
     ) -> None:
         # Given a delivery whose capture has finished and whose note is on the ticket
-        session_id = desk.accepted(rule_body())
+        session_id = desk.created(rule_body())
         desk.report_ready(session_id)
-        assert len(desk.notes()) == 1
+        assert len(desk.notes(TICKET)) == 1
         # When Freshdesk delivers the same call again 65 minutes later
         desk.clock.now = START + HOUR_LATER_RETRY
         answer = desk.send(rule_body())
@@ -276,12 +224,12 @@ class TestFreshdeskRetries:
         assert (answer.body["session_id"], answer.body["duplicate"]) == (session_id, True)
         desk.run()
         assert len(desk.bugpilot.actions) == 1
-        assert len(desk.notes()) == 1
-        assert len(desk.freshdesk.note_posts) == 1
+        assert len(desk.notes(TICKET)) == 1
+        assert len(desk.simulator.note_posts) == 1
 
     def test_every_retry_in_freshdesks_schedule_is_recognised(self, desk: Desk) -> None:
         # Given a delivery Freshdesk believes failed (its answer was lost)
-        session_id = desk.accepted(rule_body())
+        session_id = desk.created(rule_body())
         # When it retries at +5, +35 and +95 minutes, the capture still open or not
         for delay in FRESHDESK_RETRIES:
             desk.clock.advance(seconds=delay.total_seconds())
@@ -292,22 +240,22 @@ class TestFreshdeskRetries:
 
     def test_after_the_window_the_same_ticket_and_action_is_a_new_capture(self, desk: Desk) -> None:
         # Given a noted capture
-        session_id = desk.accepted(rule_body())
+        session_id = desk.created(rule_body())
         desk.report_ready(session_id)
         # When the same rule call comes three hours later (the agents asked again)
         assert WELL_AFTER_THE_WINDOW > DEDUPE_WINDOW
         desk.clock.now = START + WELL_AFTER_THE_WINDOW
-        again = desk.accepted(rule_body())
+        again = desk.created(rule_body())
         # Then it is a new capture
         assert again != session_id
         assert len(desk.bugpilot.actions) == 2
 
     def test_another_capture_on_the_same_ticket_is_not_taken_for_a_retry(self, desk: Desk) -> None:
         # Given a capture asked for on the ticket
-        first = desk.accepted(rule_body(action="upload-session"))
+        first = desk.created(rule_body(action="upload-session"))
         # When the ticket asks for another action within the window
         desk.clock.advance(minutes=10)
-        second = desk.accepted(rule_body(action="upload-screenshot"))
+        second = desk.created(rule_body(action="upload-screenshot"))
         # Then it is its own capture
         assert second != first
         assert len(desk.bugpilot.actions) == 2
@@ -318,12 +266,12 @@ class TestNoteDelivery:
         self, desk: Desk
     ) -> None:
         # Given Freshdesk answers the first note with 429 and Retry-After
-        session_id = desk.accepted(rule_body())
-        desk.freshdesk.script_note(HTTP_TOO_MANY, retry_after=RETRY_AFTER)
+        session_id = desk.created(rule_body())
+        desk.simulator.script_note(HTTP_TOO_MANY, retry_after=RETRY_AFTER)
         before = desk.clock()
         desk.report_ready(session_id)
         # Then there is no note yet, and the next try waits at least Retry-After
-        assert desk.notes() == []
+        assert desk.notes(TICKET) == []
         session = desk.runtime.store.get(session_id)
         assert session is not None and session.next_check_at is not None
         assert session.next_check_at >= before + timedelta(seconds=RETRY_AFTER)
@@ -332,40 +280,40 @@ class TestNoteDelivery:
         desk.clock.advance(hours=1)
         desk.run()
         # Then the note landed exactly once, after a look for an earlier one
-        assert len(desk.notes()) == 1
-        assert len(desk.freshdesk.note_posts) == 2
-        assert len(desk.freshdesk.conversation_reads) == 1
+        assert len(desk.notes(TICKET)) == 1
+        assert len(desk.simulator.note_posts) == 2
+        assert len(desk.simulator.conversation_reads) == 1
         assert desk.note_state(session_id) is NoteState.POSTED
 
     def test_a_note_that_landed_although_its_answer_failed_is_not_posted_again(
         self, desk: Desk
     ) -> None:
         # Given a note post answered 503, though Freshdesk did store it
-        session_id = desk.accepted(rule_body())
-        desk.freshdesk.script_note(503)
+        session_id = desk.created(rule_body())
+        desk.simulator.script_note(503)
         desk.report_ready(session_id)
-        desk.freshdesk.add_conversation(TICKET, f"Capture session: {session_id}", private=True)
+        desk.simulator.add_conversation(TICKET, f"Capture session: {session_id}", private=True)
         # When the resolver tries again
         desk.run_when_due(session_id)
         # Then it finds the note and posts nothing more
-        assert len(desk.freshdesk.note_posts) == 1
+        assert len(desk.simulator.note_posts) == 1
         assert desk.note_state(session_id) is NoteState.POSTED
 
     def test_while_freshdesk_cannot_say_whether_the_note_landed_nothing_is_posted(
         self, desk: Desk
     ) -> None:
         # Given a failed first post, and the conversations listing failing too
-        session_id = desk.accepted(rule_body())
-        desk.freshdesk.script_note(503)
+        session_id = desk.created(rule_body())
+        desk.simulator.script_note(503)
         desk.report_ready(session_id)
-        desk.freshdesk.script_conversations(500)
+        desk.simulator.script_conversations(500)
         # When the resolver tries again, then it posts nothing while that is unknown
         desk.run_when_due(session_id)
-        assert len(desk.freshdesk.note_posts) == 1
+        assert len(desk.simulator.note_posts) == 1
         # And once the listing answers, the note lands once
         desk.run_when_due(session_id)
-        assert len(desk.notes()) == 1
-        assert len(desk.freshdesk.note_posts) == 2
+        assert len(desk.notes(TICKET)) == 1
+        assert len(desk.simulator.note_posts) == 2
 
 
 class TestHostilePayloads:
@@ -376,11 +324,11 @@ class TestHostilePayloads:
         # Given a requester id (which the note names) and a description carrying markup
         desk.bugpilot.connect_user(hostile)
         body = rule_body(requester_external_id=hostile, description=hostile)
-        session_id = desk.accepted(body)
+        session_id = desk.created(body)
         # When the note is posted
         report = desk.report_ready(session_id)
         # Then what Freshdesk received shows it as escaped text; the report is the only link
-        [post] = desk.freshdesk.note_posts
+        [post] = desk.simulator.note_posts
         sent = post.json()["body"]
         assert html.escape(hostile) in sent
         assert "<script" not in sent and "<img" not in sent
@@ -456,30 +404,3 @@ def _sign_event_cli(secret: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
-
-
-def test_demo_runs_end_to_end_with_freshdesk() -> None:
-    # A fresh interpreter, as `make demo HELPDESK=freshdesk` runs it: the runner owns the
-    # environment.
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(
-            ("AWS_", "ZENDESK_", "FRESHDESK_", "BUGPILOT_", "CAPTURE_", "TABLE_NAME")
-        )
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "local_runner", "demo", "--helpdesk", "freshdesk"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Done: every step happened as expected." in result.stdout
-    assert "Internal note on Freshdesk ticket 1001" in result.stdout
-    assert "Capture session: " in result.stdout
-    assert '"duplicate": true' in result.stdout
-    assert result.stdout.count("  resolved  ") >= DEMO_CAPTURES

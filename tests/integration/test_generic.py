@@ -5,16 +5,13 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from capture_bridge import webhook as webhook_module
@@ -24,13 +21,12 @@ from capture_bridge.helpdesks.generic import GenericAdapter, GenericSettings, pr
 from capture_bridge.http import HttpClient
 from capture_bridge.models import NoteState
 from capture_bridge.notes import Note
-from capture_bridge.resolver import resolve_due_sessions
-from capture_bridge.runtime import Runtime
 from capture_bridge.settings import settings_from
-from capture_bridge.webhook import WebhookAnswer, receive, receive_event
+from capture_bridge.webhook import receive_event
 from local_runner.simulators import BugpilotSimulator, GenericSimulator
 from local_runner.simulators.generic import NOTES_PATH
-from tests.conftest import EVENTS, PLENTY_MS, ROOT, Clock, load_event, runtime_with
+from tests.conftest import EVENTS, ROOT, Clock, load_event, runtime_with
+from tests.helpdesk_desk import HelpdeskDesk, stored
 
 KEY = b"generic-integration-signing-key!"
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -71,62 +67,13 @@ def signed(
     }
 
 
-def stored(table: str) -> int:
-    """How many items the table holds, whatever their key."""
-    return int(boto3.client("dynamodb").scan(TableName=table, Select="COUNT")["Count"])
-
-
 @pytest.fixture
 def receiver() -> Iterator[GenericSimulator]:
     with GenericSimulator(secret=SECRET) as simulator:
         yield simulator
 
 
-@dataclass
-class Tool:
-    """An in-house tool calling the bridge, and its note receiver, seen from a test."""
-
-    runtime: Runtime
-    clock: Clock
-    receiver: GenericSimulator
-    bugpilot: BugpilotSimulator
-    table: str
-
-    def send(
-        self, body: bytes, headers: dict[str, str] | None = None, runtime: Runtime | None = None
-    ) -> WebhookAnswer:
-        """A call to /webhooks/generic, signed now unless `headers` are given."""
-        return receive(
-            "generic",
-            signed(body, self.clock()) if headers is None else headers,
-            body.decode(),
-            is_base64=False,
-            runtime_factory=lambda: runtime or self.runtime,
-            clock=self.clock,
-        )
-
-    def accepted(self, body: bytes, headers: dict[str, str] | None = None) -> str:
-        answer = self.send(body, headers)
-        assert answer.status == 202, answer.body
-        session_id: str = answer.body["session_id"]
-        return session_id
-
-    def run_when_due(self, session_id: str) -> None:
-        """Move the clock to the session's next check (if it has one ahead) and run the resolver."""
-        session = self.runtime.store.get(session_id)
-        assert session is not None
-        if session.next_check_at is not None:
-            self.clock.now = max(session.next_check_at, self.clock.now)
-        resolve_due_sessions(self.runtime, lambda: PLENTY_MS, self.clock)
-
-    def report_ready(self) -> str:
-        """Complete the latest capture's report in Bugpilot; returns its URL."""
-        return self.bugpilot.complete_report(self.bugpilot.tokens[-1])
-
-    def session_note_state(self, session_id: str) -> NoteState | None:
-        session = self.runtime.store.get(session_id)
-        assert session is not None
-        return session.note_state
+Tool = HelpdeskDesk[GenericSimulator]
 
 
 @pytest.fixture
@@ -137,7 +84,7 @@ def tool(
         env, GENERIC_WEBHOOK_SECRET=SECRET, GENERIC_NOTE_URL=f"{receiver.url}{NOTES_PATH}"
     )
     bugpilot.connect_user(USER)
-    return Tool(runtime, clock, receiver, bugpilot, env["TABLE_NAME"])
+    return Tool(runtime, clock, receiver, bugpilot, env["TABLE_NAME"], proof=signed)
 
 
 class TestDelivery:
@@ -150,11 +97,11 @@ class TestDelivery:
         assert len(tool.bugpilot.actions) == 1
         assert tool.bugpilot.actions[0].json()["userId"] == USER
         # When the user's report exists and the resolver runs
-        report = tool.report_ready()
+        report = tool.complete_report()
         tool.run_when_due(session_id)
         # Then the receiver verified and kept exactly one note for the ticket, in the documented
         # form, with the marker and the report link, and sent nowhere else
-        [note] = tool.receiver.notes(TICKET)
+        [note] = tool.simulator.notes(TICKET)
         assert note["type"] == "capture.note"
         assert note["sessionId"] == session_id
         assert note["status"] == "resolved"
@@ -163,8 +110,8 @@ class TestDelivery:
         assert f'<a href="{report}">' in note["html"]
         assert note["links"] == {"report": report}
         assert note["webhook_id"] == f"note_{session_id}"
-        assert [r.route for r in tool.receiver.requests] == [NOTES_PATH]
-        assert tool.session_note_state(session_id) is NoteState.POSTED
+        assert [r.route for r in tool.simulator.requests] == [NOTES_PATH]
+        assert tool.note_state(session_id) is NoteState.POSTED
 
     def test_one_matching_signature_among_several_is_accepted(self, tool: Tool) -> None:
         body = body_of()
@@ -252,15 +199,15 @@ class TestRedelivery:
         assert again.body["session_id"] == first.body["session_id"]
         assert len(tool.bugpilot.actions) == 1
         # And the ticket gets one note
-        tool.report_ready()
+        tool.complete_report()
         tool.run_when_due(first.body["session_id"])
         tool.send(body, signed(body, tool.clock()))
         tool.run_when_due(first.body["session_id"])
-        assert len(tool.receiver.notes(TICKET)) == 1
+        assert len(tool.simulator.notes(TICKET)) == 1
 
     def test_a_new_message_for_a_finished_capture_is_a_new_one(self, tool: Tool) -> None:
         session_id = tool.accepted(body_of())
-        tool.report_ready()
+        tool.complete_report()
         tool.run_when_due(session_id)
         assert tool.accepted(body_of(), signed(body_of(), tool.clock(), message_id="msg_new"))
         assert len(tool.bugpilot.actions) == 2
@@ -272,23 +219,23 @@ class TestNoteRetries:
     ) -> None:
         # Given a ready capture, and a receiver that answers the first note 429
         session_id = tool.accepted(body_of())
-        tool.report_ready()
-        tool.receiver.script_note(429, retry_after=RETRY_AFTER_SECONDS)
+        tool.complete_report()
+        tool.simulator.script_note(429, retry_after=RETRY_AFTER_SECONDS)
         # When the resolver runs
         tool.run_when_due(session_id)
         # Then nothing is kept yet, and the next try waits for Retry-After
-        assert tool.receiver.notes(TICKET) == []
-        assert tool.session_note_state(session_id) is NoteState.PENDING
+        assert tool.simulator.notes(TICKET) == []
+        assert tool.note_state(session_id) is NoteState.PENDING
         session = tool.runtime.store.get(session_id)
         assert session is not None and session.next_check_at is not None
         assert session.next_check_at >= tool.clock() + timedelta(seconds=RETRY_AFTER_SECONDS)
         # When it runs again once due
         tool.run_when_due(session_id)
         # Then the note landed once, sent again under the same webhook-id
-        assert len(tool.receiver.notes(TICKET)) == 1
-        first, second = tool.receiver.deliveries
+        assert len(tool.simulator.notes(TICKET)) == 1
+        first, second = tool.simulator.deliveries
         assert first.headers["webhook-id"] == second.headers["webhook-id"]
-        assert tool.session_note_state(session_id) is NoteState.POSTED
+        assert tool.note_state(session_id) is NoteState.POSTED
 
     def test_a_note_sent_again_is_kept_once_by_a_deduplicating_receiver(
         self, receiver: GenericSimulator
@@ -342,11 +289,11 @@ class TestPayloads:
         # Given a requester id that looks like HTML or a link (it is written into the note)
         tool.bugpilot.connect_user(hostile)
         session_id = tool.accepted(body_of(userId=hostile, description=hostile))
-        tool.report_ready()
+        tool.complete_report()
         # When the note is posted
         tool.run_when_due(session_id)
         # Then the receiver got it as plain text, and as HTML with only the report as a link
-        [note] = tool.receiver.notes(TICKET)
+        [note] = tool.simulator.notes(TICKET)
         report = tool.bugpilot.report_url(tool.bugpilot.tokens[-1])
         assert hostile in note["text"]
         assert html.escape(hostile) in note["html"]
@@ -482,29 +429,3 @@ class TestEventFile:
         )
         assert result.returncode == 2
         assert "GENERIC_WEBHOOK_SECRET" in result.stderr
-
-
-def test_the_demo_runs_end_to_end_with_the_generic_webhook() -> None:
-    # A fresh interpreter, as `make demo HELPDESK=generic` runs it: the runner owns the process
-    # environment, so this test's own settings are left out.
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(
-            ("AWS_", "ZENDESK_", "GENERIC_", "BUGPILOT_", "CAPTURE_", "TABLE_NAME")
-        )
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "local_runner", "demo", "--helpdesk", "generic"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Done: every step happened as expected." in result.stdout
-    for number in (1001, 1002, 1003, 1004):
-        assert f"Internal note on Generic ticket CASE-{number}" in result.stdout
-    assert '"duplicate": true' in result.stdout

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-import boto3
 import pytest
 
 from capture_bridge import webhook as webhook_module
@@ -16,16 +15,12 @@ from capture_bridge.helpdesks import helpdesk_module, supported_helpdesks
 from capture_bridge.webhook import receive
 from local_runner.simulators import HELPDESK_SIMULATORS
 from tests.conftest import EVENTS, ROOT, Clock, load_event, runtime_with
+from tests.helpdesk_desk import stored
 
 HELPDESKS = supported_helpdesks()
 README = (ROOT / "README.md").read_text()
 # The README's table of helpdesks: its rows start with the helpdesk's name in bold.
 HELPDESK_TABLE_HEADER = "| Helpdesk | Sender proof | Delivery id | Note | Rate limits |"
-
-
-def _stored(table: str) -> int:
-    """How many items the table holds, whatever their key."""
-    return int(boto3.client("dynamodb").scan(TableName=table, Select="COUNT")["Count"])
 
 
 @pytest.mark.parametrize("name", HELPDESKS)
@@ -56,7 +51,7 @@ def test_an_unconfigured_helpdesk_refuses_every_delivery_and_logs_the_missing_ke
     # and an ERROR log names the key to set
     assert answer.status == 401, answer.body
     assert module.WEBHOOK_SECRET_KEY in answer.body["error"]
-    assert _stored(env["TABLE_NAME"]) == 0
+    assert stored(env["TABLE_NAME"]) == 0
     assert any(module.WEBHOOK_SECRET_KEY in line for line in errors), errors
 
 
@@ -72,7 +67,7 @@ def test_an_unknown_helpdesk_is_404_listing_the_supported_ones(
     # then it is a 404 naming every supported helpdesk, and nothing is stored
     assert answer.status == 404
     assert all(name in answer.body["error"] for name in HELPDESKS)
-    assert _stored(env["TABLE_NAME"]) == 0
+    assert stored(env["TABLE_NAME"]) == 0
 
 
 @pytest.mark.parametrize("name", HELPDESKS)

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from capture_bridge.helpdesks.jira import (
@@ -24,13 +21,12 @@ from capture_bridge.helpdesks.jira import (
     sign_webhook,
 )
 from capture_bridge.models import NoteState
-from capture_bridge.resolver import resolve_due_sessions
-from capture_bridge.runtime import Runtime
-from capture_bridge.webhook import WebhookAnswer, receive, receive_event
+from capture_bridge.webhook import receive, receive_event
 from local_runner.events import signed_event
 from local_runner.simulators import BugpilotSimulator
 from local_runner.simulators.jira import JiraSimulator
-from tests.conftest import EVENTS, PLENTY_MS, ROOT, START, Clock, load_event, runtime_with
+from tests.conftest import EVENTS, ROOT, START, Clock, load_event, runtime_with
+from tests.helpdesk_desk import HelpdeskDesk, stored
 
 SECRET = "jira-integration-secret"
 EMAIL = "agent@example.com"
@@ -77,11 +73,6 @@ def signed(body: bytes, identifier: str = "delivery-1", secret: str = SECRET) ->
     }
 
 
-def stored(table: str) -> int:
-    """How many items the table holds, whatever their key."""
-    return int(boto3.client("dynamodb").scan(TableName=table, Select="COUNT")["Count"])
-
-
 def live_markup(body: str, links: tuple[str, ...]) -> list[str]:
     """Markup Jira's renderer would act on, once the session's own `[link]`s are taken out."""
     for link in links:
@@ -100,51 +91,7 @@ def jira_env(env: dict[str, str], jira: JiraSimulator) -> dict[str, str]:
     return env | jira.bridge_settings()
 
 
-@dataclass
-class Desk:
-    """The webhook, the resolver, Bugpilot and Jira, as a support team sees them."""
-
-    runtime: Runtime
-    clock: Clock
-    jira: JiraSimulator
-    bugpilot: BugpilotSimulator
-    table: str
-
-    def send(self, body: bytes, headers: dict[str, str]) -> WebhookAnswer:
-        return receive(
-            "jira",
-            headers,
-            body.decode(),
-            is_base64=False,
-            runtime_factory=lambda: self.runtime,
-            clock=self.clock,
-        )
-
-    def accepted(self, body: bytes, headers: dict[str, str]) -> str:
-        """A delivery that must be accepted; its session id."""
-        answer = self.send(body, headers)
-        assert answer.status == 202, answer.body
-        session_id: str = answer.body["session_id"]
-        return session_id
-
-    def run(self) -> None:
-        resolve_due_sessions(self.runtime, lambda: PLENTY_MS, self.clock)
-
-    def run_when_due(self, session_id: str) -> None:
-        session = self.runtime.store.get(session_id)
-        assert session is not None and session.next_check_at is not None
-        self.clock.now = max(session.next_check_at, self.clock.now)
-        self.run()
-
-    def report_ready(self, session_id: str) -> str:
-        """The user's report exists and the resolver has run; the report's URL."""
-        token = self.bugpilot.tokens[-1]
-        self.bugpilot.complete_report(token)
-        self.run_when_due(session_id)
-        return self.bugpilot.report_url(token)
-
-    def notes(self, ticket: str = TICKET) -> list[str]:
-        return self.jira.internal_notes(ticket)
+Desk = HelpdeskDesk[JiraSimulator]
 
 
 @pytest.fixture
@@ -152,7 +99,14 @@ def desk(
     jira_env: dict[str, str], clock: Clock, jira: JiraSimulator, bugpilot: BugpilotSimulator
 ) -> Desk:
     bugpilot.connect_user(USER)
-    return Desk(runtime_with(jira_env), clock, jira, bugpilot, jira_env["TABLE_NAME"])
+    return Desk(
+        runtime_with(jira_env), clock, jira, bugpilot, jira_env["TABLE_NAME"], proof=_no_proof
+    )
+
+
+def _no_proof(body: bytes, at: datetime) -> dict[str, str]:
+    # Every Jira test says which of the two proofs it sends.
+    raise AssertionError("pass the headers: an automation secret or an admin signature")
 
 
 class TestOneNotePerCapture:
@@ -167,22 +121,22 @@ class TestOneNotePerCapture:
         # when the user's report exists and the resolver runs
         report = desk.report_ready(session_id)
         # then exactly one internal comment holds the marker and the report link, and no more
-        [note] = desk.notes()
+        [note] = desk.notes(TICKET)
         assert escape_wiki(f"Capture session: {session_id}") in note
         assert f"[{report}]" in note
-        [comment] = desk.jira.comments(TICKET)
+        [comment] = desk.simulator.comments(TICKET)
         assert comment["public"] is False
         session = desk.runtime.store.get(session_id)
         assert session is not None and session.note_state is NoteState.POSTED
 
     def test_an_admin_webhook_delivery_gets_one_internal_comment(self, desk: Desk) -> None:
         # given Jira's own issue payload, signed, with the reporter's email
-        body = desk.jira.admin_webhook_body(TICKET, email=USER, sent_at=desk.clock())
+        body = desk.simulator.admin_webhook_body(TICKET, email=USER, sent_at=desk.clock())
         session_id = desk.accepted(body, signed(body))
         assert len(desk.bugpilot.actions) == 1
         # when the report exists, then exactly one internal comment has its link
         report = desk.report_ready(session_id)
-        [note] = desk.notes()
+        [note] = desk.notes(TICKET)
         assert f"[{report}]" in note
 
 
@@ -199,21 +153,21 @@ class TestRefusals:
     def test_unproven_deliveries_are_401_and_touch_nothing(
         self, desk: Desk, headers: dict[str, str], reason: str
     ) -> None:
-        answer = desk.send(desk.jira.admin_webhook_body(TICKET, sent_at=desk.clock()), headers)
+        answer = desk.send(desk.simulator.admin_webhook_body(TICKET, sent_at=desk.clock()), headers)
         assert answer.status == 401
         assert reason in answer.body["error"]
         assert stored(desk.table) == 0
         assert desk.bugpilot.actions == []
 
     def test_a_signature_with_another_secret_is_401(self, desk: Desk) -> None:
-        body = desk.jira.admin_webhook_body(TICKET, sent_at=desk.clock())
+        body = desk.simulator.admin_webhook_body(TICKET, sent_at=desk.clock())
         answer = desk.send(body, signed(body, secret="someone-elses"))
         assert answer.status == 401
         assert stored(desk.table) == 0
 
     def test_a_captured_admin_delivery_replayed_later_is_stale(self, desk: Desk) -> None:
         # given a genuine signed delivery, sent more than MAX_AGE ago
-        body = desk.jira.admin_webhook_body(TICKET, sent_at=desk.clock() - MAX_AGE * 2)
+        body = desk.simulator.admin_webhook_body(TICKET, sent_at=desk.clock() - MAX_AGE * 2)
         # when it is replayed now, then it is refused and nothing is stored or asked
         answer = desk.send(body, signed(body))
         assert answer.status == 401
@@ -269,7 +223,7 @@ class TestRefusals:
     def test_malformed_admin_payloads_are_400_naming_the_field(
         self, desk: Desk, issue: dict[str, Any], message: str
     ) -> None:
-        payload = json.loads(desk.jira.admin_webhook_body(TICKET, sent_at=desk.clock()))
+        payload = json.loads(desk.simulator.admin_webhook_body(TICKET, sent_at=desk.clock()))
         body = json.dumps(payload | {"issue": issue}).encode()
         answer = desk.send(body, signed(body))
         assert answer.status == 400
@@ -282,10 +236,10 @@ class TestRedelivery:
         self, desk: Desk
     ) -> None:
         # given an admin delivery whose capture has been noted
-        body = desk.jira.admin_webhook_body(TICKET, sent_at=desk.clock())
+        body = desk.simulator.admin_webhook_body(TICKET, sent_at=desk.clock())
         session_id = desk.accepted(body, signed(body, identifier="hook-7"))
         desk.report_ready(session_id)
-        assert len(desk.notes()) == 1
+        assert len(desk.notes(TICKET)) == 1
         # when Jira delivers it again 20 minutes later, marked as a retry
         desk.clock.now = START + JIRA_RETRY_DELAY
         retry = signed(body, identifier="hook-7") | {"X-Atlassian-Webhook-Retry": "1"}
@@ -295,7 +249,7 @@ class TestRedelivery:
         assert (answer.body["session_id"], answer.body["duplicate"]) == (session_id, True)
         desk.run()
         assert len(desk.bugpilot.actions) == 1
-        assert len(desk.notes()) == 1
+        assert len(desk.notes(TICKET)) == 1
 
     def test_an_automation_redelivery_within_the_hour_is_the_same_capture(self, desk: Desk) -> None:
         # given a rule delivery whose capture has been noted
@@ -308,7 +262,7 @@ class TestRedelivery:
         assert (answer.status, answer.body["duplicate"]) == (202, True)
         desk.run()
         assert len(desk.bugpilot.actions) == 1
-        assert len(desk.notes()) == 1
+        assert len(desk.notes(TICKET)) == 1
 
     def test_after_the_window_the_same_rule_call_is_a_new_request(self, desk: Desk) -> None:
         # given a noted capture, and the same rule call after the window
@@ -327,11 +281,11 @@ class TestRateLimits:
     ) -> None:
         # given Jira answers the first comment with 429 and Retry-After
         session_id = desk.accepted(rule_body(), bearer())
-        desk.jira.script_post(429, retry_after=RETRY_AFTER)
+        desk.simulator.script_post(429, retry_after=RETRY_AFTER)
         before = desk.clock()
         desk.report_ready(session_id)
         # then no note yet, and the next try waits at least Retry-After
-        assert desk.notes() == []
+        assert desk.notes(TICKET) == []
         session = desk.runtime.store.get(session_id)
         assert session is not None and session.next_check_at is not None
         assert session.next_check_at >= before + timedelta(seconds=RETRY_AFTER)
@@ -339,10 +293,10 @@ class TestRateLimits:
         desk.run_when_due(session_id)
         desk.clock.advance(hours=1)
         desk.run()
-        assert len(desk.notes()) == 1
-        assert len(desk.jira.posts) == 2
+        assert len(desk.notes(TICKET)) == 1
+        assert len(desk.simulator.posts) == 2
         # and before posting again it looked for an earlier one, as after any failed try
-        assert len(desk.jira.listings) == 1
+        assert len(desk.simulator.listings) == 1
 
 
 class TestHostilePayloads:
@@ -357,7 +311,7 @@ class TestHostilePayloads:
         # when the note is posted
         report = desk.report_ready(session_id)
         # then what Jira received renders none of it as markup, while the report is a link
-        [post] = desk.jira.posts
+        [post] = desk.simulator.posts
         sent = post.json()["body"]
         assert escape_wiki(hostile) in sent
         assert live_markup(sent, (report,)) == []
@@ -443,26 +397,3 @@ def _sign_event_cli(path: Any, secret: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
-
-
-def test_demo_runs_end_to_end_with_jira() -> None:
-    # A fresh interpreter, as `make demo HELPDESK=jira` runs it: the runner owns the environment.
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "ZENDESK_", "JIRA_", "BUGPILOT_", "CAPTURE_", "TABLE_NAME"))
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "local_runner", "demo", "--helpdesk", "jira"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Done: every step happened as expected." in result.stdout
-    assert "Internal note on Jira ticket SUP-1001" in result.stdout
-    assert '"duplicate": true' in result.stdout
-    assert result.stdout.count("  resolved  ") >= DEMO_CAPTURES

@@ -12,12 +12,15 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from capture_bridge.errors import InvalidRequest, Unauthenticated
+from capture_bridge.errors import ConfigurationError, InvalidRequest, Unauthenticated
 from capture_bridge.helpdesks import Headers, NoteOutcome, NoteResult
 from capture_bridge.models import TicketRequest, field_text, storable_text
 
 MAX_FIELD_LENGTH = 320
+# Plain http is allowed to these hosts only: the simulators and local runs serve it there.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # The fields of the documented rule body that identify the ticket; every other top-level field is
 # passed on to the capture providers (`action`, `description`, `lambdatest_session_id`, ...).
 RULE_BODY_FIELDS = frozenset({"ticket_id", "requester_external_id", "requester_email", "tags"})
@@ -153,3 +156,31 @@ def note_answer(vendor: str, status: int, retry_after_header: str | None) -> Not
     if status == 429 or status >= 500:
         return NoteResult(NoteOutcome.RETRYABLE, message, retry_after(retry_after_header), status)
     return NoteResult(NoteOutcome.REJECTED, message, status=status)
+
+
+def secure_url(key: str, raw: str, *, base: bool = True) -> str:
+    """Setting `key` as a URL credentials may travel to: https, or plain http on loopback only.
+
+    Empty when unset. A `base` URL (an API's) loses its trailing slash and may have no query or
+    fragment. Anything else raises `ConfigurationError` naming the key.
+    """
+    url = raw.strip()
+    if base:
+        url = url.rstrip("/")
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise ConfigurationError(f"{key} is not a URL") from None
+    loopback = parts.scheme == "http" and host in LOOPBACK_HOSTS
+    if not host or not (parts.scheme == "https" or loopback):
+        raise ConfigurationError(
+            f"{key} must be an https:// URL (http:// only for 127.0.0.1 or localhost)"
+        )
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise ConfigurationError(f"{key} must not contain spaces or control characters")
+    if base and (parts.query or parts.fragment):
+        raise ConfigurationError(f"{key} must be a plain base URL, without query or fragment")
+    return url

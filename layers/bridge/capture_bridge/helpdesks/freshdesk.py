@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.errors import ConfigurationError, InvalidRequest, SecretNotConfigured
@@ -20,6 +19,7 @@ from capture_bridge.helpdesks.common import (
     json_object,
     note_answer,
     rule_body,
+    secure_url,
 )
 from capture_bridge.http import HttpClient, TransportError
 from capture_bridge.models import Delivery, TicketRequest
@@ -53,8 +53,6 @@ _TICKET_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 LABEL = "Freshdesk ticket #{ticket_id}"
 # The account name of <name>.freshdesk.com: one DNS label, lower case.
 _DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-# The simulator and local runs serve plain http on the loopback interface; nothing else may.
-_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Freshdesk ignores the password of an API key's Basic credentials; its docs use "X".
 API_KEY_PASSWORD = "X"  # noqa: S105 - Freshdesk's documented placeholder, not a secret
 
@@ -68,25 +66,6 @@ def domain_name(raw: str) -> str:
             f"letters, digits and hyphens), got {domain[:80]!r}"
         )
     return domain
-
-
-def api_url(raw: str) -> str:
-    """`FRESHDESK_API_URL` checked: https (plain http on loopback only), no trailing slash."""
-    url = raw.strip().rstrip("/")
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        raise ConfigurationError("FRESHDESK_API_URL is not a URL") from None
-    local = parts.scheme == "http" and host in _LOCAL_HOSTS
-    if not host or (parts.scheme != "https" and not local):
-        # The API key travels with every call: never over plain http to another host.
-        raise ConfigurationError("FRESHDESK_API_URL must be an https:// URL")
-    if parts.query or parts.fragment or any(char.isspace() for char in url):
-        raise ConfigurationError("FRESHDESK_API_URL must be a plain URL, without query or spaces")
-    return url
 
 
 @dataclass(frozen=True)
@@ -103,7 +82,7 @@ class FreshdeskSettings:
         """Read and validate; raises `ConfigurationError` naming an invalid setting."""
         return cls(
             domain=domain_name(settings.text("FRESHDESK_DOMAIN")),
-            api_url=api_url(settings.text("FRESHDESK_API_URL")),
+            api_url=secure_url("FRESHDESK_API_URL", settings.text("FRESHDESK_API_URL")),
             api_key=settings.secret("FRESHDESK_API_KEY"),
             # Stripped like every credential: a pasted newline would otherwise refuse everything.
             webhook_secret=settings.secret("FRESHDESK_WEBHOOK_SECRET"),

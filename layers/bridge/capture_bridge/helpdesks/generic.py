@@ -19,17 +19,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from capture_bridge.access import Access, AccessCheck, not_configured, unset
 from capture_bridge.errors import (
-    ConfigurationError,
     InvalidRequest,
     SecretNotConfigured,
     Unauthenticated,
 )
 from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
-from capture_bridge.helpdesks.common import json_object, note_answer, single_header, tags_field
+from capture_bridge.helpdesks.common import (
+    json_object,
+    note_answer,
+    secure_url,
+    single_header,
+    tags_field,
+)
 from capture_bridge.helpdesks.common import text_field as body_text
 from capture_bridge.http import HttpClient, TransportError
 from capture_bridge.models import Delivery, TicketRequest, field_text, utc_now
@@ -73,8 +77,6 @@ TICKET_HINT = "1 to 128 characters: letters, digits and . _ : # / -"
 BODY_FIELDS = frozenset({"ticketId", "userId", "userEmail", "tags"})
 # Keys (any casing, with or without separators) that would let a payload choose where notes go.
 _REFUSED_KEYS = frozenset({"callbackurl", "callback", "noteurl", "replyurl", "returnurl"})
-# Only these hosts may take a note over plain http: the local demo and the tests.
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def decode_secret(raw: str) -> bytes:
@@ -141,22 +143,7 @@ def _refused(key: str) -> bool:
 
 def note_url(raw: str) -> str:
     """`GENERIC_NOTE_URL` checked: https, or http to this machine only; else ConfigurationError."""
-    text = raw.strip()
-    if not text:
-        return ""
-    try:
-        parts = urlsplit(text)
-        host = parts.hostname or ""
-    except ValueError:
-        parts, host = None, ""
-    loopback = parts is not None and parts.scheme == "http" and host in LOOPBACK_HOSTS
-    if parts is None or not host or not (parts.scheme == "https" or loopback):
-        raise ConfigurationError(
-            f"{NOTE_URL_KEY} must be an https:// URL (http:// only for 127.0.0.1 or localhost)"
-        )
-    if any(char.isspace() or not char.isprintable() for char in text):
-        raise ConfigurationError(f"{NOTE_URL_KEY} must not contain spaces or control characters")
-    return text
+    return secure_url(NOTE_URL_KEY, raw, base=False)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.errors import (
@@ -31,6 +30,7 @@ from capture_bridge.helpdesks.common import (
     check_shared_secret,
     json_object,
     note_answer,
+    secure_url,
     single_header,
     tags_field,
     text_field,
@@ -74,8 +74,6 @@ LONGEST_NOTE_SECONDS = (MAX_COMMENT_PAGES + 1) * sum(NOTE_TIMEOUT)
 ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,9}-[1-9][0-9]{0,9}$")
 ISSUE_KEY_HINT = "a Jira issue key (e.g. SUP-123)"
 LABEL = "Jira issue {ticket_id}"
-# The simulator and local runs serve plain http on the loopback interface; nothing else may.
-_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 # Characters Jira's wiki renderer takes as markup and accepts a backslash before
 # (BackslashEscapeRendererComponent): links `[..|..]`, macros `{html}`, images `!..!`,
@@ -103,32 +101,12 @@ class JiraSettings:
     @classmethod
     def from_settings(cls, settings: Settings) -> JiraSettings:
         return cls(
-            api_url=api_url(settings.url("JIRA_API_URL")),
+            api_url=secure_url("JIRA_API_URL", settings.text("JIRA_API_URL")),
             email=settings.text("JIRA_EMAIL"),
             api_token=settings.secret("JIRA_API_TOKEN"),
             # Stripped like every credential: a pasted newline would otherwise refuse everything.
             webhook_secret=settings.secret("JIRA_WEBHOOK_SECRET"),
         )
-
-
-def api_url(raw: str) -> str:
-    """`JIRA_API_URL` checked: https (plain http on loopback only), no trailing slash."""
-    url = raw.strip().rstrip("/")
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        raise ConfigurationError("JIRA_API_URL is not a URL") from None
-    local = parts.scheme == "http" and host in _LOCAL_HOSTS
-    if not host or (parts.scheme != "https" and not local):
-        raise ConfigurationError(
-            "JIRA_API_URL must be https://<site>.atlassian.net (got a URL that is not https)"
-        )
-    if parts.query or parts.fragment or any(char.isspace() for char in url):
-        raise ConfigurationError("JIRA_API_URL must be a plain site URL, without query or spaces")
-    return url
 
 
 def sign_webhook(secret: str, body: bytes) -> str:

@@ -1,0 +1,171 @@
+"""The rules helpdesk adapters share (`helpdesks.common`), tested on their own: no sockets."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+
+from capture_bridge.errors import ConfigurationError, InvalidRequest, Unauthenticated
+from capture_bridge.helpdesks import Headers, NoteOutcome
+from capture_bridge.helpdesks.common import (
+    check_shared_secret,
+    note_answer,
+    presented_secret,
+    retry_after,
+    rule_body,
+    secure_url,
+    tags_field,
+)
+
+SECRET = "s3cret-value"
+TICKET_NUMBER = re.compile(r"^[1-9][0-9]*$")
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class TestSharedSecret:
+    @pytest.mark.parametrize(
+        "authorization", [f"Bearer {SECRET}", f"bearer  {SECRET} ", basic("freshdesk", SECRET)]
+    )
+    def test_a_bearer_token_or_a_basic_password_carries_it(self, authorization: str) -> None:
+        # given the secret sent either way, when checked, then it is accepted
+        check_shared_secret(Headers({"Authorization": authorization}), SECRET)
+
+    @pytest.mark.parametrize(
+        ("headers", "message"),
+        [
+            ({}, "missing"),
+            ({"Authorization": "Bearer guess"}, "does not match"),
+            ({"Authorization": basic(SECRET, "")}, "missing"),  # the secret as the user name
+            ({"Authorization": "Basic !!!"}, "unreadable"),
+            ({"Authorization": f"Token {SECRET}"}, "missing"),
+            ({"Authorization": "Bearer sëcret"}, "does not match"),
+        ],
+    )
+    def test_anything_else_is_refused(self, headers: dict[str, str], message: str) -> None:
+        with pytest.raises(Unauthenticated, match=message):
+            check_shared_secret(Headers(headers), SECRET)
+
+    def test_two_authorization_headers_that_disagree_prove_nothing(self) -> None:
+        headers = Headers([("Authorization", f"Bearer {SECRET}"), ("authorization", "Bearer x")])
+        with pytest.raises(Unauthenticated, match="conflicting"):
+            presented_secret(headers)
+
+
+class TestRuleBody:
+    def test_reads_the_ticket_requester_tags_and_passes_the_rest_on(self) -> None:
+        # given the documented body with a capture field of a provider's
+        body = json.dumps(
+            {
+                "ticket_id": 1001,
+                "requester_email": "ada@example.com",
+                "requester_external_id": "",
+                "tags": "vip, bugpilot_session",
+                "action": "upload-session",
+            }
+        ).encode()
+        # when it is read
+        ticket = rule_body(
+            body,
+            helpdesk="desk",
+            ticket_id=TICKET_NUMBER,
+            ticket_hint="a ticket number",
+            label="Desk ticket #{ticket_id}",
+        )
+        # then the ticket and requester are its own, the rest is for the providers
+        assert (ticket.ticket_id, ticket.requester, ticket.label) == (
+            "1001",
+            "ada@example.com",
+            "Desk ticket #1001",
+        )
+        assert ticket.tags == ("vip", "bugpilot_session")
+        assert ticket.fields == {"action": "upload-session"}
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            (b"[]", "must be a JSON object"),
+            (b"{", "not valid JSON"),
+            (b"{}", "ticket_id is required"),
+            (b'{"ticket_id": "12a"}', "ticket_id must be a ticket number"),
+            (b'{"ticket_id": true}', "ticket_id must be a string"),
+            (b'{"ticket_id": "1", "tags": 5}', "tags must be"),
+        ],
+    )
+    def test_each_problem_is_a_400_naming_the_field(self, body: bytes, message: str) -> None:
+        with pytest.raises(InvalidRequest, match=message):
+            rule_body(
+                body,
+                helpdesk="desk",
+                ticket_id=TICKET_NUMBER,
+                ticket_hint="a ticket number",
+                label="{ticket_id}",
+            )
+
+    def test_tags_as_a_list_drop_empty_ones(self) -> None:
+        assert tags_field({"tags": ["a", " ", "b "]}) == ("a", "b")
+
+
+class TestNoteAnswers:
+    @pytest.mark.parametrize(
+        ("status", "outcome"),
+        [
+            (200, NoteOutcome.POSTED),
+            (201, NoteOutcome.POSTED),
+            (429, NoteOutcome.RETRYABLE),
+            (503, NoteOutcome.RETRYABLE),
+            (401, NoteOutcome.REJECTED),
+            (404, NoteOutcome.REJECTED),
+        ],
+    )
+    def test_what_each_status_means(self, status: int, outcome: NoteOutcome) -> None:
+        assert note_answer("Desk", status, None).outcome is outcome
+
+    def test_a_rate_limit_carries_its_wait_and_the_status(self) -> None:
+        result = note_answer("Desk", 429, " 17 ")
+        assert (result.retry_after_seconds, result.status) == (17, 429)
+        assert "Desk answered HTTP 429" in result.message
+
+    @pytest.mark.parametrize("raw", [None, "", "Wed, 21 Oct 2026 07:28:00 GMT", "-1", "9" * 12])
+    def test_a_retry_after_that_is_no_plain_number_is_ignored(self, raw: str | None) -> None:
+        assert retry_after(raw) is None
+
+
+class TestSecureUrl:
+    @pytest.mark.parametrize(
+        ("raw", "expected"),
+        [
+            ("https://acme.atlassian.net/", "https://acme.atlassian.net"),
+            (" https://x.test/api ", "https://x.test/api"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("http://localhost/", "http://localhost"),
+            ("", ""),
+        ],
+    )
+    def test_https_anywhere_and_http_on_this_machine_only(self, raw: str, expected: str) -> None:
+        assert secure_url("DESK_API_URL", raw) == expected
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "http://acme.example.com",
+            "ftp://x.test",
+            "https://",
+            "https://a.test/?q=1",
+            "https://a.test/#x",
+            "https://a .test",
+            "https://[::1",
+        ],
+    )
+    def test_anything_else_is_a_configuration_error_naming_the_key(self, raw: str) -> None:
+        with pytest.raises(ConfigurationError, match="DESK_API_URL"):
+            secure_url("DESK_API_URL", raw)
+
+    def test_a_receiver_url_may_keep_its_query(self) -> None:
+        url = "https://hooks.example.com/notes?channel=support"
+        assert secure_url("DESK_NOTE_URL", url, base=False) == url
