@@ -27,6 +27,13 @@ def known_keys() -> dict[str, tuple[str, ...]]:
     return keys
 
 
+def optional_keys() -> tuple[str, ...]:
+    """Keys with working defaults that an integration also reads from the secret (set by name)."""
+    return tuple(
+        key for name in supported_helpdesks() for key in helpdesk_module(name).OPTIONAL_KEYS
+    )
+
+
 def read_secret(aws: Aws, secret_id: str) -> tuple[dict[str, Any], str | None]:
     """The secret's JSON object and its version id; `{}` and None when it has no value yet."""
     try:
@@ -94,7 +101,7 @@ def run_secret(
 ) -> int:
     """Set, keep or remove keys of the secret; print which keys are set, never a value."""
     secret_id = stack.output(SECRET_OUTPUT)
-    known = [key for keys in known_keys().values() for key in keys]
+    known = [*(key for keys in known_keys().values() for key in keys), *optional_keys()]
     _refuse_unknown([*set_keys, *unset_keys], known)
     current, version = read_secret(aws, secret_id)
 

@@ -65,6 +65,25 @@ def test_set_from_stdin_keeps_the_other_keys(
     assert "within 5 minutes" in shown.out
 
 
+def test_an_optional_key_can_be_set_by_name(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a helpdesk key with a default (Freshdesk's API URL overrides its domain's)
+    url = "https://support.acme.example"
+    # when it is set by name
+    code = run_secret(
+        deployed.aws,
+        deployed.stack,
+        set_keys=["FRESHDESK_API_URL"],
+        unset_keys=[],
+        stdin=FakeStdin(url),
+        prompt=no_prompt,
+    )
+    # then it is stored like any other key
+    assert code == 0
+    assert deployed.secret() == {"FRESHDESK_API_URL": url}
+
+
 def test_interactive_enter_keeps_values_and_never_prints_them(
     deployed: Deployed, capsys: pytest.CaptureFixture[str]
 ) -> None:
