@@ -167,6 +167,10 @@ class TestBugpilotOutcomesAtIntake:
         assert webhook.runtime.store.get(answer.body["session_id"]) is not None
 
 
+# A Zendesk retry long after the first attempt (its signature's window is long past).
+RETRY_AFTER_AN_OUTAGE_MINUTES = 30
+
+
 class TestIdempotency:
     def test_replayed_delivery_triggers_bugpilot_once(
         self, webhook: Webhook, bugpilot: BugpilotSimulator, clock: Any
@@ -211,6 +215,24 @@ class TestIdempotency:
         second = webhook.send(trigger_body(tags="bugpilot_screenshot"))
         assert second.body["session_id"] != first.body["session_id"]
         assert len(bugpilot.actions) == 2
+
+    def test_a_late_retry_of_an_invocation_signed_afresh_is_the_same_delivery(
+        self, webhook: Webhook, bugpilot: BugpilotSimulator, clock: Any
+    ) -> None:
+        # given a delivery whose capture ended at once (the open-capture guard is free again)
+        bugpilot.script_action(401, "INVALID_API_KEY")
+        body = trigger_body()
+        invocation = {"x-zendesk-webhook-invocation-id": "8350205582"}
+        first = webhook.send(body, signed_headers(body, clock()) | invocation)
+        assert first.body["status"] == "failed"
+        # when Zendesk retries that invocation half an hour later, signed with a new timestamp
+        clock.advance(minutes=RETRY_AFTER_AN_OUTAGE_MINUTES)
+        again = webhook.send(body, signed_headers(body, clock()) | invocation)
+        # then it is recognised as the same delivery: no second capture is asked for
+        assert again.status == 202
+        assert again.body["session_id"] == first.body["session_id"]
+        assert again.body["duplicate"] is True
+        assert len(bugpilot.actions) == 1
 
     def test_a_failed_capture_frees_the_ticket_for_a_new_request(
         self, webhook: Webhook, bugpilot: BugpilotSimulator, clock: Any

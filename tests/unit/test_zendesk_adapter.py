@@ -68,6 +68,25 @@ class TestSignature:
             == expected
         )
 
+    def test_the_attempts_of_one_invocation_are_one_delivery_remembered_a_day(self) -> None:
+        # given two attempts of one invocation, each signed at its own time, and another one
+        adapter = adapter_for()
+        body = trigger_body()
+        later = START + timedelta(minutes=20)
+
+        def attempt(at: datetime, invocation: str) -> Delivery:
+            headers = signed_headers(body, at) | {"X-Zendesk-Webhook-Invocation-Id": invocation}
+            return verify(adapter, headers, body, at)
+
+        first, retry = attempt(START, "8350205582"), attempt(later, "8350205582")
+        # then the attempts share a fingerprint, remembered for a day; another invocation differs
+        assert first == retry
+        assert first.remember_for == timedelta(days=1)
+        assert attempt(START, "8350205583").fingerprint != first.fingerprint
+        # and an id that is no invocation id is ignored: the signature names the delivery
+        odd = attempt(START, "x" * 65)
+        assert odd.fingerprint not in (first.fingerprint, attempt(later, "x" * 65).fingerprint)
+
     def test_valid_signature_returns_a_stable_delivery_fingerprint(self) -> None:
         adapter = adapter_for()
         body = trigger_body()

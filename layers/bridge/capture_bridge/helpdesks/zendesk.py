@@ -31,9 +31,15 @@ SIGNATURE_HEADER = "x-zendesk-webhook-signature"
 TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
 # Zendesk signs each delivery with its send time; older ones are treated as replays.
 MAX_SKEW = timedelta(minutes=5)
-# How long a delivery is recognised: a redelivery older than MAX_SKEW is refused anyway, so an
-# hour is ample.
+# How long a delivery is recognised by its signature: a copy older than MAX_SKEW is refused
+# anyway, so an hour is ample.
 DELIVERY_MEMORY = timedelta(hours=1)
+# Zendesk signs every attempt afresh, so a retry has a new signature; what stays is the
+# invocation's id (its API lists each invocation's attempts), which then names the delivery.
+# Retries may follow an outage by hours: it is remembered a day.
+INVOCATION_HEADER = "x-zendesk-webhook-invocation-id"
+INVOCATION_MEMORY = timedelta(days=1)
+_INVOCATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NOTE_TIMEOUT = (3.05, 10.0)
 # The longest a note can take: the look for an earlier one, then the post, each at its timeouts.
 LONGEST_NOTE_SECONDS = 2 * sum(NOTE_TIMEOUT)
@@ -130,7 +136,12 @@ class ZendeskAdapter:
         expected = sign_webhook(secret, timestamp, body)
         if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
             raise Unauthenticated("webhook signature does not match")
-        # The signature covers time and body: equal signatures mean a redelivery of the same call.
+        invocation = single_header(headers, INVOCATION_HEADER).strip()
+        if _INVOCATION_ID.match(invocation):
+            # Every attempt of one invocation, however late and however signed, is one delivery.
+            subject = f"invocation\n{invocation}".encode()
+            return Delivery(hashlib.sha256(subject).hexdigest(), INVOCATION_MEMORY)
+        # Without it, the signature covers time and body: equal signatures mean the same call.
         return Delivery(hashlib.sha256(expected.encode()).hexdigest(), DELIVERY_MEMORY)
 
     def parse(self, body: bytes) -> TicketRequest:
