@@ -194,7 +194,7 @@ class TestCreate:
         [
             ({**BUGPILOT_BODY, "ticketId": None}, ["body", "ticketId"]),
             ({"ticketId": TICKET, "userId": USER}, ["body", "helpdesk"]),
-            ({**BUGPILOT_BODY, "helpdesk": "freshdesk"}, ["body", "helpdesk"]),
+            ({**BUGPILOT_BODY, "helpdesk": "kayako"}, ["body", "helpdesk"]),
             ({**BUGPILOT_BODY, "helpdesk": "Zen Desk"}, ["body", "helpdesk"]),
             ({**BUGPILOT_BODY, "ticketId": 1001}, ["body", "ticketId"]),
             ({**BUGPILOT_BODY, "ticketId": "x" * 65}, ["body", "ticketId"]),
