@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from capture_bridge.errors import ConfigurationError, InvalidRequest, Unauthenticated
 from capture_bridge.helpdesks import Headers, NoteOutcome, NoteResult
+from capture_bridge.http import HttpClient, TransportError
 from capture_bridge.models import TicketRequest, field_text, storable_text
 
 MAX_FIELD_LENGTH = 320
@@ -156,6 +157,41 @@ def note_answer(vendor: str, status: int, retry_after_header: str | None) -> Not
     if status == 429 or status >= 500:
         return NoteResult(NoteOutcome.RETRYABLE, message, retry_after(retry_after_header), status)
     return NoteResult(NoteOutcome.REJECTED, message, status=status)
+
+
+def send_note(
+    http: HttpClient,
+    vendor: str,
+    method: str,
+    url: str,
+    *,
+    timeout: tuple[float, float],
+    headers: Mapping[str, str],
+    json_body: Any = None,
+    body: bytes | None = None,
+    auth: tuple[str, str] | None = None,
+) -> NoteResult:
+    """Send a note and say what came of it (`note_answer`); no answer at all is retryable."""
+    try:
+        response = http.request(
+            method, url, headers=headers, json_body=json_body, body=body, auth=auth, timeout=timeout
+        )
+    except TransportError as exc:
+        return NoteResult(NoteOutcome.RETRYABLE, str(exc))
+    return note_answer(vendor, response.status, response.header("Retry-After"))
+
+
+def read_json(
+    http: HttpClient, url: str, *, auth: tuple[str, str], timeout: tuple[float, float]
+) -> Any:
+    """`GET url` as JSON: the parsed answer of a 200, else None (no answer, an error, not JSON)."""
+    try:
+        response = http.request(
+            "GET", url, headers={"Accept": "application/json"}, auth=auth, timeout=timeout
+        )
+    except TransportError:
+        return None
+    return response.json() if response.status == 200 else None
 
 
 def secure_url(key: str, raw: str, *, base: bool = True) -> str:

@@ -17,11 +17,12 @@ from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     check_shared_secret,
     json_object,
-    note_answer,
+    read_json,
     rule_body,
     secure_url,
+    send_note,
 )
-from capture_bridge.http import HttpClient, TransportError
+from capture_bridge.http import HttpClient
 from capture_bridge.models import Delivery, TicketRequest
 from capture_bridge.notes import Note
 from capture_bridge.settings import Settings
@@ -179,18 +180,16 @@ class FreshdeskAdapter:
                 "FRESHDESK_DOMAIN (or FRESHDESK_API_URL) and FRESHDESK_API_KEY must be set",
             )
         base_url, auth = credentials
-        try:
-            response = self._http.request(
-                "POST",
-                f"{base_url}/api/v2/tickets/{ticket_id}/notes",
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-                json_body={"body": note.html, "private": True},
-                auth=auth,
-                timeout=self._timeout,
-            )
-        except TransportError as exc:
-            return NoteResult(NoteOutcome.RETRYABLE, str(exc))
-        return note_answer("Freshdesk", response.status, response.header("Retry-After"))
+        return send_note(
+            self._http,
+            "Freshdesk",
+            "POST",
+            f"{base_url}/api/v2/tickets/{ticket_id}/notes",
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            json_body={"body": note.html, "private": True},
+            auth=auth,
+            timeout=self._timeout,
+        )
 
     def has_note(self, ticket_id: str, marker: str) -> bool | None:
         """Whether a conversation of the ticket holds `marker`; None when that is unknown.
@@ -219,20 +218,13 @@ class FreshdeskAdapter:
         self, base_url: str, auth: tuple[str, str], ticket_id: str, page: int
     ) -> list[str] | None:
         """The texts of one page of conversations (each its `body_text` and `body`), or None."""
-        try:
-            response = self._http.request(
-                "GET",
-                f"{base_url}/api/v2/tickets/{ticket_id}/conversations"
-                f"?page={page}&per_page={CONVERSATION_PAGE_SIZE}",
-                headers={"Accept": "application/json"},
-                auth=auth,
-                timeout=self._timeout,
-            )
-        except TransportError:
-            return None
-        if response.status != 200:
-            return None
-        payload = response.json()
+        payload = read_json(
+            self._http,
+            f"{base_url}/api/v2/tickets/{ticket_id}/conversations"
+            f"?page={page}&per_page={CONVERSATION_PAGE_SIZE}",
+            auth=auth,
+            timeout=self._timeout,
+        )
         if not isinstance(payload, list):
             return None
         return [_conversation_text(item) for item in payload]

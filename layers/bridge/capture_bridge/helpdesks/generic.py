@@ -29,13 +29,13 @@ from capture_bridge.errors import (
 from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     json_object,
-    note_answer,
     secure_url,
+    send_note,
     single_header,
     tags_field,
 )
 from capture_bridge.helpdesks.common import text_field as body_text
-from capture_bridge.http import HttpClient, TransportError
+from capture_bridge.http import HttpClient
 from capture_bridge.models import Delivery, TicketRequest, field_text, utc_now
 from capture_bridge.notes import Note
 from capture_bridge.settings import Settings
@@ -278,22 +278,20 @@ class GenericAdapter:
         timestamp = int(self._clock().timestamp())
         message_id = note_message_id(note)
         body = note_body(payload)
-        try:
-            response = self._http.request(
-                "POST",
-                url,
-                headers={
-                    "Content-Type": "application/json",
-                    ID_HEADER: message_id,
-                    TIMESTAMP_HEADER: str(timestamp),
-                    SIGNATURE_HEADER: sign(key, message_id, timestamp, body),
-                },
-                body=body,
-                timeout=self._timeout,
-            )
-        except TransportError as exc:
-            return NoteResult(NoteOutcome.RETRYABLE, str(exc))
-        return note_answer(RECEIVER, response.status, response.header("Retry-After"))
+        return send_note(
+            self._http,
+            RECEIVER,
+            "POST",
+            url,
+            headers={
+                "Content-Type": "application/json",
+                ID_HEADER: message_id,
+                TIMESTAMP_HEADER: str(timestamp),
+                SIGNATURE_HEADER: sign(key, message_id, timestamp, body),
+            },
+            body=body,
+            timeout=self._timeout,
+        )
 
     def has_note(self, ticket_id: str, marker: str) -> bool | None:
         """Always False: there is nothing to look in, and sending the note again is safe.

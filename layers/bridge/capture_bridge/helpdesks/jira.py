@@ -29,14 +29,15 @@ from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     check_shared_secret,
     json_object,
-    note_answer,
+    read_json,
     secure_url,
+    send_note,
     single_header,
     tags_field,
     text_field,
     ticket_request,
 )
-from capture_bridge.http import HttpClient, TransportError
+from capture_bridge.http import HttpClient
 from capture_bridge.models import Delivery, TicketRequest
 from capture_bridge.notes import Note, marked_up
 from capture_bridge.settings import Settings
@@ -239,18 +240,16 @@ class JiraAdapter:
                 NoteOutcome.REJECTED, "JIRA_API_URL, JIRA_EMAIL and JIRA_API_TOKEN must be set"
             )
         base_url, auth = credentials
-        try:
-            response = self._http.request(
-                "POST",
-                f"{base_url}/rest/servicedeskapi/request/{ticket_id}/comment",
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-                json_body={"body": wiki_note(note), "public": False},
-                auth=auth,
-                timeout=self._timeout,
-            )
-        except TransportError as exc:
-            return NoteResult(NoteOutcome.RETRYABLE, str(exc))
-        return note_answer("Jira", response.status, response.header("Retry-After"))
+        return send_note(
+            self._http,
+            "Jira",
+            "POST",
+            f"{base_url}/rest/servicedeskapi/request/{ticket_id}/comment",
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            json_body={"body": wiki_note(note), "public": False},
+            auth=auth,
+            timeout=self._timeout,
+        )
 
     def has_note(self, ticket_id: str, marker: str) -> bool | None:
         """Whether an internal comment holds `marker` (as posted: escaped); None when unknown."""
@@ -279,19 +278,14 @@ class JiraAdapter:
         self, base_url: str, auth: tuple[str, str], ticket_id: str, start: int
     ) -> tuple[list[str], bool, int] | None:
         """One page of internal comments: their bodies, whether it is the last, its size."""
-        try:
-            response = self._http.request(
-                "GET",
-                f"{base_url}/rest/servicedeskapi/request/{ticket_id}/comment"
-                f"?public=false&internal=true&start={start}&limit={COMMENT_PAGE_SIZE}",
-                headers={"Accept": "application/json"},
-                auth=auth,
-                timeout=self._timeout,
-            )
-        except TransportError:
-            return None
-        payload = response.json()
-        if response.status != 200 or not isinstance(payload, dict):
+        payload = read_json(
+            self._http,
+            f"{base_url}/rest/servicedeskapi/request/{ticket_id}/comment"
+            f"?public=false&internal=true&start={start}&limit={COMMENT_PAGE_SIZE}",
+            auth=auth,
+            timeout=self._timeout,
+        )
+        if not isinstance(payload, dict):
             return None
         values, last = payload.get("values"), payload.get("isLastPage")
         if not isinstance(values, list) or not isinstance(last, bool):

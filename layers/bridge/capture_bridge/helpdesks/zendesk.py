@@ -13,8 +13,13 @@ from datetime import UTC, datetime, timedelta
 from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.errors import SecretNotConfigured, Unauthenticated
 from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
-from capture_bridge.helpdesks.common import note_answer, rule_body, single_header
-from capture_bridge.http import HttpClient, TransportError
+from capture_bridge.helpdesks.common import (
+    read_json,
+    rule_body,
+    send_note,
+    single_header,
+)
+from capture_bridge.http import HttpClient
 from capture_bridge.models import Delivery, TicketRequest
 from capture_bridge.notes import Note
 from capture_bridge.settings import Settings
@@ -174,18 +179,16 @@ class ZendeskAdapter:
                 "must be set",
             )
         base_url, auth = credentials
-        try:
-            response = self._http.request(
-                "PUT",
-                f"{base_url}/api/v2/tickets/{ticket_id}.json",
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-                json_body={"ticket": {"comment": {"html_body": note.html, "public": False}}},
-                auth=auth,
-                timeout=self._timeout,
-            )
-        except TransportError as exc:
-            return NoteResult(NoteOutcome.RETRYABLE, str(exc))
-        return note_answer("Zendesk", response.status, response.header("Retry-After"))
+        return send_note(
+            self._http,
+            "Zendesk",
+            "PUT",
+            f"{base_url}/api/v2/tickets/{ticket_id}.json",
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            json_body={"ticket": {"comment": {"html_body": note.html, "public": False}}},
+            auth=auth,
+            timeout=self._timeout,
+        )
 
     def has_note(self, ticket_id: str, marker: str) -> bool | None:
         """Look through the newest comments for `marker`, to learn whether a note already landed."""
@@ -193,18 +196,13 @@ class ZendeskAdapter:
         if credentials is None:
             return None
         base_url, auth = credentials
-        try:
-            response = self._http.request(
-                "GET",
-                f"{base_url}/api/v2/tickets/{ticket_id}/comments.json?sort_order=desc&per_page=100",
-                headers={"Accept": "application/json"},
-                auth=auth,
-                timeout=self._timeout,
-            )
-        except TransportError:
-            return None
-        payload = response.json()
-        if response.status != 200 or not isinstance(payload, dict):
+        payload = read_json(
+            self._http,
+            f"{base_url}/api/v2/tickets/{ticket_id}/comments.json?sort_order=desc&per_page=100",
+            auth=auth,
+            timeout=self._timeout,
+        )
+        if not isinstance(payload, dict):
             return None
         comments = payload.get("comments")
         if not isinstance(comments, list):
