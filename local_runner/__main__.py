@@ -199,12 +199,13 @@ def sample_commands(url: str, values: Mapping[str, str]) -> list[str]:
     minutes later) and pipes the `curl` it prints to the shell.
     """
     # Imported here: the runner has put the layer on sys.path by now.
-    from capture_bridge.helpdesks import helpdesk_module, supported_helpdesks
+    from capture_bridge.helpdesks import helpdesk_specs
 
     commands = []
-    for name in supported_helpdesks():
+    for spec in helpdesk_specs():
+        name = spec.name
         event = DEFAULT_TEMPLATE.parent / "events" / f"webhook_{name}.json"
-        if event.is_file() and values.get(helpdesk_module(name).WEBHOOK_SECRET_KEY, "").strip():
+        if event.is_file() and values.get(spec.webhook_secret_key, "").strip():
             commands.append(
                 f"try {name}: python -m local_runner sign-event events/{event.name} "
                 f"--curl {url} | sh"

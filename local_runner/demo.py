@@ -299,12 +299,12 @@ class Demo:
     ) -> Delivery:
         """Headers and body of a delivery as the helpdesk's rule makes it, with its proof."""
         # Imported only now: the runner has put the layer (layers/bridge) on sys.path.
-        from capture_bridge.helpdesks import WebhookRequest, request_signer
+        from capture_bridge.helpdesks import WebhookRequest, helpdesk_spec
 
         body = self.desk.webhook_body(
             ticket_id, user_id=user_id, email=email, tags=tags, fields=extra
         )
-        sign = request_signer(self.desk.helpdesk)
+        sign = helpdesk_spec(self.desk.helpdesk).sign_request
         proof = sign(
             self.desk.bridge_settings(),
             WebhookRequest("POST", self.path, body=body),

@@ -32,16 +32,16 @@ def signed_event(
     defaults to the event's own path parameter. Raises `UnknownHelpdesk`, and
     `SecretNotConfigured` naming the setting that is missing.
     """
-    from capture_bridge.helpdesks import Headers, WebhookRequest, body_refresher, request_signer
+    from capture_bridge.helpdesks import Headers, WebhookRequest, helpdesk_spec
 
     name = helpdesk or event_helpdesk(event)
-    sign = request_signer(name)
+    spec = helpdesk_spec(name)
     at = now or datetime.now(UTC)
     signed = copy.deepcopy(event)
     body = signed.get("body") or ""
     raw = base64.b64decode(body) if signed.get("isBase64Encoded") else body.encode()
     # A time inside the body (Jira's admin webhooks) is made current too, then signed with it.
-    raw = body_refresher(name)(raw, at)
+    raw = spec.fresh_body(raw, at)
     encoded = signed.get("isBase64Encoded")
     signed["body"] = base64.b64encode(raw).decode() if encoded else raw.decode()
     http = (signed.get("requestContext") or {}).get("http") or {}
@@ -52,7 +52,7 @@ def signed_event(
         body=raw,
         query_string=str(signed.get("rawQueryString") or ""),
     )
-    proof = sign(values, request, at)
+    proof = spec.sign_request(values, request, at)
     replaced = {key.lower() for key in proof}
     headers = {
         key: value

@@ -37,10 +37,10 @@ def credential_gaps(environ: Mapping[str, str]) -> list[Gap]:
 
     Needs ``capture_bridge`` importable (the runner puts the layer on ``sys.path``).
     """
-    from capture_bridge.capture import DEFAULT_PROVIDER, provider_module, supported_providers
-    from capture_bridge.helpdesks import helpdesk_module, supported_helpdesks
+    from capture_bridge.capture import DEFAULT_PROVIDER, provider_specs
+    from capture_bridge.helpdesks import helpdesk_specs
 
-    helpdesks = {name: tuple(helpdesk_module(name).SECRET_KEYS) for name in supported_helpdesks()}
+    helpdesks = {spec.name: spec.secret_keys for spec in helpdesk_specs()}
     touched = [name for name, keys in helpdesks.items() if any(environ.get(k) for k in keys)]
     gaps = []
     if not touched:
@@ -48,14 +48,13 @@ def credential_gaps(environ: Mapping[str, str]) -> list[Gap]:
         every_key = tuple(key for names in helpdesks.values() for key in names)
         gaps.append(Gap("helpdesk", every_key, True, alternatives=tuple(helpdesks)))
     # A helpdesk in use (some key set) needs all of its keys; the others are not mentioned.
-    modules = [(name, helpdesk_module(name), True) for name in touched]
-    modules += [
+    integrations = [(name, helpdesks[name], True) for name in touched]
+    integrations += [
         # A source other than the default is optional until a key for it is set.
-        (name, provider_module(name), name == DEFAULT_PROVIDER)
-        for name in supported_providers()
+        (spec.name, spec.secret_keys, spec.name == DEFAULT_PROVIDER)
+        for spec in provider_specs()
     ]
-    for name, module, always_needed in modules:
-        keys: tuple[str, ...] = module.SECRET_KEYS
+    for name, keys, always_needed in integrations:
         missing = tuple(key for key in keys if not environ.get(key, "").strip())
         if missing:
             needed = always_needed or len(missing) < len(keys)

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from capture_bridge.access import Access, AccessCheck
-from capture_bridge.capture import (
-    DEFAULT_PROVIDER,
-    CallBudget,
-    provider_module,
-    supported_providers,
-)
+from capture_bridge.capture import DEFAULT_PROVIDER, CallBudget, provider_specs
 from capture_bridge.errors import ConfigurationError
-from capture_bridge.helpdesks import helpdesk_module, supported_helpdesks
+from capture_bridge.helpdesks import helpdesk_specs, supported_helpdesks
 from capture_bridge.http import HttpClient
 from capture_bridge.settings import Settings, settings_from
 from ops.secret import known_keys, read_secret
@@ -58,14 +52,16 @@ class Report:
 
 
 def required_integrations() -> frozenset[str]:
-    """The integrations the bridge cannot work without: the only helpdesk, and Bugpilot."""
-    helpdesks = supported_helpdesks()
-    return frozenset({DEFAULT_PROVIDER, *(helpdesks if len(helpdesks) == 1 else ())})
+    """The integration the bridge cannot work without: the default capture source.
+
+    Helpdesks are alternatives: `check_keys` asks for one of them.
+    """
+    return frozenset({DEFAULT_PROVIDER})
 
 
 def webhook_secret_keys() -> frozenset[str]:
-    """The key each helpdesk checks its webhooks against (`WEBHOOK_SECRET_KEY` of its module)."""
-    return frozenset(helpdesk_module(name).WEBHOOK_SECRET_KEY for name in supported_helpdesks())
+    """The key each helpdesk checks its webhooks against (its spec's `webhook_secret_key`)."""
+    return frozenset(spec.webhook_secret_key for spec in helpdesk_specs())
 
 
 def check_status(stack: Stack, report: Report) -> bool:
@@ -123,10 +119,10 @@ def check_settings(
     try:
         settings = settings_from(values)
         http = HttpClient(pool_size=1)
-        for name in supported_helpdesks():
-            helpdesk_module(name).adapter(settings, http)
-        for name in supported_providers():
-            provider_module(name).provider(settings, http, CallBudget.BACKGROUND)
+        for helpdesk in helpdesk_specs():
+            helpdesk.adapter(settings, http)
+        for provider in provider_specs():
+            provider.provider(settings, http, CallBudget.BACKGROUND)
     except ConfigurationError as exc:
         report.problem(f"{function}: invalid setting: {exc}")
         return None
@@ -151,8 +147,8 @@ def check_keys(values: Mapping[str, str], report: Report) -> set[str]:
                 if key in webhook_keys:
                     report.problem(
                         f"{integration}: {key} is missing, so every webhook is refused with 401 "
-                        f"(the README's {integration} set-up says where it comes from; then "
-                        "`make secret`)"
+                        f"(docs/helpdesks/{integration}.md says where it comes from; "
+                        "then `make secret`)"
                     )
                 else:
                     report.problem(f"{integration}: {key} is missing (set it with `make secret`)")
@@ -184,9 +180,8 @@ def check_sessions_api(stack: Stack, values: Mapping[str, str], report: Report) 
 
 def probe_all(settings: Settings, http: HttpClient) -> list[AccessCheck]:
     """One read-only call per integration with the stored credentials."""
-    modules: list[Any] = [helpdesk_module(name) for name in supported_helpdesks()]
-    modules += [provider_module(name) for name in supported_providers()]
-    return [module.probe(settings, http) for module in modules]
+    helpdesks = [spec.probe(settings, http) for spec in helpdesk_specs()]
+    return helpdesks + [spec.probe(settings, http) for spec in provider_specs()]
 
 
 def report_probe(check: AccessCheck, in_use: set[str], report: Report) -> None:

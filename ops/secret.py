@@ -9,8 +9,8 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from capture_bridge import sessions_api
-from capture_bridge.capture import provider_module, supported_providers
-from capture_bridge.helpdesks import helpdesk_module, supported_helpdesks
+from capture_bridge.capture import provider_specs
+from capture_bridge.helpdesks import helpdesk_specs
 from capture_bridge.settings import SECRET_CACHE_SECONDS
 from ops.stack import SECRET_OUTPUT, Aws, OpsError, Stack, aws_problem
 
@@ -21,17 +21,15 @@ SESSIONS_API = "sessions"
 def known_keys() -> dict[str, tuple[str, ...]]:
     """Each integration's secret keys, from the layer's registries (helpdesks first), then the
     sessions API's (its bearer token, for a stack with `SessionsApiAuth=token`)."""
-    keys = {name: tuple(helpdesk_module(name).SECRET_KEYS) for name in supported_helpdesks()}
-    keys.update({name: tuple(provider_module(name).SECRET_KEYS) for name in supported_providers()})
+    keys = {spec.name: spec.secret_keys for spec in helpdesk_specs()}
+    keys.update({spec.name: spec.secret_keys for spec in provider_specs()})
     keys[SESSIONS_API] = tuple(sessions_api.SECRET_KEYS)
     return keys
 
 
 def optional_keys() -> tuple[str, ...]:
     """Keys with working defaults that an integration also reads from the secret (set by name)."""
-    return tuple(
-        key for name in supported_helpdesks() for key in helpdesk_module(name).OPTIONAL_KEYS
-    )
+    return tuple(key for spec in helpdesk_specs() for key in spec.optional_keys)
 
 
 def read_secret(aws: Aws, secret_id: str) -> tuple[dict[str, Any], str | None]:

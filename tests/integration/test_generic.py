@@ -16,7 +16,7 @@ import pytest
 
 from capture_bridge import webhook as webhook_module
 from capture_bridge.access import Access
-from capture_bridge.helpdesks import NoteOutcome, helpdesk_module
+from capture_bridge.helpdesks import NoteOutcome, helpdesk_spec
 from capture_bridge.helpdesks.generic import GenericAdapter, GenericSettings, probe, sign
 from capture_bridge.http import HttpClient
 from capture_bridge.models import NoteState
@@ -377,7 +377,7 @@ def test_probe_says_the_receiver_is_configured_but_not_called(
             "GENERIC_NOTE_URL": f"{receiver.url}{NOTES_PATH}",
         }
     )
-    check = helpdesk_module("generic").probe(settings, HttpClient())
+    check = helpdesk_spec("generic").probe(settings, HttpClient())
     assert check == probe(settings, HttpClient())
     assert check.access is Access.NOT_CALLED
     assert receiver.requests == []

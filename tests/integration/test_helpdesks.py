@@ -11,7 +11,7 @@ import re
 import pytest
 
 from capture_bridge import webhook as webhook_module
-from capture_bridge.helpdesks import helpdesk_module, supported_helpdesks
+from capture_bridge.helpdesks import helpdesk_spec, supported_helpdesks
 from capture_bridge.webhook import receive
 from local_runner.simulators import HELPDESK_SIMULATORS
 from tests.conftest import EVENTS, ROOT, Clock, load_event, runtime_with
@@ -28,8 +28,8 @@ def test_an_unconfigured_helpdesk_refuses_every_delivery_and_logs_the_missing_ke
     name: str, env: dict[str, str], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a bridge with none of the helpdesk's secret keys, and its own sample delivery
-    module = helpdesk_module(name)
-    blank = dict.fromkeys((*module.SECRET_KEYS, *module.OPTIONAL_KEYS), "")
+    spec = helpdesk_spec(name)
+    blank = dict.fromkeys((*spec.secret_keys, *spec.optional_keys), "")
     runtime = runtime_with(env, **blank)
     event = load_event(f"webhook_{name}")
     errors: list[str] = []
@@ -50,9 +50,9 @@ def test_an_unconfigured_helpdesk_refuses_every_delivery_and_logs_the_missing_ke
     # then it is refused as unauthenticated (never accepted, never a 5xx), nothing is stored,
     # and an ERROR log names the key to set
     assert answer.status == 401, answer.body
-    assert module.WEBHOOK_SECRET_KEY in answer.body["error"]
+    assert spec.webhook_secret_key in answer.body["error"]
     assert stored(env["TABLE_NAME"]) == 0
-    assert any(module.WEBHOOK_SECRET_KEY in line for line in errors), errors
+    assert any(spec.webhook_secret_key in line for line in errors), errors
 
 
 def test_an_unknown_helpdesk_is_404_listing_the_supported_ones(
@@ -74,15 +74,13 @@ def test_an_unknown_helpdesk_is_404_listing_the_supported_ones(
 def test_each_helpdesk_is_one_module_with_its_simulator_event_and_readme_section(
     name: str,
 ) -> None:
-    # given the helpdesk's module
-    module = helpdesk_module(name)
+    # given the helpdesk's spec, from its module
+    spec = helpdesk_spec(name)
     # then it declares what the rest of the bridge reads from it
-    assert name == module.NAME
-    assert module.WEBHOOK_SECRET_KEY in module.SECRET_KEYS
-    assert not set(module.OPTIONAL_KEYS) & set(module.SECRET_KEYS)
-    assert module.LONGEST_NOTE_SECONDS > 0
-    for function in ("adapter", "probe", "sign_request"):
-        assert callable(getattr(module, function)), function
+    assert spec.name == name
+    assert spec.webhook_secret_key in spec.secret_keys
+    assert not set(spec.optional_keys) & set(spec.secret_keys)
+    assert spec.longest_note_seconds > 0
     # and it has its simulator (for the demo and tests) and its sample event
     assert HELPDESK_SIMULATORS[name]().helpdesk == name
     assert (EVENTS / f"webhook_{name}.json").is_file()

@@ -20,7 +20,7 @@ from capture_bridge.helpdesks import (
     Headers,
     WebhookRequest,
     get_adapter,
-    request_signer,
+    helpdesk_spec,
     supported_helpdesks,
 )
 from capture_bridge.http import HttpClient
@@ -90,7 +90,7 @@ def test_a_proven_delivery_of_any_body_is_read_or_refused_as_a_client_error(
     values = {"TABLE_NAME": "sessions", **desk.bridge_settings()}
     settings = settings_from(values)
     adapter = get_adapter(name, settings, HTTP)
-    sign = request_signer(name)
+    sign = helpdesk_spec(name).sign_request
 
     @given(body=hostile_bodies | _rule_bodies(desk))
     def check(body: bytes) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from types import ModuleType
 from typing import Any
 
 from local_runner.template import Intrinsic
@@ -106,12 +105,15 @@ def test_table_has_pitr_ttl_on_demand_and_a_sparse_due_index(template: dict[str,
         assert indexes[index.value]["Projection"] == {"ProjectionType": "ALL"}
 
 
-def integration_modules() -> list[ModuleType]:
-    """Every helpdesk and capture provider module in the registries."""
-    from capture_bridge import capture, helpdesks
+def integration_keys() -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """Every registered integration: its name, settings, and secret keys (optional ones too)."""
+    from capture_bridge.capture import provider_specs
+    from capture_bridge.helpdesks import helpdesk_specs
 
-    return [capture.provider_module(name) for name in capture.supported_providers()] + [
-        helpdesks.helpdesk_module(name) for name in helpdesks.supported_helpdesks()
+    found = [(spec.name, spec.settings, spec.secret_keys) for spec in provider_specs()]
+    return found + [
+        (spec.name, spec.settings, (*spec.secret_keys, *spec.optional_keys))
+        for spec in helpdesk_specs()
     ]
 
 
@@ -119,10 +121,9 @@ def test_every_integration_setting_is_a_parameter_and_no_secret_is(
     template: dict[str, Any],
 ) -> None:
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
-    for module in integration_modules():
-        assert set(module.SETTINGS) <= set(variables), module.__name__
-        assert not set(module.SECRET_KEYS) & set(variables), module.__name__
-        assert not set(getattr(module, "OPTIONAL_KEYS", ())) & set(variables), module.__name__
+    for name, settings, keys in integration_keys():
+        assert set(settings) <= set(variables), name
+        assert not set(keys) & set(variables), name
     for parameter in template["Parameters"]:
         assert not any(word in parameter.lower() for word in ("token", "key", "secret"))
 
@@ -132,10 +133,10 @@ def test_every_secret_key_is_documented_in_the_readme() -> None:
     rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("|")]
     from capture_bridge import sessions_api
 
-    for module in [*integration_modules(), sessions_api]:
-        for key in (*module.SECRET_KEYS, *getattr(module, "OPTIONAL_KEYS", ())):
-            row = next((line for line in rows if line.startswith(f"| `{key}` |")), "")
-            assert "| yes |" in row, key
+    every_key = [key for _, _, keys in integration_keys() for key in keys]
+    for key in [*every_key, *sessions_api.SECRET_KEYS]:
+        row = next((line for line in rows if line.startswith(f"| `{key}` |")), "")
+        assert "| yes |" in row, key
 
 
 def test_a_stack_update_never_overwrites_the_secret(template: dict[str, Any]) -> None:

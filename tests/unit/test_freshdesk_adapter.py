@@ -25,7 +25,7 @@ from capture_bridge.helpdesks import (
     WebhookRequest,
     freshdesk,
     get_adapter,
-    helpdesk_module,
+    helpdesk_spec,
 )
 from capture_bridge.helpdesks.freshdesk import (
     CONVERSATION_PAGE_SIZE,
@@ -523,14 +523,16 @@ class TestSignRequest:
 
 class TestModule:
     def test_declares_what_the_bridge_reads_from_it(self) -> None:
-        module = helpdesk_module("freshdesk")
-        assert module is freshdesk
-        assert module.SETTINGS == ()
-        assert module.WEBHOOK_SECRET_KEY in module.SECRET_KEYS
-        assert module.OPTIONAL_KEYS == ("FRESHDESK_API_URL",)
+        spec = helpdesk_spec("freshdesk")
+        assert spec is freshdesk.SPEC
+        assert spec.settings == ()
+        assert spec.webhook_secret_key in spec.secret_keys
+        assert spec.optional_keys == ("FRESHDESK_API_URL",)
 
     def test_the_longest_note_covers_every_page_and_the_post(self) -> None:
-        assert (MAX_CONVERSATION_PAGES + 1) * sum(NOTE_TIMEOUT) <= freshdesk.LONGEST_NOTE_SECONDS
+        assert (MAX_CONVERSATION_PAGES + 1) * sum(
+            NOTE_TIMEOUT
+        ) <= freshdesk.SPEC.longest_note_seconds
 
     def test_the_registry_builds_the_adapter(self) -> None:
         assert get_adapter("freshdesk", make_settings(), HttpClient()).name == "freshdesk"

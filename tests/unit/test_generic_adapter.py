@@ -26,7 +26,7 @@ from capture_bridge.helpdesks import (
     NoteOutcome,
     WebhookRequest,
     get_adapter,
-    helpdesk_module,
+    helpdesk_spec,
 )
 from capture_bridge.helpdesks.generic import (
     DELIVERY_MEMORY,
@@ -578,10 +578,10 @@ class TestSettings:
         assert SECRET not in repr(GenericSettings.from_settings(make_settings()))
 
     def test_the_registry_builds_it_from_the_secret_keys_alone(self) -> None:
-        module = helpdesk_module("generic")
-        assert module.SETTINGS == ()
-        assert module.SECRET_KEYS == ("GENERIC_WEBHOOK_SECRET", "GENERIC_NOTE_URL")
-        assert sum(NOTE_TIMEOUT) <= module.LONGEST_NOTE_SECONDS
+        spec = helpdesk_spec("generic")
+        assert spec.settings == ()
+        assert spec.secret_keys == ("GENERIC_WEBHOOK_SECRET", "GENERIC_NOTE_URL")
+        assert sum(NOTE_TIMEOUT) <= spec.longest_note_seconds
         assert isinstance(get_adapter("generic", make_settings(), RecordingHttp()), GenericAdapter)
 
 

@@ -8,8 +8,8 @@ a second of that worst case: a larger one would defer work that fits.
 from __future__ import annotations
 
 from capture_bridge import session_store
-from capture_bridge.capture import provider_module, supported_providers
-from capture_bridge.helpdesks import helpdesk_module, supported_helpdesks
+from capture_bridge.capture import provider_specs
+from capture_bridge.helpdesks import helpdesk_specs
 from capture_bridge.resolver import NOTE_BUDGET_MS, SESSION_BUDGET_MS
 
 ROUNDING_MS = 1000
@@ -22,18 +22,18 @@ STORE_WRITE_SECONDS = session_store.LONGEST_CALL_SECONDS + BUSY_PAUSES_SECONDS
 
 
 def longest_step_seconds() -> float:
-    return max(provider_module(name).LONGEST_STEP_SECONDS for name in supported_providers())
+    return max(spec.longest_step_seconds for spec in provider_specs())
 
 
 def longest_note_seconds() -> float:
-    return max(helpdesk_module(name).LONGEST_NOTE_SECONDS for name in supported_helpdesks())
+    return max(spec.longest_note_seconds for spec in helpdesk_specs())
 
 
 def test_every_integration_declares_its_longest_call_sequence() -> None:
-    for name in supported_providers():
-        assert provider_module(name).LONGEST_STEP_SECONDS > 0, name
-    for name in supported_helpdesks():
-        assert helpdesk_module(name).LONGEST_NOTE_SECONDS > 0, name
+    for provider in provider_specs():
+        assert provider.longest_step_seconds > 0, provider.name
+    for helpdesk in helpdesk_specs():
+        assert helpdesk.longest_note_seconds > 0, helpdesk.name
 
 
 def test_the_session_reserve_covers_a_claim_the_longest_step_and_a_save() -> None:

@@ -1,4 +1,4 @@
-"""Domain errors. The webhook maps them to HTTP answers in one place."""
+"""Domain errors. The HTTP edge maps each to its answer, in one table per API."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ class Unauthenticated(BridgeError):
 
 class SecretNotConfigured(Unauthenticated):
     """No secret to check the caller's proof against: every call is refused until one is set."""
+
+
+class NothingToCapture(BridgeError):
+    """A proven call that asks for no capture (a vendor's ping, an event on another topic).
+
+    Answered `200 {"ignored": "<reason>"}` with nothing stored: the sender did nothing wrong,
+    and a 4xx would make it retry or disable the webhook. Raised only after verification.
+    """
 
 
 class UnknownHelpdesk(BridgeError):

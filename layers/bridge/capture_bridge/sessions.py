@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from capture_bridge.capture import CallBudget, Outcome, links_expire, named_field
+from capture_bridge.capture import CallBudget, Outcome, provider_spec
 from capture_bridge.capture_flow import (
     CancelVerdict,
     cancel_verdict,
@@ -63,9 +63,9 @@ def ticket_request(new: NewSession) -> TicketRequest:
         fields["action"] = new.action
     if new.description:
         fields["description"] = new.description
-    external = named_field(new.provider)
-    if external and new.external_session_id:
-        fields[external] = new.external_session_id
+    named = provider_spec(new.provider).named
+    if named and new.external_session_id:
+        fields[named.field] = new.external_session_id
     return TicketRequest(
         helpdesk=new.helpdesk,
         ticket_id=new.ticket_id,
@@ -164,7 +164,7 @@ class Refresh:
 
 def refresh(runtime: Runtime, session: CaptureSession, clock: Callable[[], datetime]) -> Refresh:
     """Fresh links for a finished session whose links expire; status and note stay as they are."""
-    if not may_refresh(session, links_expire(session.provider)):
+    if not may_refresh(session, provider_spec(session.provider).links_expire):
         return Refresh(RefreshOutcome.UNCHANGED, session)
     provider = runtime.provider(session.provider, budget=CallBudget.INTERACTIVE)
     result = provider.check(session)

@@ -21,7 +21,14 @@ from enum import StrEnum
 from typing import Any
 
 from capture_bridge import metrics
-from capture_bridge.capture import named_field, provider_module, supported_providers
+from capture_bridge.capture import (
+    DEFAULT_PROVIDER,
+    ApiField,
+    ApiTarget,
+    provider_spec,
+    provider_specs,
+    supported_providers,
+)
 from capture_bridge.errors import (
     ConfigurationError,
     IdempotencyConflict,
@@ -57,11 +64,6 @@ MAX_LIMIT = 100
 MAX_CURSOR_LENGTH = 2048
 MAX_IDEMPOTENCY_KEY = 255
 MAX_TICKET_ID = 64
-MAX_USER_ID = 256
-MAX_EMAIL = 254
-MAX_DESCRIPTION = 1000
-MAX_EXTERNAL_ID = 128
-DEFAULT_PROVIDER = "bugpilot"
 COLLECTION = "/sessions"
 ONE_SESSION = "/sessions/{sessionId}"
 # Seconds a caller waits before trying a cancel again that met a busy session.
@@ -69,22 +71,9 @@ BUSY_RETRY_AFTER = "5"
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STATUSES = tuple(status.value for status in SessionStatus)
-_NEW_SESSION_FIELDS = frozenset(
-    {
-        "helpdesk",
-        "ticketId",
-        "provider",
-        "userId",
-        "userEmail",
-        "action",
-        "description",
-        "externalSessionId",
-    }
-)
-# Fields only Bugpilot reads (it starts captures for a user); the others name a session instead.
-_STARTING_FIELDS = ("userId", "userEmail", "action", "description")
+# The fields of every create body; the rest are the provider's own (`ProviderSpec.api_fields`).
+_COMMON_FIELDS = ("helpdesk", "ticketId", "provider")
 
 
 class AuthMode(StrEnum):
@@ -262,9 +251,6 @@ def new_session(body: bytes) -> NewSession:
     if not isinstance(payload, dict):
         raise BadInput([FieldError(("body",), "body must be a JSON object")])
     fields = Fields(payload, "body")
-    for name in payload:
-        if name not in _NEW_SESSION_FIELDS:
-            fields.error(str(name), "unknown field")
     helpdesk = fields.text("helpdesk", required=True, limit=32, pattern=_NAME)
     if helpdesk and helpdesk not in supported_helpdesks():
         fields.error("helpdesk", f"unknown helpdesk; supported: {', '.join(supported_helpdesks())}")
@@ -273,36 +259,48 @@ def new_session(body: bytes) -> NewSession:
     if provider not in supported_providers():
         fields.error("provider", f"unknown provider; supported: {', '.join(supported_providers())}")
         fields.check()
-    if named_field(provider):
-        # LambdaTest and Notte: the session exists; the body names it.
-        session_id = fields.text("externalSessionId", required=True, limit=MAX_EXTERNAL_ID)
-        for name in _STARTING_FIELDS:
-            if name in payload:
-                fields.error(name, f"not used by provider {provider}")
-        fields.check()
-        return NewSession(helpdesk, ticket_id, provider, external_session_id=session_id)
-    # Bugpilot: a capture is started in the user's browser.
-    if "externalSessionId" in payload:
-        fields.error("externalSessionId", f"not used by provider {provider}")
-    user_id = fields.text("userId", limit=MAX_USER_ID)
-    email = fields.text("userEmail", limit=MAX_EMAIL, pattern=_EMAIL)
-    if "userId" not in payload and "userEmail" not in payload:
-        fields.error("userId", "userId or userEmail is required")
-    action = fields.text("action", limit=64)
-    actions: tuple[str, ...] = tuple(getattr(provider_module(provider), "ACTIONS", ()))
-    if action and action not in actions:
-        fields.error("action", f"must be one of {', '.join(actions)}")
-    description = fields.text("description", limit=MAX_DESCRIPTION)
+    spec = provider_spec(provider)
+    own = {field.name for field in spec.api_fields}
+    for name in payload:
+        if name in _COMMON_FIELDS or name in own:
+            continue
+        known = name in _provider_field_names()
+        fields.error(str(name), f"not used by provider {provider}" if known else "unknown field")
+    values = dict.fromkeys(ApiTarget, "")
+    for api_field in spec.api_fields:
+        # The first field given wins a target (Bugpilot: the external id before the email).
+        value = _read_api_field(fields, api_field)
+        values[api_field.target] = values[api_field.target] or value
+    if spec.api_one_of and not any(name in payload for name in spec.api_one_of):
+        fields.error(spec.api_one_of[0], f"{' or '.join(spec.api_one_of)} is required")
     fields.check()
-    # The external id wins, as in the webhook: it is how the app identified the user.
     return NewSession(
         helpdesk,
         ticket_id,
         provider,
-        requester=user_id or email,
-        action=action,
-        description=description,
+        requester=values[ApiTarget.REQUESTER],
+        action=values[ApiTarget.ACTION],
+        description=values[ApiTarget.DESCRIPTION],
+        external_session_id=values[ApiTarget.EXTERNAL_SESSION_ID],
     )
+
+
+def _provider_field_names() -> frozenset[str]:
+    """Every field some provider reads: another provider's is "not used", not "unknown"."""
+    return frozenset(field.name for spec in provider_specs() for field in spec.api_fields)
+
+
+def _read_api_field(fields: Fields, api_field: ApiField) -> str:
+    """One provider field of the create body, checked as its spec says."""
+    value = fields.text(
+        api_field.name,
+        limit=api_field.max_length,
+        required=api_field.required,
+        pattern=api_field.pattern,
+    )
+    if value and api_field.choices and value not in api_field.choices:
+        fields.error(api_field.name, f"must be one of {', '.join(api_field.choices)}")
+    return value
 
 
 def _only(query: Mapping[str, str], allowed: frozenset[str]) -> None:
@@ -436,10 +434,10 @@ def create_session(call: Call) -> Answer:
     except InvalidRequest as exc:
         # A provider's own check of the request (the form of an external session id), said
         # with the API's name for the field the provider knows by its webhook name.
-        external = named_field(new.provider)
-        if external is None:
+        named = provider_spec(new.provider).named
+        if named is None:
             raise BadInput([FieldError(("body",), str(exc))]) from None
-        message = str(exc).replace(external, "externalSessionId")
+        message = str(exc).replace(named.field, "externalSessionId")
         raise BadInput([FieldError(("body", "externalSessionId"), message)]) from None
     session = opened.session
     if opened.created:

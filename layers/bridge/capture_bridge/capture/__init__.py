@@ -1,26 +1,27 @@
 """Capture providers: where what the user saw is recorded (Bugpilot, LambdaTest, Notte).
 
-Each provider is one module behind `CaptureProvider`, found by name in `_MODULES`. A provider
-reads the captures a ticket names for it, may *start* one (Bugpilot asks the user's browser;
-LambdaTest and Notte sessions already exist), *checks* it, and writes its part of the note. The
-rest of the bridge only sees the `Outcome` of each call.
+Each provider is one module behind `CaptureProvider`, found by name in `_MODULES`, that declares
+itself in one `SPEC = ProviderSpec(...)`. A provider reads the captures a ticket names for it, may
+*start* one (Bugpilot asks the user's browser; LambdaTest and Notte sessions already exist),
+*checks* it, and writes its part of the note. The rest of the bridge only sees the `Outcome` of
+each call. `docs/extending.md` walks through adding one.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 from capture_bridge.errors import InvalidRequest, UnknownProvider
 from capture_bridge.models import CaptureRequest, field_text
 
 if TYPE_CHECKING:
+    from capture_bridge.access import AccessCheck
     from capture_bridge.http import HttpClient, HttpResponse
     from capture_bridge.models import CaptureSession, TicketRequest
     from capture_bridge.settings import Settings
@@ -110,7 +111,69 @@ class CaptureProvider(Protocol):
         ...
 
 
-# The registry: adding a capture source is one line here and its module.
+@dataclass(frozen=True)
+class BodyField:
+    """A field of a helpdesk's body that a provider reads, in both spellings a body may use."""
+
+    # In the rule body every rule-based helpdesk posts (snake_case): `lambdatest_session_id`.
+    rule: str
+    # In the generic webhook's body (camelCase): `lambdatestSessionId`.
+    generic: str
+
+
+class ApiTarget(StrEnum):
+    """Where a field of the sessions API's create body goes (`sessions.NewSession`)."""
+
+    REQUESTER = "requester"
+    ACTION = "action"
+    DESCRIPTION = "description"
+    EXTERNAL_SESSION_ID = "external_session_id"
+
+
+@dataclass(frozen=True)
+class ApiField:
+    """A field of `POST /sessions` that this provider reads, and how it is checked."""
+
+    # As the API spells it (camelCase).
+    name: str
+    target: ApiTarget
+    max_length: int
+    required: bool = False
+    pattern: re.Pattern[str] | None = None
+    # The values it may take; empty for any text.
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """Everything the bridge, its operators' tools and the sessions API know of one source."""
+
+    # The name on every session and in the sessions API's `provider`.
+    name: str
+    # Builds the provider, timing its calls for a budget: `provider(settings, http, budget)`.
+    provider: Callable[[Settings, HttpClient, CallBudget], CaptureProvider]
+    # One read-only call proving the stored credentials (`ops doctor`); never in the request path.
+    probe: Callable[[Settings, HttpClient], AccessCheck]
+    # The longest a start or a check can take, every call at its timeouts (the resolver's budget).
+    longest_step_seconds: float
+    # Settings read from the functions' environment (template parameters).
+    settings: tuple[str, ...] = ()
+    # Keys read from the bridge secret, all needed to use it.
+    secret_keys: tuple[str, ...] = ()
+    # The fields of a helpdesk's body it reads (besides `text`, which every provider may read).
+    body_fields: tuple[BodyField, ...] = ()
+    # The fields of the sessions API's create body it reads, and which of them one is required.
+    api_fields: tuple[ApiField, ...] = ()
+    api_one_of: tuple[str, ...] = ()
+    # The actions its captures take (Bugpilot's kinds of capture); empty for a single kind.
+    actions: tuple[str, ...] = ()
+    # Its links stop working, so a finished session's links may be read again (refresh).
+    links_expire: bool = False
+    # How a ticket names its existing sessions; None for a provider that starts captures.
+    named: NamedSessions | None = None
+
+
+# The registry: adding a capture source is one line here and its module (which declares `SPEC`).
 _MODULES = {
     "bugpilot": "capture_bridge.capture.bugpilot",
     "lambdatest": "capture_bridge.capture.lambdatest",
@@ -124,23 +187,20 @@ def supported_providers() -> tuple[str, ...]:
     return tuple(_MODULES)
 
 
-def provider_module(name: str) -> ModuleType:
-    """The module of provider `name` (it declares `SETTINGS` and `SECRET_KEYS`)."""
+def provider_spec(name: str) -> ProviderSpec:
+    """The spec of provider `name`, importing its module; raises `UnknownProvider` otherwise."""
     module_name = _MODULES.get(name)
     if module_name is None:
         raise UnknownProvider(f"unknown capture provider {name[:40]!r}")
-    return importlib.import_module(module_name)
+    spec = importlib.import_module(module_name).SPEC
+    if not isinstance(spec, ProviderSpec) or spec.name != name:
+        raise TypeError(f"{module_name}.SPEC must be the ProviderSpec named {name!r}")
+    return spec
 
 
-def links_expire(name: str) -> bool:
-    """Whether provider `name`'s links stop working (its module's `LINKS_EXPIRE`)."""
-    return bool(getattr(provider_module(name), "LINKS_EXPIRE", False))
-
-
-def named_field(name: str) -> str | None:
-    """The body field naming provider `name`'s existing sessions; None for one that starts them."""
-    named = getattr(provider_module(name), "NAMED", None)
-    return named.field if isinstance(named, NamedSessions) else None
+def provider_specs() -> tuple[ProviderSpec, ...]:
+    """Every provider's spec, in registry order."""
+    return tuple(provider_spec(name) for name in _MODULES)
 
 
 def get_provider(
@@ -150,8 +210,7 @@ def get_provider(
     budget: CallBudget = CallBudget.BACKGROUND,
 ) -> CaptureProvider:
     """The provider called `name`, timing its calls for `budget`; raises `UnknownProvider`."""
-    provider: CaptureProvider = provider_module(name).provider(settings, http, budget)
-    return provider
+    return provider_spec(name).provider(settings, http, budget)
 
 
 def requests_for(
@@ -220,6 +279,8 @@ def failed_answer(response: HttpResponse, vendor: str) -> CaptureResult:
 # The body field whose links to sessions are followed (e.g. the ticket's latest comment).
 TEXT_FIELD = "text"
 MAX_TEXT_LENGTH = 20_000
+# The sessions API's bound on `externalSessionId` (the provider then checks its own form).
+MAX_EXTERNAL_ID = 128
 
 
 @dataclass(frozen=True)
@@ -236,6 +297,12 @@ class NamedSessions:
     links: tuple[re.Pattern[str], ...]
     max_id_length: int = 64
     lowercase: bool = False
+
+    def api_field(self) -> ApiField:
+        """The sessions API's `externalSessionId`, which names one such session."""
+        return ApiField(
+            "externalSessionId", ApiTarget.EXTERNAL_SESSION_ID, MAX_EXTERNAL_ID, required=True
+        )
 
     def ids_in(self, text: str) -> list[str]:
         """Session ids named by links in free text, in order, once each."""

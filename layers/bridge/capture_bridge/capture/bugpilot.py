@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
@@ -18,9 +19,13 @@ from capture_bridge.access import (
 from capture_bridge.capture import (
     BRIDGE_ERROR,
     BRIDGE_ERROR_REASON,
+    ApiField,
+    ApiTarget,
+    BodyField,
     CallBudget,
     CaptureResult,
     Outcome,
+    ProviderSpec,
     header_seconds,
     is_safe_link,
     text_field,
@@ -32,9 +37,6 @@ from capture_bridge.notes import requested_at
 from capture_bridge.settings import Settings
 
 NAME = "bugpilot"
-# Settings read from the environment (template parameters) and keys read from the secret.
-SETTINGS = ("BUGPILOT_API_URL", "BUGPILOT_DEFAULT_ACTION")
-SECRET_KEYS = ("BUGPILOT_WORKSPACE_ID", "BUGPILOT_API_KEY")
 DEFAULT_API_URL = "https://widget-api.bugpilot.io"
 
 ACTIONS = ("upload-session", "upload-screenshot", "show-recording-ui")
@@ -53,13 +55,17 @@ ACTION_TAGS = {
 }
 MAX_DESCRIPTION_LENGTH = 2000
 MAX_ACTION_LENGTH = 60
+# What the sessions API accepts for Bugpilot (openapi/sessions.yaml says the same).
+MAX_API_USER_ID = 256
+MAX_API_EMAIL = 254
+API_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_API_ACTION = 64
+MAX_API_DESCRIPTION = 1000
 USER_AGENT = "Bugpilot API Client/1.0"
 # The webhook's is short: Zendesk gives up after about ten seconds. The resolver waits longer, so
 # that a slow Bugpilot's answer is read rather than left unconfirmed.
 ACTION_TIMEOUTS = {CallBudget.INTERACTIVE: (3.05, 5.0), CallBudget.BACKGROUND: (3.05, 15.0)}
 SESSION_INFO_TIMEOUT = (3.05, 8.0)
-# The longest a resolver's start or check can take: one call, at its timeouts.
-LONGEST_STEP_SECONDS = max(sum(ACTION_TIMEOUTS[CallBudget.BACKGROUND]), sum(SESSION_INFO_TIMEOUT))
 
 # Errors only an operator can fix; asking again would fail the same way.
 CONFIGURATION_ERRORS = frozenset(
@@ -421,7 +427,30 @@ def probe(settings: Settings, http: HttpClient) -> AccessCheck:
 
 
 def provider(settings: Settings, http: HttpClient, budget: CallBudget) -> BugpilotProvider:
-    """Entry point used by `capture.get_provider`."""
+    """Builds the provider for a call budget (the spec's `provider`)."""
     return BugpilotProvider(
         BugpilotSettings.from_settings(settings), http, action_timeout=ACTION_TIMEOUTS[budget]
     )
+
+
+SPEC = ProviderSpec(
+    name=NAME,
+    provider=provider,
+    probe=probe,
+    # One call, at its timeouts: the action, or Session Info.
+    longest_step_seconds=max(
+        sum(ACTION_TIMEOUTS[CallBudget.BACKGROUND]), sum(SESSION_INFO_TIMEOUT)
+    ),
+    settings=("BUGPILOT_API_URL", "BUGPILOT_DEFAULT_ACTION"),
+    secret_keys=("BUGPILOT_WORKSPACE_ID", "BUGPILOT_API_KEY"),
+    body_fields=(BodyField("action", "action"), BodyField("description", "description")),
+    api_fields=(
+        ApiField("userId", ApiTarget.REQUESTER, MAX_API_USER_ID),
+        ApiField("userEmail", ApiTarget.REQUESTER, MAX_API_EMAIL, pattern=API_EMAIL),
+        ApiField("action", ApiTarget.ACTION, MAX_API_ACTION, choices=ACTIONS),
+        ApiField("description", ApiTarget.DESCRIPTION, MAX_API_DESCRIPTION),
+    ),
+    # Bugpilot captures in a user's browser: the API must say whose.
+    api_one_of=("userId", "userEmail"),
+    actions=ACTIONS,
+)

@@ -16,11 +16,13 @@ from capture_bridge.access import Access, AccessCheck, not_configured, read, uns
 from capture_bridge.capture import (
     BRIDGE_ERROR,
     BRIDGE_ERROR_REASON,
+    BodyField,
     CallBudget,
     CaptureResult,
     ExistingSessions,
     NamedSessions,
     Outcome,
+    ProviderSpec,
     failed_answer,
     is_safe_link,
     unreachable,
@@ -31,16 +33,9 @@ from capture_bridge.notes import format_seconds, labelled_lines, requested_at
 from capture_bridge.settings import Settings
 
 NAME = "lambdatest"
-SETTINGS = ("LAMBDATEST_USERNAME", "LAMBDATEST_API_URL", "LAMBDATEST_SHARE_EXPIRY_DAYS")
-SECRET_KEYS = ("LAMBDATEST_ACCESS_KEY",)
 DEFAULT_API_URL = "https://api.lambdatest.com"
 SHARE_EXPIRY_DAYS = ("3", "7", "10", "30")
-# The public share link lapses after LAMBDATEST_SHARE_EXPIRY_DAYS: a finished session's links can
-# be read again (`check`, which asks for a fresh share link) by the sessions API's refresh.
-LINKS_EXPIRE = True
 TIMEOUT = (3.05, 8.0)
-# The longest a check can take: the session, then its video, each at its timeouts.
-LONGEST_STEP_SECONDS = 2 * sum(TIMEOUT)
 
 # Session ids are WebDriver ids (32 hex digits) or LambdaTest test ids (`XXXXX-XXXXX-…`).
 _SESSION_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -295,3 +290,20 @@ def probe(settings: Settings, http: HttpClient) -> AccessCheck:
 def provider(settings: Settings, http: HttpClient, budget: CallBudget) -> LambdaTestProvider:
     """Entry point used by `capture.get_provider`: checks only (the resolver, the API refresh)."""
     return LambdaTestProvider(LambdaTestSettings.from_settings(settings), http)
+
+
+SPEC = ProviderSpec(
+    name=NAME,
+    provider=provider,
+    probe=probe,
+    # The session, then its video, each at its timeouts.
+    longest_step_seconds=2 * sum(TIMEOUT),
+    settings=("LAMBDATEST_USERNAME", "LAMBDATEST_API_URL", "LAMBDATEST_SHARE_EXPIRY_DAYS"),
+    secret_keys=("LAMBDATEST_ACCESS_KEY",),
+    body_fields=(BodyField(NAMED.field, "lambdatestSessionId"),),
+    api_fields=(NAMED.api_field(),),
+    # The public share link lapses after LAMBDATEST_SHARE_EXPIRY_DAYS: a finished session's links
+    # are read again (`check` asks for a fresh share link) by the sessions API's refresh.
+    links_expire=True,
+    named=NAMED,
+)

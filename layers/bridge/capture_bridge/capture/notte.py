@@ -18,11 +18,13 @@ from capture_bridge.access import Access, AccessCheck, not_configured, read
 from capture_bridge.capture import (
     BRIDGE_ERROR,
     BRIDGE_ERROR_REASON,
+    BodyField,
     CallBudget,
     CaptureResult,
     ExistingSessions,
     NamedSessions,
     Outcome,
+    ProviderSpec,
     failed_answer,
     header_seconds,
     is_safe_link,
@@ -34,19 +36,12 @@ from capture_bridge.notes import format_seconds, labelled_lines, requested_at
 from capture_bridge.settings import Settings
 
 NAME = "notte"
-SETTINGS = ("NOTTE_API_URL",)
-SECRET_KEYS = ("NOTTE_API_KEY",)
 DEFAULT_API_URL = "https://api.notte.cc"
 TIMEOUT = (3.05, 8.0)
-# The longest a check can take: the session, then its replay, each at its timeouts.
-LONGEST_STEP_SECONDS = 2 * sum(TIMEOUT)
 # Past its own maximum duration a session is closed by Notte; this leaves time to see it so.
 DEADLINE_MARGIN = timedelta(minutes=10)
 # Notte's SDK waits this long after a 529 (cluster overloaded).
 OVERLOADED_WAIT_SECONDS = 30
-# The replay is a presigned URL that expires: the sessions API's refresh reads a fresh one
-# through `check`.
-LINKS_EXPIRE = True
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _SESSION_ID = re.compile(rf"^{_UUID}$")
@@ -295,3 +290,20 @@ def probe(settings: Settings, http: HttpClient) -> AccessCheck:
 def provider(settings: Settings, http: HttpClient, budget: CallBudget) -> NotteProvider:
     """Entry point used by `capture.get_provider`: checks only (the resolver, the API refresh)."""
     return NotteProvider(NotteSettings.from_settings(settings), http)
+
+
+SPEC = ProviderSpec(
+    name=NAME,
+    provider=provider,
+    probe=probe,
+    # The session, then its replay, each at its timeouts.
+    longest_step_seconds=2 * sum(TIMEOUT),
+    settings=("NOTTE_API_URL",),
+    secret_keys=("NOTTE_API_KEY",),
+    body_fields=(BodyField(NAMED.field, "notteSessionId"),),
+    api_fields=(NAMED.api_field(),),
+    # The replay is a presigned URL that expires: the sessions API's refresh reads a fresh one
+    # through `check`.
+    links_expire=True,
+    named=NAMED,
+)

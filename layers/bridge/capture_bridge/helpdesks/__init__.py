@@ -1,14 +1,9 @@
 """Helpdesk adapters: who asks for captures and receives the notes.
 
-Each helpdesk is one module behind `HelpdeskAdapter`, found by the name in the webhook path.
-Modules are imported on first use, so a function only pays for the helpdesks it serves. A module
-declares `NAME`; `SETTINGS` (read from the functions' environment, so template parameters),
-`SECRET_KEYS` (read from the bridge secret, all needed), `OPTIONAL_KEYS` (from the secret too, with
-defaults) and `WEBHOOK_SECRET_KEY` (the one its webhooks are checked against);
-`LONGEST_NOTE_SECONDS`; and defines `adapter(settings, http)`, `probe(settings, http)` and
-`sign_request(values, request, now)` (and `fresh_body(body, now)` if its sample bodies carry a
-time of their own). Shared rules are in `helpdesks.common`; adapters never
-import each other.
+Each helpdesk is one module behind `HelpdeskAdapter`, found by the name in the webhook path, that
+declares itself in one `SPEC = HelpdeskSpec(...)`. Modules are imported on first use, so a
+function only pays for the helpdesks it serves. Shared rules are in `helpdesks.common`; adapters
+never import each other. `docs/extending.md` walks through adding one.
 """
 
 from __future__ import annotations
@@ -18,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs
 
@@ -26,6 +20,7 @@ from capture_bridge.errors import UnknownHelpdesk
 from capture_bridge.models import Delivery, TicketRequest
 
 if TYPE_CHECKING:
+    from capture_bridge.access import AccessCheck
     from capture_bridge.http import HttpClient
     from capture_bridge.notes import Note
     from capture_bridge.settings import Settings
@@ -117,14 +112,16 @@ class HelpdeskAdapter(Protocol):
         """Check the sender and freshness; return the delivery's fingerprint and memory.
 
         Raises `Unauthenticated` when the proof is missing, wrong or stale, and
-        `SecretNotConfigured` (naming the setting) when there is nothing to check it against.
+        `SecretNotConfigured` (naming the setting) when there is nothing to check it against;
+        `NothingToCapture` for a proven call that asks for nothing (a vendor's ping).
         """
         ...
 
     def parse(self, body: bytes) -> TicketRequest:
         """Read a verified body: the ticket, its requester and the fields naming captures.
 
-        Raises `InvalidRequest`; the capture providers read the fields they own.
+        Raises `InvalidRequest`, or `NothingToCapture` for an event that asks for no capture;
+        the capture providers read the fields they own.
         """
         ...
 
@@ -137,7 +134,45 @@ class HelpdeskAdapter(Protocol):
         ...
 
 
-# The registry: adding a helpdesk is one line here and its module.
+# Signs or authenticates a webhook call as the helpdesk would: the headers to send with it.
+RequestSigner = Callable[[Mapping[str, str], WebhookRequest, datetime], dict[str, str]]
+# Makes a sample body current (a signed timestamp inside it) before it is signed again.
+BodyRefresher = Callable[[bytes, datetime], bytes]
+
+
+def unchanged_body(body: bytes, now: datetime) -> bytes:
+    """The `fresh_body` of helpdesks whose freshness is not in the body: the body as it is."""
+    return body
+
+
+@dataclass(frozen=True)
+class HelpdeskSpec:
+    """Everything the bridge, its operators' tools and the local runner know of one helpdesk."""
+
+    # The name in the webhook path (`/webhooks/<name>`) and on every session.
+    name: str
+    # Builds the adapter from the settings: `adapter(settings, http)`.
+    adapter: Callable[[Settings, HttpClient], HelpdeskAdapter]
+    # One read-only call proving the stored credentials (`ops doctor`); never in the request path.
+    probe: Callable[[Settings, HttpClient], AccessCheck]
+    # The headers the helpdesk would send with a call (the local runner's `sign-event`, tests);
+    # raises `SecretNotConfigured` naming the key when its secret is missing.
+    sign_request: RequestSigner
+    # The secret key its webhooks are checked against (the doctor names it when missing).
+    webhook_secret_key: str
+    # Keys read from the bridge secret, all needed.
+    secret_keys: tuple[str, ...]
+    # The longest a note can take, every call at its timeouts (the resolver's time budget).
+    longest_note_seconds: float
+    # Settings read from the functions' environment (template parameters).
+    settings: tuple[str, ...] = ()
+    # Keys read from the secret too, with defaults.
+    optional_keys: tuple[str, ...] = ()
+    # Makes a sample body current before it is signed again, for bodies carrying their own time.
+    fresh_body: BodyRefresher = unchanged_body
+
+
+# The registry: adding a helpdesk is one line here and its module (which declares `SPEC`).
 _MODULES = {
     "freshdesk": "capture_bridge.helpdesks.freshdesk",
     "generic": "capture_bridge.helpdesks.generic",
@@ -150,44 +185,24 @@ def supported_helpdesks() -> tuple[str, ...]:
     return tuple(sorted(_MODULES))
 
 
-def helpdesk_module(name: str) -> ModuleType:
-    """The module of helpdesk `name` (see the module docstring for what it declares)."""
+def helpdesk_spec(name: str) -> HelpdeskSpec:
+    """The spec of helpdesk `name`, importing its module; raises `UnknownHelpdesk` otherwise."""
     module_name = _MODULES.get(name)
     if module_name is None:
         raise UnknownHelpdesk(
             f"unknown helpdesk {name[:40]!r}; supported: {', '.join(supported_helpdesks())}"
         )
-    return importlib.import_module(module_name)
+    spec = importlib.import_module(module_name).SPEC
+    if not isinstance(spec, HelpdeskSpec) or spec.name != name:
+        raise TypeError(f"{module_name}.SPEC must be the HelpdeskSpec named {name!r}")
+    return spec
 
 
-# Signs or authenticates a webhook call as the helpdesk would: the headers to send with it.
-RequestSigner = Callable[[Mapping[str, str], WebhookRequest, datetime], dict[str, str]]
-
-
-def request_signer(name: str) -> RequestSigner:
-    """Helpdesk `name`'s `sign_request(values, request, now)`, for the local runner and tests.
-
-    `values` are settings by name (its webhook secret among them); it raises
-    `SecretNotConfigured` naming the setting when that is missing.
-    """
-    signer: RequestSigner = helpdesk_module(name).sign_request
-    return signer
-
-
-# Makes a sample body current (a signed timestamp inside it) before it is signed again.
-BodyRefresher = Callable[[bytes, datetime], bytes]
-
-
-def body_refresher(name: str) -> BodyRefresher:
-    """Helpdesk `name`'s `fresh_body(body, now)` if it declares one; else the body unchanged.
-
-    Only schemes whose freshness lives in the body (Jira's admin webhooks) need one.
-    """
-    refresh: BodyRefresher = getattr(helpdesk_module(name), "fresh_body", lambda body, now: body)
-    return refresh
+def helpdesk_specs() -> tuple[HelpdeskSpec, ...]:
+    """Every helpdesk's spec, by name (imports every module: for tools, not the request path)."""
+    return tuple(helpdesk_spec(name) for name in supported_helpdesks())
 
 
 def get_adapter(name: str, settings: Settings, http: HttpClient) -> HelpdeskAdapter:
     """The adapter for the helpdesk `name`; raises `UnknownHelpdesk` for any other name."""
-    adapter: HelpdeskAdapter = helpdesk_module(name).adapter(settings, http)
-    return adapter
+    return helpdesk_spec(name).adapter(settings, http)

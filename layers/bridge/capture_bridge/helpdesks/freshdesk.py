@@ -13,7 +13,7 @@ from typing import Any
 
 from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.errors import ConfigurationError, InvalidRequest, SecretNotConfigured
-from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
+from capture_bridge.helpdesks import HelpdeskSpec, NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     check_shared_secret,
     json_object,
@@ -28,10 +28,6 @@ from capture_bridge.notes import Note
 from capture_bridge.settings import Settings
 
 NAME = "freshdesk"
-# Every setting of Freshdesk lives in the bridge secret: the template needs no parameter.
-SETTINGS: tuple[str, ...] = ()
-SECRET_KEYS = ("FRESHDESK_DOMAIN", "FRESHDESK_API_KEY", "FRESHDESK_WEBHOOK_SECRET")
-OPTIONAL_KEYS = ("FRESHDESK_API_URL",)
 # The key its webhooks are checked against (the doctor says what a missing one means).
 WEBHOOK_SECRET_KEY = "FRESHDESK_WEBHOOK_SECRET"  # noqa: S105 - a key name, not a secret
 
@@ -47,8 +43,6 @@ NOTE_TIMEOUT = (3.05, 5.0)
 # this many pages an earlier note is "unknown", so the note is retried rather than posted twice.
 CONVERSATION_PAGE_SIZE = 100
 MAX_CONVERSATION_PAGES = 2
-# The longest a note can take: the look for an earlier one (every page), then the post.
-LONGEST_NOTE_SECONDS = (MAX_CONVERSATION_PAGES + 1) * sum(NOTE_TIMEOUT)
 
 _TICKET_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 LABEL = "Freshdesk ticket #{ticket_id}"
@@ -282,5 +276,18 @@ def sign_request(
 
 
 def adapter(settings: Settings, http: HttpClient) -> FreshdeskAdapter:
-    """Entry point used by `get_adapter`."""
+    """Builds the adapter from the settings (the spec's `adapter`)."""
     return FreshdeskAdapter(FreshdeskSettings.from_settings(settings), http)
+
+
+SPEC = HelpdeskSpec(
+    name=NAME,
+    adapter=adapter,
+    probe=probe,
+    sign_request=sign_request,
+    webhook_secret_key=WEBHOOK_SECRET_KEY,
+    secret_keys=("FRESHDESK_DOMAIN", "FRESHDESK_API_KEY", "FRESHDESK_WEBHOOK_SECRET"),
+    # The longest a note can take: the look for an earlier one (every page), then the post.
+    longest_note_seconds=(MAX_CONVERSATION_PAGES + 1) * sum(NOTE_TIMEOUT),
+    optional_keys=("FRESHDESK_API_URL",),
+)

@@ -26,7 +26,7 @@ from capture_bridge.errors import (
     SecretNotConfigured,
     Unauthenticated,
 )
-from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
+from capture_bridge.helpdesks import HelpdeskSpec, NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     json_object,
     secure_url,
@@ -41,10 +41,6 @@ from capture_bridge.notes import Note
 from capture_bridge.settings import Settings
 
 NAME = "generic"
-# Every setting of this helpdesk lives in the bridge secret: the template knows none of them.
-SETTINGS: tuple[str, ...] = ()
-SECRET_KEYS = ("GENERIC_WEBHOOK_SECRET", "GENERIC_NOTE_URL")
-OPTIONAL_KEYS: tuple[str, ...] = ()
 WEBHOOK_SECRET_KEY = "GENERIC_WEBHOOK_SECRET"  # noqa: S105 - a key name, not a secret
 NOTE_URL_KEY = "GENERIC_NOTE_URL"
 
@@ -65,8 +61,6 @@ MAX_SIGNATURES = 16
 _MESSAGE_ID = re.compile(r"[!-~]{1,256}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 NOTE_TIMEOUT = (3.05, 10.0)
-# The longest a note can take: one post at its timeouts (`has_note` makes no call).
-LONGEST_NOTE_SECONDS = sum(NOTE_TIMEOUT)
 NOTE_EVENT_TYPE = "capture.note"
 RECEIVER = "the note receiver"
 
@@ -355,5 +349,17 @@ def sign_request(
 
 
 def adapter(settings: Settings, http: HttpClient) -> GenericAdapter:
-    """Entry point used by `get_adapter`."""
+    """Builds the adapter from the settings (the spec's `adapter`)."""
     return GenericAdapter(GenericSettings.from_settings(settings), http)
+
+
+SPEC = HelpdeskSpec(
+    name=NAME,
+    adapter=adapter,
+    probe=probe,
+    sign_request=sign_request,
+    webhook_secret_key=WEBHOOK_SECRET_KEY,
+    secret_keys=("GENERIC_WEBHOOK_SECRET", "GENERIC_NOTE_URL"),
+    # The longest a note can take: one post at its timeouts (`has_note` makes no call).
+    longest_note_seconds=sum(NOTE_TIMEOUT),
+)

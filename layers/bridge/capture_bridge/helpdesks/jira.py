@@ -25,7 +25,7 @@ from capture_bridge.errors import (
     SecretNotConfigured,
     Unauthenticated,
 )
-from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
+from capture_bridge.helpdesks import HelpdeskSpec, NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     check_shared_secret,
     json_object,
@@ -43,10 +43,6 @@ from capture_bridge.notes import Note, marked_up
 from capture_bridge.settings import Settings
 
 NAME = "jira"
-# Every setting of Jira lives in the bridge secret: the template has no Jira parameter.
-SETTINGS: tuple[str, ...] = ()
-SECRET_KEYS = ("JIRA_API_URL", "JIRA_EMAIL", "JIRA_API_TOKEN", "JIRA_WEBHOOK_SECRET")
-OPTIONAL_KEYS: tuple[str, ...] = ()
 # The key its webhooks are checked against (the doctor says what a missing one means).
 WEBHOOK_SECRET_KEY = "JIRA_WEBHOOK_SECRET"  # noqa: S105 - a key name, not a secret
 
@@ -69,8 +65,6 @@ NOTE_TIMEOUT = (3.05, 5.0)
 # earlier note is "unknown", so the note is retried later rather than posted twice.
 COMMENT_PAGE_SIZE = 100
 MAX_COMMENT_PAGES = 2
-# The longest a note can take: the look for an earlier one (every page), then the post.
-LONGEST_NOTE_SECONDS = (MAX_COMMENT_PAGES + 1) * sum(NOTE_TIMEOUT)
 
 ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,9}-[1-9][0-9]{0,9}$")
 ISSUE_KEY_HINT = "a Jira issue key (e.g. SUP-123)"
@@ -414,5 +408,18 @@ def fresh_body(body: bytes, now: datetime) -> bytes:
 
 
 def adapter(settings: Settings, http: HttpClient) -> JiraAdapter:
-    """Entry point used by `get_adapter`."""
+    """Builds the adapter from the settings (the spec's `adapter`)."""
     return JiraAdapter(JiraSettings.from_settings(settings), http)
+
+
+SPEC = HelpdeskSpec(
+    name=NAME,
+    adapter=adapter,
+    probe=probe,
+    sign_request=sign_request,
+    webhook_secret_key=WEBHOOK_SECRET_KEY,
+    secret_keys=("JIRA_API_URL", "JIRA_EMAIL", "JIRA_API_TOKEN", "JIRA_WEBHOOK_SECRET"),
+    # The longest a note can take: the look for an earlier one (every page), then the post.
+    longest_note_seconds=(MAX_COMMENT_PAGES + 1) * sum(NOTE_TIMEOUT),
+    fresh_body=fresh_body,
+)

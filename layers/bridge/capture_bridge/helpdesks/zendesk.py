@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.errors import SecretNotConfigured, Unauthenticated
-from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
+from capture_bridge.helpdesks import HelpdeskSpec, NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     read_json,
     rule_body,
@@ -25,10 +25,6 @@ from capture_bridge.notes import Note
 from capture_bridge.settings import Settings
 
 NAME = "zendesk"
-# Settings read from the environment (template parameters) and keys read from the secret.
-SETTINGS = ("ZENDESK_SUBDOMAIN", "ZENDESK_API_URL")
-SECRET_KEYS = ("ZENDESK_EMAIL", "ZENDESK_API_TOKEN", "ZENDESK_WEBHOOK_SECRET")
-OPTIONAL_KEYS: tuple[str, ...] = ()
 # The key its webhooks are checked against (the doctor says what a missing one means).
 WEBHOOK_SECRET_KEY = "ZENDESK_WEBHOOK_SECRET"  # noqa: S105 - a key name, not a secret
 
@@ -46,8 +42,6 @@ INVOCATION_HEADER = "x-zendesk-webhook-invocation-id"
 INVOCATION_MEMORY = timedelta(days=1)
 _INVOCATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NOTE_TIMEOUT = (3.05, 10.0)
-# The longest a note can take: the look for an earlier one, then the post, each at its timeouts.
-LONGEST_NOTE_SECONDS = 2 * sum(NOTE_TIMEOUT)
 _TICKET_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 
 
@@ -280,5 +274,18 @@ def sign_request(
 
 
 def adapter(settings: Settings, http: HttpClient) -> ZendeskAdapter:
-    """Entry point used by `get_adapter`."""
+    """Builds the adapter from the settings (the spec's `adapter`)."""
     return ZendeskAdapter(ZendeskSettings.from_settings(settings), http)
+
+
+SPEC = HelpdeskSpec(
+    name=NAME,
+    adapter=adapter,
+    probe=probe,
+    sign_request=sign_request,
+    webhook_secret_key=WEBHOOK_SECRET_KEY,
+    secret_keys=("ZENDESK_EMAIL", "ZENDESK_API_TOKEN", "ZENDESK_WEBHOOK_SECRET"),
+    # The longest a note can take: the look for an earlier one, then the post, each at its timeouts.
+    longest_note_seconds=2 * sum(NOTE_TIMEOUT),
+    settings=("ZENDESK_SUBDOMAIN", "ZENDESK_API_URL"),
+)
