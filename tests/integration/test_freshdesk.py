@@ -193,7 +193,7 @@ class TestRefusals:
             (rule_body(tags={"a": 1}), "tags must be"),
             (
                 rule_body(requester_email=None, requester_external_id=None),
-                "external id or email is required",
+                "requester_external_id or requester_email is required",
             ),
             (rule_body(action="format-disk"), "unknown action 'format-disk'"),
         ],

@@ -267,6 +267,8 @@ class TestPayloads:
             (body_of(ticketId="CASE 1001"), "ticketId must be"),
             (body_of(ticketId={"id": 1}), "ticketId must be a string"),
             (body_of(userId=[1]), "userId must be a string"),
+            (body_of(userId=None, userEmail=None), "userId or userEmail is required"),
+            (body_of(userId="", userEmail=""), "userId or userEmail is required"),
             (body_of(tags=7.5), "tags must be"),
             (body_of(notteSessionId="not-a-uuid"), "notte_session_id must be"),
             (body_of(callbackUrl="https://attacker.example/"), "GENERIC_NOTE_URL"),
@@ -292,10 +294,12 @@ class TestPayloads:
         tool.complete_report()
         # When the note is posted
         tool.run_when_due(session_id)
-        # Then the receiver got it as plain text, and as HTML with only the report as a link
+        # Then the receiver got it as text a Markdown renderer keeps as text (every `<` and `[`
+        # escaped, so no tag or link), and as HTML with only the report as a link
         [note] = tool.simulator.notes(TICKET)
         report = tool.bugpilot.report_url(tool.bugpilot.tokens[-1])
-        assert hostile in note["text"]
+        assert not re.search(r"(?<!\\)[<\[]", note["text"]), note["text"]
+        assert re.sub(r"\\(.)", r"\1", note["text"]).count(hostile) == 1
         assert html.escape(hostile) in note["html"]
         assert re.findall(r"<([a-z]+)", note["html"]) == ["p", "p", "a", "p"]
         assert re.findall(r'href="([^"]*)"', note["html"]) == [report]

@@ -200,7 +200,10 @@ class TestRefusals:
             (rule_body(ticket_id=None), "ticket_id is required"),
             (rule_body(ticket_id="SUP-1 OR 1=1"), "ticket_id must be a Jira issue key"),
             (rule_body(tags={"a": 1}), "tags must be"),
-            (rule_body(requester_email=None), "external id or email is required"),
+            (
+                rule_body(requester_email=None),
+                "requester_external_id or requester_email is required",
+            ),
             (rule_body(action="format-disk"), "unknown action 'format-disk'"),
         ],
     )
@@ -229,6 +232,26 @@ class TestRefusals:
         assert answer.status == 400
         assert message in answer.body["error"]
         assert stored(desk.table) == 0
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            (b"{not json", "body is not valid JSON"),
+            (b"[1, 2]", "body must be a JSON object"),
+            (b'{"webhookEvent": "jira:issue_updated"}', "timestamp (epoch milliseconds)"),
+        ],
+    )
+    def test_a_proven_sender_with_a_bad_body_is_400_naming_the_body(
+        self, desk: Desk, body: bytes, message: str
+    ) -> None:
+        # given a body signed with the right secret, so the sender is proven, that is no payload
+        # when it arrives
+        answer = desk.send(body, signed(body))
+        # then the body is named as the problem (400), not the proof (401); nothing is stored
+        assert answer.status == 400, answer.body
+        assert message in answer.body["error"]
+        assert stored(desk.table) == 0
+        assert desk.bugpilot.actions == []
 
 
 class TestRedelivery:

@@ -316,7 +316,7 @@ class TestRefusals:
             (trigger_body(ticket_id=None), "ticket_id is required"),
             (
                 trigger_body(requester_email=None, requester_external_id=""),
-                "external id or email is required to identify the Bugpilot user",
+                "or requester_email is required to identify the Bugpilot user",
             ),
             (trigger_body(action="format-disk"), "allowed: upload-session"),
             # A lone surrogate, as a JSON escape and as raw bytes: no store can keep it.

@@ -290,7 +290,7 @@ class TestParse:
             (rule_body(tags=7), "tags must be"),
             (
                 rule_body(requester_external_id=None, requester_email=""),
-                "external id or email is required",
+                "requester_external_id or requester_email is required",
             ),
             (rule_body(action="drop-tables"), "unknown action 'drop-tables'"),
         ],

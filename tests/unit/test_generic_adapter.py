@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -373,14 +374,19 @@ class TestParse:
             ("text", "text"),
             ("action", "action"),
             ("description", "description"),
-            ("customerURLPath", "customer_url_path"),
-            ("already_snake", "already_snake"),
+            ("lambdatest_session_id", "lambdatest_session_id"),
         ],
     )
     def test_camel_case_fields_reach_the_providers_in_snake_case(
         self, camel: str, snake: str
     ) -> None:
         assert parse(body_of(**{camel: "value"})).fields == {snake: "value"}
+
+    @pytest.mark.parametrize("name", ["customerURLPath", "already_snake", "priority"])
+    def test_fields_no_capture_source_reads_are_left_unread(self, name: str) -> None:
+        # Given a body with a field no capture source's spec declares
+        # When it is read, then it reaches no provider (and is no error)
+        assert parse(body_of(**{name: "value"})).fields == {}
 
     def test_each_capture_source_field_asks_its_provider(self) -> None:
         # Given one body naming every capture source in camelCase
@@ -478,6 +484,22 @@ class TestPostNote:
         # And the receiver can verify it with the shared secret over the bytes sent
         request = webhook_request(headers, call["body"], helpdesk="generic")
         adapter_for().verify(request, START)
+
+    def test_markdown_links_and_html_in_a_payload_stay_text_in_the_text_form(self) -> None:
+        # Given a note quoting a requester id that is HTML and a Markdown link
+        hostile = "<img src=x onerror=alert(1)>[click](https://evil.example)"
+        note = a_note(f"Bugpilot capture for user {hostile}: {REPORT}")
+        http = RecordingHttp(HttpResponse(204))
+        # When it is posted
+        adapter_for(http).post_note("CASE-1001", note)
+        # Then the text form carries neither a tag nor a Markdown link a receiver would render
+        text = json.loads(http.calls[0]["body"])["text"]
+        assert not re.search(r"(?<!\\)[<\[]", text), text
+        assert "\\<img src=x onerror=alert(1)\\>\\[click\\](https://evil.example)" in text
+        # And the session's own link is left whole, so receivers can still make it a link
+        assert f": {REPORT}" in text
+        # And the HTML form is the note's, escaped as every helpdesk's is
+        assert json.loads(http.calls[0]["body"])["html"] == note.html
 
     def test_non_ascii_and_markup_survive_the_signed_bytes(self) -> None:
         # Given text no JSON encoder may mangle: non-ASCII, markup, a line separator

@@ -258,7 +258,7 @@ class TestParse:
             (trigger_body(ticket_id={"id": 1}), "ticket_id must be a string"),
             (
                 trigger_body(requester_external_id=None, requester_email=""),
-                "external id or email is required to identify the Bugpilot user",
+                "or requester_email is required to identify the Bugpilot user",
             ),
             (trigger_body(action="delete-everything"), "unknown action 'delete-everything'"),
             (trigger_body(tags=42), "tags must be"),

@@ -99,6 +99,8 @@ class TicketRequest:
     # The body's other top-level fields, unread: each capture provider reads its own.
     fields: Mapping[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    # The body's own names for the requester, for a 400 when a source needs one and it is empty.
+    requester_fields: str = "the requester's external id or email"
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,24 @@ def html_lines(lines: Iterable[str], links: Iterable[str]) -> str:
     return "\n".join(f"<p>{line}</p>" for line in marked_up(lines, links, html.escape, _anchor))
 
 
+# What opens a Markdown link or image (`[`), inline HTML or an autolink (`<`), or a code span,
+# and the backslash that would undo an escape: each gets a backslash (CommonMark escapes).
+_MARKDOWN_OPENERS = re.compile(r"([\\`\[\]<>])")
+
+
+def markdown_escaped(text: str) -> str:
+    """`text` that Markdown renders as itself: no link, image, HTML tag or code span in it."""
+    return _MARKDOWN_OPENERS.sub(r"\\\1", text)
+
+
+def safe_text(note: Note) -> str:
+    """The text form for receivers that may render Markdown: payload values cannot become links
+    or HTML there, while the session's own web links stay whole (and may be linked)."""
+    if not note.lines:
+        return markdown_escaped(note.text)
+    return "\n".join(marked_up(note.lines, note.links.values(), markdown_escaped, str))
+
+
 def note_of(lines: Iterable[str], session: CaptureSession) -> Note:
     """The note made of a provider's `lines` and the session's marker, in both forms."""
     every = (*lines, marker(session))

@@ -203,6 +203,20 @@ def provider_specs() -> tuple[ProviderSpec, ...]:
     return tuple(provider_spec(name) for name in _MODULES)
 
 
+def body_field_names() -> dict[str, str]:
+    """Every body field some provider reads, by each spelling a body may use, to its rule name.
+
+    The generic webhook reads its camelCase body through this: `lambdatestSessionId` and
+    `lambdatest_session_id` are both `lambdatest_session_id`; `text` is read by every provider.
+    """
+    names = {TEXT_FIELD: TEXT_FIELD}
+    for spec in provider_specs():
+        for body_field in spec.body_fields:
+            names[body_field.rule] = body_field.rule
+            names[body_field.generic] = body_field.rule
+    return names
+
+
 def get_provider(
     name: str,
     settings: Settings,

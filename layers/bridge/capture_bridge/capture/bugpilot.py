@@ -180,7 +180,7 @@ class BugpilotProvider:
     def _request(self, ticket: TicketRequest, action: str) -> CaptureRequest:
         if not ticket.requester:
             raise InvalidRequest(
-                "the requester's external id or email is required to identify the Bugpilot user"
+                f"{ticket.requester_fields} is required to identify the Bugpilot user"
             )
         description = text_field(ticket, "description", MAX_DESCRIPTION_LENGTH)
         return CaptureRequest(

@@ -140,6 +140,7 @@ def ticket_request(
         label=label.format(ticket_id=ticket),
         fields={key: value for key, value in payload.items() if key not in RULE_BODY_FIELDS},
         tags=tags_field(payload),
+        requester_fields="requester_external_id or requester_email",
     )
 
 

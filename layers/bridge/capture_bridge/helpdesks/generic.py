@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from capture_bridge.access import Access, AccessCheck, not_configured, unset
+from capture_bridge.capture import body_field_names
 from capture_bridge.errors import (
     InvalidRequest,
     SecretNotConfigured,
@@ -37,7 +38,7 @@ from capture_bridge.helpdesks.common import (
 from capture_bridge.helpdesks.common import text_field as body_text
 from capture_bridge.http import HttpClient
 from capture_bridge.models import Delivery, TicketRequest, field_text, utc_now
-from capture_bridge.notes import Note
+from capture_bridge.notes import Note, safe_text
 from capture_bridge.settings import Settings
 
 NAME = "generic"
@@ -125,12 +126,6 @@ def _presented(header: str) -> list[bytes]:
     return found
 
 
-def _snake_case(key: str) -> str:
-    """`lambdatestSessionId` → `lambdatest_session_id`; a snake_case key stays as it is."""
-    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", key)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", spaced).lower()
-
-
 def _refused(key: str) -> bool:
     return re.sub(r"[^a-z0-9]", "", key.lower()) in _REFUSED_KEYS
 
@@ -166,13 +161,17 @@ def _ticket_id(payload: Mapping[str, Any]) -> str:
 
 
 def _provider_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The body's other fields under the names the capture providers read (snake_case)."""
+    """The fields the capture sources read, under their rule-body names; the rest are unread.
+
+    Each source's spec names its fields in both spellings (`capture.body_field_names`).
+    """
+    names = body_field_names()
     fields: dict[str, Any] = {}
     named_by: dict[str, str] = {}
     for key, value in payload.items():
-        if key in BODY_FIELDS:
+        name = names.get(key)
+        if key in BODY_FIELDS or name is None:
             continue
-        name = _snake_case(key)
         if name in named_by:
             # `notteSessionId` and `notte_session_id` together: which one was meant is unknown.
             raise InvalidRequest(f"{named_by[name]} and {key} name the same field")
@@ -245,6 +244,7 @@ class GenericAdapter:
             label=f"ticket {ticket}",
             fields=_provider_fields(payload),
             tags=tags_field(payload, "tags"),
+            requester_fields="userId or userEmail",
         )
 
     def post_note(self, ticket_id: str, note: Note) -> NoteResult:
@@ -265,7 +265,8 @@ class GenericAdapter:
             "ticketId": ticket_id,
             "sessionId": note.session_id,
             "status": note.status,
-            "text": note.text,
+            # Receivers (chat tools, CRMs) often render text as Markdown.
+            "text": safe_text(note),
             "html": note.html,
             "links": dict(note.links),
         }

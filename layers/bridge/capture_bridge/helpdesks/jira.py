@@ -115,18 +115,18 @@ def _is_admin_payload(payload: Mapping[str, Any]) -> bool:
 
 
 def _sent_at(body: bytes) -> datetime:
-    """The `timestamp` (epoch ms) of a signed admin body; `Unauthenticated` when unreadable."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        payload = None
-    stamp = payload.get("timestamp") if isinstance(payload, dict) else None
+    """The `timestamp` (epoch ms) of a signed admin body.
+
+    Read only once the signature has proven the sender: a body that is not JSON, or has no
+    readable timestamp, is a bad body (`InvalidRequest`, a 400), not an unproven one.
+    """
+    stamp = json_object(body).get("timestamp")
     if isinstance(stamp, bool) or not isinstance(stamp, int):
-        raise Unauthenticated("signed webhook body has no readable timestamp")
+        raise InvalidRequest("timestamp (epoch milliseconds) is required in a signed webhook body")
     try:
         return datetime.fromtimestamp(stamp / 1000, UTC)
     except (ValueError, OverflowError, OSError):
-        raise Unauthenticated("signed webhook body has no readable timestamp") from None
+        raise InvalidRequest("timestamp must be epoch milliseconds") from None
 
 
 def escape_wiki(text: str) -> str:
@@ -328,6 +328,8 @@ def _admin_ticket(payload: Mapping[str, Any]) -> TicketRequest:
         # The summary is what the requester reported: it goes with the capture as its text.
         fields={"description": summary} if summary else {},
         tags=tags_field({"labels": labels}, "labels"),
+        # Hidden by the reporter's profile settings, it is empty: the 400 names where it was looked.
+        requester_fields="issue.fields.reporter.emailAddress",
     )
 
 
