@@ -11,6 +11,7 @@ import pytest
 from capture_bridge.errors import ConfigurationError, InvalidRequest, Unauthenticated
 from capture_bridge.helpdesks import Headers, NoteOutcome
 from capture_bridge.helpdesks.common import (
+    HmacHeader,
     check_shared_secret,
     note_answer,
     presented_secret,
@@ -169,3 +170,62 @@ class TestSecureUrl:
     def test_a_receiver_url_may_keep_its_query(self) -> None:
         url = "https://hooks.example.com/notes?channel=support"
         assert secure_url("DESK_NOTE_URL", url, base=False) == url
+
+
+# GitHub's documented vector (secret "It's a Secret to Everybody", body "Hello, World!"); the
+# SHA-1 and base64 forms computed with `openssl dgst -hmac`.
+VECTOR_SECRET = "It's a Secret to Everybody"
+VECTOR_BODY = b"Hello, World!"
+VECTOR_SHA256_HEX = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+VECTOR_SHA1_HEX = "01dc10d0c83e72ed246219cdd91669667fe2ca59"
+VECTOR_SHA1_BASE64 = "AdwQ0Mg+cu0kYhnN2RZpZn/iylk="
+
+
+class TestHmacHeader:
+    @pytest.mark.parametrize(
+        ("scheme", "expected"),
+        [
+            (HmacHeader("x-hub-signature-256", prefix="sha256="), f"sha256={VECTOR_SHA256_HEX}"),
+            (HmacHeader("x-hub-signature", "sha1", prefix="sha1="), f"sha1={VECTOR_SHA1_HEX}"),
+            (HmacHeader("x-signature", "sha1", "base64"), VECTOR_SHA1_BASE64),
+            (HmacHeader("x-signature"), VECTOR_SHA256_HEX),
+        ],
+    )
+    def test_signs_and_verifies_the_published_vectors(
+        self, scheme: HmacHeader, expected: str
+    ) -> None:
+        # given a scheme (algorithm, encoding, prefix) and a known vector
+        # when the body is signed, then it is the vector; and the vector verifies
+        assert scheme.sign(VECTOR_SECRET, VECTOR_BODY) == expected
+        assert scheme.verify(f" {expected} ", VECTOR_SECRET, VECTOR_BODY) == expected
+
+    def test_hex_is_accepted_in_either_case_base64_exactly(self) -> None:
+        hex_scheme = HmacHeader("x-hub-signature", prefix="sha256=")
+        hex_scheme.verify(f"sha256={VECTOR_SHA256_HEX.upper()}", VECTOR_SECRET, VECTOR_BODY)
+        b64 = HmacHeader("x-signature", "sha1", "base64")
+        with pytest.raises(Unauthenticated, match="does not match"):
+            b64.verify(VECTOR_SHA1_BASE64.lower(), VECTOR_SECRET, VECTOR_BODY)
+
+    @pytest.mark.parametrize(
+        ("presented", "reason"),
+        [
+            (VECTOR_SHA256_HEX, "must be sha256=<hex>"),
+            ("sha1=" + VECTOR_SHA1_HEX, "must be sha256=<hex>"),
+            ("sha256=" + "0" * 64, "does not match"),
+            ("sha256=" + VECTOR_SHA256_HEX[:-1], "does not match"),
+            ("sha256=\u00e9" + VECTOR_SHA256_HEX[1:], "must be sha256=<hex>"),
+            ("", "must be sha256=<hex>"),
+        ],
+    )
+    def test_anything_else_is_refused(self, presented: str, reason: str) -> None:
+        scheme = HmacHeader("x-hub-signature", prefix="sha256=")
+        with pytest.raises(Unauthenticated, match=re.escape(reason)):
+            scheme.verify(presented, VECTOR_SECRET, VECTOR_BODY)
+
+    def test_another_secret_or_body_does_not_match(self) -> None:
+        scheme = HmacHeader("x-hub-signature", prefix="sha256=")
+        signature = scheme.sign(VECTOR_SECRET, VECTOR_BODY)
+        with pytest.raises(Unauthenticated, match="does not match"):
+            scheme.verify(signature, "another secret", VECTOR_BODY)
+        with pytest.raises(Unauthenticated, match="does not match"):
+            scheme.verify(signature, VECTOR_SECRET, VECTOR_BODY + b" ")

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from capture_bridge.errors import ConfigurationError, InvalidRequest, Unauthenticated
@@ -38,6 +40,41 @@ def single_header(headers: Headers, name: str) -> str:
 def _same(expected: str, given: str) -> bool:
     # Compared as bytes in constant time; non-ASCII input is simply a mismatch.
     return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
+
+
+@dataclass(frozen=True)
+class HmacHeader:
+    """A signature header carrying an HMAC: `<prefix><hex or base64 of HMAC(secret, message)>`.
+
+    What each vendor signs (the body; or method, URL, body and time) is the caller's `message`.
+    Jira's admin webhooks: `HmacHeader("x-hub-signature", prefix="sha256=")`.
+    """
+
+    header: str
+    algorithm: Literal["sha1", "sha256"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = ""
+
+    def sign(self, secret: str, message: bytes) -> str:
+        """The header value a sender holding `secret` puts on `message`."""
+        digest = hmac.new(secret.encode(), message, getattr(hashlib, self.algorithm)).digest()
+        encoded = digest.hex() if self.encoding == "hex" else base64.b64encode(digest).decode()
+        return self.prefix + encoded
+
+    def verify(self, presented: str, secret: str, message: bytes) -> str:
+        """Accept `presented` if it signs `message` with `secret`, and return the expected value.
+
+        Compared in constant time; hex in either case. Raises `Unauthenticated` otherwise.
+        """
+        given = presented.strip()
+        if not given.isascii() or not given.startswith(self.prefix):
+            raise Unauthenticated(f"webhook signature must be {self.prefix}<{self.encoding}>")
+        expected = self.sign(secret, message)
+        if self.encoding == "hex":
+            given = self.prefix + given[len(self.prefix) :].lower()
+        if not hmac.compare_digest(expected.encode(), given.encode()):
+            raise Unauthenticated("webhook signature does not match")
+        return expected
 
 
 def presented_secret(headers: Headers) -> str:

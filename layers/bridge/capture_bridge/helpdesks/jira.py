@@ -9,7 +9,6 @@ Jira Service Management API, written in Jira wiki markup with every payload char
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
 import uuid
@@ -27,6 +26,7 @@ from capture_bridge.errors import (
 )
 from capture_bridge.helpdesks import HelpdeskSpec, NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
+    HmacHeader,
     check_shared_secret,
     json_object,
     read_json,
@@ -46,8 +46,7 @@ NAME = "jira"
 # The key its webhooks are checked against (the doctor says what a missing one means).
 WEBHOOK_SECRET_KEY = "JIRA_WEBHOOK_SECRET"  # noqa: S105 - a key name, not a secret
 
-SIGNATURE_HEADER = "x-hub-signature"
-SIGNATURE_PREFIX = "sha256="
+SIGNATURE = HmacHeader("x-hub-signature", prefix="sha256=")
 IDENTIFIER_HEADER = "x-atlassian-webhook-identifier"
 # An admin webhook's body carries its send time (epoch ms), unsigned by any header: older than
 # this, or further ahead than MAX_FUTURE, it is a replay (Jira retries for up to ~30 minutes).
@@ -106,7 +105,7 @@ class JiraSettings:
 
 def sign_webhook(secret: str, body: bytes) -> str:
     """An admin webhook's signature header value: `sha256=` and hex HMAC-SHA256 of the body."""
-    return SIGNATURE_PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return SIGNATURE.sign(secret, body)
 
 
 def _is_admin_payload(payload: Mapping[str, Any]) -> bool:
@@ -183,7 +182,7 @@ class JiraAdapter:
         if not secret:
             raise SecretNotConfigured("webhook secret is not configured (JIRA_WEBHOOK_SECRET)")
         headers = request.headers
-        signature = single_header(headers, SIGNATURE_HEADER).strip()
+        signature = single_header(headers, SIGNATURE.header).strip()
         if signature:
             return self._verify_signed(request, signature, secret, now)
         if not single_header(headers, "authorization").strip():
@@ -198,11 +197,7 @@ class JiraAdapter:
     def _verify_signed(
         self, request: WebhookRequest, signature: str, secret: str, now: datetime
     ) -> Delivery:
-        if not signature.isascii() or not signature.startswith(SIGNATURE_PREFIX):
-            raise Unauthenticated("webhook signature must be sha256=<hex>")
-        expected = sign_webhook(secret, request.body)
-        if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
-            raise Unauthenticated("webhook signature does not match")
+        expected = SIGNATURE.verify(signature, secret, request.body)
         sent_at = _sent_at(request.body)
         if sent_at < now - MAX_AGE or sent_at > now + MAX_FUTURE:
             raise Unauthenticated("webhook timestamp is too old or in the future")
