@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from capture_bridge import settings as settings_module
+from capture_bridge.errors import NothingToCapture
 from capture_bridge.helpdesks import supported_helpdesks
 from capture_bridge.models import NoteState, SessionStatus
 from capture_bridge.runtime import Runtime
@@ -367,6 +368,44 @@ class TestRefusals:
         event["body"] = None
         response = lambda_handler(event, lambda_context)
         assert response["statusCode"] == 404
+
+
+class TestNothingToCapture:
+    """A proven call that asks for nothing (a vendor's ping): 200, nothing stored, nothing sent."""
+
+    @pytest.fixture(autouse=True)
+    def _ping_only(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # Zendesk's adapter, verifying as always, whose body is an event asking for no capture.
+        real = Runtime.helpdesk
+
+        class PingOnly:
+            name = "zendesk"
+
+            def __init__(self, inner: Any) -> None:
+                self.verify = inner.verify
+
+            def parse(self, body: bytes) -> Any:
+                raise NothingToCapture("ping")
+
+        monkeypatch.setattr(Runtime, "helpdesk", lambda self, name: PingOnly(real(self, name)))
+
+    def test_a_proven_ping_is_200_ignored_and_changes_nothing(
+        self, webhook: Webhook, clock: Any, table: str, bugpilot: BugpilotSimulator
+    ) -> None:
+        # given a delivery signed with the webhook secret
+        body = trigger_body()
+        # when it arrives, then it is acknowledged as ignored, with nothing stored or started
+        answer = webhook.send(body, signed_headers(body, clock()))
+        assert (answer.status, answer.body) == (200, {"ignored": "ping"})
+        assert table_items(table) == []
+        assert bugpilot.requests == []
+
+    def test_an_unproven_ping_is_still_401(self, webhook: Webhook, clock: Any) -> None:
+        # given the same call signed with a guessed secret
+        body = trigger_body()
+        answer = webhook.send(body, signed_headers(body, clock(), secret="guess"))
+        # then verification decides first: a 401, never an "ignored"
+        assert answer.status == 401
 
 
 class TestUnavailable:

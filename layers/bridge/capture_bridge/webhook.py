@@ -13,6 +13,7 @@ from capture_bridge import metrics
 from capture_bridge.errors import (
     ConfigurationError,
     InvalidRequest,
+    NothingToCapture,
     PayloadTooLarge,
     SecretNotConfigured,
     StoreUnavailable,
@@ -172,6 +173,10 @@ def _answer(
                 extra={"reason": str(exc)},
             )
         return _refusal(401, f"unauthenticated: {exc}")
+    except NothingToCapture as exc:
+        # Proven, and nothing asked for: a 2xx, so the sender neither retries nor disables it.
+        logger.info("webhook call asks for no capture", extra={"reason": str(exc)})
+        return WebhookAnswer(200, {"ignored": str(exc)})
     except UnknownHelpdesk as exc:
         return _refusal(404, str(exc))
     except PayloadTooLarge as exc:
