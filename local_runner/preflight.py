@@ -24,7 +24,7 @@ class Gap:
         if self.alternatives:
             return (
                 f"no helpdesk configured: set the keys of one of {', '.join(self.alternatives)} "
-                "(in .env or the environment; see the README's set-up section for it)"
+                "(in .env or the environment; docs/helpdesks/ has its page)"
             )
         keys = ", ".join(self.missing)
         if self.needed:
