@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from capture_bridge import sessions_api
+from capture_bridge.api import sessions as sessions_api
 from capture_bridge.capture import provider_specs
 from capture_bridge.helpdesks import helpdesk_specs
 from capture_bridge.settings import SECRET_CACHE_SECONDS

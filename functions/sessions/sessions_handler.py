@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from capture_bridge.api.sessions import handle
 from capture_bridge.observability import handler_logger
-from capture_bridge.sessions_api import handle
+
+if TYPE_CHECKING:
+    # Typing only: importing it at run time loads a Powertools module for nothing.
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = handler_logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # The HTTP API v2 payload is read directly (no Powertools event handler: see sessions_api).
+    # The HTTP API v2 payload is read directly: see capture_bridge.api.edge.
     return handle(event).as_response()

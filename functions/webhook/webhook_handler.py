@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from capture_bridge.observability import handler_logger
 from capture_bridge.webhook import receive_event
+
+if TYPE_CHECKING:
+    # Typing only: importing it at run time loads a Powertools module for nothing.
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = handler_logger()
 

@@ -22,7 +22,7 @@ from capture_bridge.capture.lambdatest import LambdaTestProvider
 from capture_bridge.helpdesks.zendesk import ZendeskAdapter
 from capture_bridge.models import NoteState, SessionStatus
 from capture_bridge.resolver import RunOutcome
-from capture_bridge.sessions import (
+from capture_bridge.session_commands import (
     CANCEL_ATTEMPTS,
     CancelOutcome,
     RefreshOutcome,

@@ -21,7 +21,7 @@ from capture_bridge.errors import StoreUnavailable
 from capture_bridge.models import CaptureRequest, CaptureSession
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import to_item
-from capture_bridge.sessions_api import MAX_BODY_BYTES, ROUTES, handle
+from capture_bridge.api.sessions import MAX_BODY_BYTES, ROUTES, handle
 from local_runner.apigw import ApiGateway
 from local_runner.runner import openapi_documents
 from local_runner.template import FunctionDef, load_template
@@ -612,7 +612,7 @@ def test_the_lambda_handler_answers_through_the_same_function(
 ) -> None:
     from sessions_handler import lambda_handler
 
-    monkeypatch.setattr("capture_bridge.sessions_api.get_runtime", lambda: api.runtime)
+    monkeypatch.setattr("capture_bridge.api.edge.get_runtime", lambda: api.runtime)
     event = {
         "routeKey": "ANY /sessions/{sessionId}",
         "pathParameters": {"sessionId": UNKNOWN_ID},

@@ -131,7 +131,7 @@ def test_every_integration_setting_is_a_parameter_and_no_secret_is(
 def test_every_secret_key_is_documented_in_the_readme() -> None:
     # Each key is a row of the README's configuration table, marked as kept in the secret.
     rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("|")]
-    from capture_bridge import sessions_api
+    from capture_bridge.api import sessions as sessions_api
 
     every_key = [key for _, _, keys in integration_keys() for key in keys]
     for key in [*every_key, *sessions_api.SECRET_KEYS]:
