@@ -15,8 +15,8 @@ import pytest
 
 from capture_bridge.resolver import resolve_due_sessions
 from capture_bridge.runtime import Runtime, build_runtime
-from capture_bridge.session_store import DUE_INDEX, SessionIndex, SessionQuery, SessionStore
 from capture_bridge.session_commands import CancelOutcome, NewSession, cancel, create, refresh
+from capture_bridge.session_store import DUE_INDEX, SessionIndex, SessionQuery, SessionStore
 from capture_bridge.settings import settings_from
 from local_runner.simulators import BugpilotSimulator, LambdaTestSimulator, ZendeskSimulator
 from local_runner.template import load_yaml

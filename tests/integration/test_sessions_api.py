@@ -16,12 +16,12 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
+from capture_bridge.api.sessions import MAX_BODY_BYTES, ROUTES, handle
 from capture_bridge.capture.lambdatest import LambdaTestProvider
 from capture_bridge.errors import StoreUnavailable
 from capture_bridge.models import CaptureRequest, CaptureSession
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import to_item
-from capture_bridge.api.sessions import MAX_BODY_BYTES, ROUTES, handle
 from local_runner.apigw import ApiGateway
 from local_runner.runner import openapi_documents
 from local_runner.template import FunctionDef, load_template

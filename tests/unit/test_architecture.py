@@ -135,3 +135,38 @@ def test_integrations_never_import_each_other() -> None:
         own = f"capture_bridge.{path.parent.name}.{path.stem}"
         reached = {".".join(name.split(".")[:3]) for name in package_imports(path)}
         assert reached & integrations <= {own}, path.name
+
+
+# The shared fixtures that stand on moto's DynamoDB or a simulator's server (tests/conftest.py).
+SERVER_FIXTURES = frozenset(
+    {"table", "env", "configured", "runtime", "webhook", "desk"}
+    | {"bugpilot", "lambdatest", "notte", "zendesk"}
+)
+UNIT_TESTS = sorted((ROOT / "tests" / "unit").glob("test_*.py"))
+
+
+@pytest.mark.parametrize("path", UNIT_TESTS, ids=lambda path: path.name)
+def test_unit_tests_use_no_aws_double_and_no_server(path: Path) -> None:
+    # given a unit test module (sockets are refused at run time by tests/unit/conftest.py)
+    tree = ast.parse(path.read_text())
+    # then it imports no AWS double, and asks for no fixture that starts a server or a table
+    assert not imported_roots(path) & {"moto"}, path.name
+    modules = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert "tests.dynamodb_faults" not in modules, path.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+            asked = {arg.arg for arg in node.args.args}
+            assert not asked & SERVER_FIXTURES, f"{path.name}::{node.name}"
+
+
+def test_a_unit_test_that_opens_a_socket_fails() -> None:
+    # given the unit tests' guard, when a socket is opened, then the test fails saying where to go
+    import socket
+
+    with (
+        socket.socket() as probe,
+        pytest.raises(RuntimeError, match=r"tests/component"),
+    ):
+        probe.connect(("127.0.0.1", 9))

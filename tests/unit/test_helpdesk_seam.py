@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from capture_bridge import settings as settings_module
@@ -15,7 +14,7 @@ from capture_bridge.helpdesks import Headers, HelpdeskAdapter, WebhookRequest, z
 from capture_bridge.runtime import Runtime, build_runtime, get_runtime
 from capture_bridge.settings import SECRET_CACHE_SECONDS, reset_settings_cache, settings_from
 from capture_bridge.webhook import receive_event
-from tests.conftest import START, Webhook, load_event, signed_headers, trigger_body
+from tests.conftest import START, load_event, signed_headers, trigger_body
 
 QUERY = "token=a&token=b&empty="
 PATH = "/webhooks/zendesk"
@@ -79,25 +78,6 @@ def test_zendesk_says_how_long_to_remember_its_delivery() -> None:
     # Then its memory is Zendesk's own: past the five-minute window, with room to spare
     assert delivery.remember_for == zendesk.DELIVERY_MEMORY
     assert delivery.remember_for > zendesk.MAX_SKEW
-
-
-def test_a_redelivery_within_the_window_is_a_duplicate_remembered_as_the_adapter_says(
-    webhook: Webhook, table: str
-) -> None:
-    # Given a delivery Zendesk sent, and the same delivery sent again four minutes later
-    body = trigger_body()
-    headers = signed_headers(body, webhook.clock())
-    first = webhook.send(body, headers)
-    webhook.clock.now += WITHIN_WINDOW
-    again = webhook.send(body, headers)
-    # Then the second is the first's duplicate
-    assert (first.status, again.status) == (202, 202)
-    assert again.body["duplicate"] is True
-    assert again.body["session_id"] == first.body["session_id"]
-    # And the store keeps the delivery's pointer exactly as long as the adapter said
-    items = boto3.client("dynamodb").scan(TableName=table)["Items"]
-    [pointer] = [item for item in items if item["pk"]["S"].startswith("delivery#zendesk#")]
-    assert int(pointer["expires_at"]["N"]) == int((START + zendesk.DELIVERY_MEMORY).timestamp())
 
 
 class TestAdapterLifetime:
