@@ -33,7 +33,7 @@ from enum import StrEnum
 from capture_bridge import metrics
 from capture_bridge.capture import BRIDGE_ERROR, CaptureProvider, CaptureResult, Outcome
 from capture_bridge.helpdesks import HelpdeskAdapter, NoteOutcome
-from capture_bridge.models import RETENTION, CaptureSession, NoteState, SessionStatus
+from capture_bridge.models import RETENTION, CaptureSession, ErrorCode, NoteState, SessionStatus
 from capture_bridge.notes import marker, render_note
 from capture_bridge.observability import logger, session_fields
 
@@ -233,7 +233,7 @@ def advance(
         # The last holder died between starting the capture and recording the answer. Starting
         # again could capture twice; at most one start per request, so the agent is told instead.
         logger.warning("capture start interrupted; not repeating it", extra=session_fields(session))
-        result = CaptureResult(Outcome.INTERRUPTED, error_code="INTERRUPTED")
+        result = CaptureResult(Outcome.INTERRUPTED, error_code=ErrorCode.INTERRUPTED)
         return apply(session, result, now, policy)
     if now >= session.deadline_at:
         # Its last try falls on the deadline: starting now would capture (or prompt the user)

@@ -27,7 +27,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from capture_bridge.capture import CaptureResult, Outcome
 from capture_bridge.helpdesks import NoteOutcome, NoteResult
-from capture_bridge.models import CaptureSession, NoteState, SessionStatus
+from capture_bridge.models import CaptureSession, ErrorCode, NoteState, SessionStatus, http_error
 from capture_bridge.observability import SERVICE, logger
 
 NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
@@ -90,9 +90,9 @@ class ConfigurationReason(StrEnum):
 # The providers' error codes for a refusal only an operator can fix, by what to fix.
 PROVIDER_CONFIGURATION_ERRORS = {
     "INVALID_API_KEY": ConfigurationReason.INVALID_API_KEY,
-    "INVALID_CREDENTIALS": ConfigurationReason.INVALID_API_KEY,
-    "NO_ACCESS": ConfigurationReason.NO_ACCESS,
-    "NOT_CONFIGURED": ConfigurationReason.MISSING_SECRET,
+    ErrorCode.INVALID_CREDENTIALS: ConfigurationReason.INVALID_API_KEY,
+    ErrorCode.NO_ACCESS: ConfigurationReason.NO_ACCESS,
+    ErrorCode.NOT_CONFIGURED: ConfigurationReason.MISSING_SECRET,
 }
 # A helpdesk refusing a note with these statuses refuses our credentials.
 HELPDESK_CONFIGURATION_STATUSES = {
@@ -101,9 +101,9 @@ HELPDESK_CONFIGURATION_STATUSES = {
 }
 # The providers' error codes for an answer of HTTP 429: their own code when the body names one
 # (Bugpilot's simulator says TOO_MANY_REQUESTS), else `HTTP_429`.
-THROTTLED_CODES = frozenset({"HTTP_429", "TOO_MANY_REQUESTS", "RATE_LIMITED"})
+THROTTLED_CODES = frozenset({http_error(429), "TOO_MANY_REQUESTS", "RATE_LIMITED"})
 THROTTLED_STATUS = 429
-UNKNOWN_REASON = "UNKNOWN"
+UNKNOWN_REASON = ErrorCode.UNKNOWN
 # EMF takes at most 100 values per metric in one line.
 MAX_VALUES_PER_LINE = 100
 

@@ -12,6 +12,49 @@ from typing import Any
 from capture_bridge.errors import InvalidRequest
 
 
+class ErrorCode(StrEnum):
+    """The bridge's own codes for why a capture failed or waits (`CaptureSession.error`).
+
+    A vendor's own code (Bugpilot's `INVALID_API_KEY`, `USER_NOT_CONNECTED`) is kept as the
+    vendor wrote it, and an HTTP answer without one as `http_error(status)`: stored values are
+    a contract with deployed stacks, so each member's value is the text stored before it.
+    """
+
+    # No answer at all (refused, unresolvable, timed out).
+    UNREACHABLE = "UNREACHABLE"
+    # An answer we could not read.
+    UNEXPECTED_RESPONSE = "UNEXPECTED_RESPONSE"
+    # The source's settings or keys are not there.
+    NOT_CONFIGURED = "NOT_CONFIGURED"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    NO_ACCESS = "NO_ACCESS"
+    # The source does not know the capture.
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_SESSION_ID = "INVALID_SESSION_ID"
+    # A source whose sessions exist already was asked to start one.
+    NOTHING_TO_START = "NOTHING_TO_START"
+    # A start whose holder died before it recorded what came back.
+    INTERRUPTED = "INTERRUPTED"
+    # A start that may have been carried out, with no answer saying so.
+    UNCONFIRMED = "UNCONFIRMED"
+    # The bridge itself kept failing on the session (`MAX_CONSECUTIVE_FAULTS`).
+    BRIDGE_ERROR = "BRIDGE_ERROR"
+    # Not ready yet: the test or browser session still runs; the report is not there yet.
+    SESSION_RUNNING = "SESSION_RUNNING"
+    SESSION_ACTIVE = "SESSION_ACTIVE"
+    REPORT_NOT_FOUND = "REPORT_NOT_FOUND"
+    # The source is overloaded (Notte's 529).
+    OVERLOADED = "OVERLOADED"
+    # A link the source gave that is not on its own hosts.
+    UNTRUSTED_SESSION_INFO_URL = "UNTRUSTED_SESSION_INFO_URL"
+    UNKNOWN = "UNKNOWN"
+
+
+def http_error(status: int) -> str:
+    """The code of an HTTP answer that named no code of its own: `HTTP_<status>`."""
+    return f"HTTP_{status}"
+
+
 class SessionStatus(StrEnum):
     """Where a capture session is in its life; the last four are final."""
 

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from capture_bridge.errors import InvalidRequest, UnknownProvider
-from capture_bridge.models import CaptureRequest, field_text
+from capture_bridge.models import CaptureRequest, ErrorCode, field_text, http_error
 
 if TYPE_CHECKING:
     from capture_bridge.access import AccessCheck
@@ -52,7 +52,7 @@ class Outcome(StrEnum):
 
 # The error of a session ended because its steps kept raising (a defect or an unforeseen answer),
 # and what every provider's note says of it.
-BRIDGE_ERROR = "BRIDGE_ERROR"
+BRIDGE_ERROR = ErrorCode.BRIDGE_ERROR
 BRIDGE_ERROR_REASON = (
     "the capture bridge itself kept failing while handling this capture (its operators are "
     "alerted); request the capture again."
@@ -265,7 +265,7 @@ def text_field(ticket: TicketRequest, name: str, limit: int) -> str:
 
 def unreachable(exc: Exception) -> CaptureResult:
     """No answer at all: asking again later is expected to work."""
-    return CaptureResult(Outcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
+    return CaptureResult(Outcome.RETRYABLE, error_code=ErrorCode.UNREACHABLE, message=str(exc))
 
 
 def failed_answer(response: HttpResponse, vendor: str) -> CaptureResult:
@@ -274,19 +274,19 @@ def failed_answer(response: HttpResponse, vendor: str) -> CaptureResult:
     if status in (401, 403):
         return CaptureResult(
             Outcome.REJECTED,
-            error_code="INVALID_CREDENTIALS" if status == 401 else "NO_ACCESS",
+            error_code=ErrorCode.INVALID_CREDENTIALS if status == 401 else "NO_ACCESS",
             message=f"{vendor} answered HTTP {status}",
         )
     if status == 404:
-        return CaptureResult(Outcome.INVALID, error_code="NOT_FOUND")
+        return CaptureResult(Outcome.INVALID, error_code=ErrorCode.NOT_FOUND)
     if status == 429 or status >= 500:
         return CaptureResult(
             Outcome.RETRYABLE,
-            error_code=f"HTTP_{status}",
+            error_code=http_error(status),
             retry_after_seconds=header_seconds(response),
         )
     return CaptureResult(
-        Outcome.REJECTED, error_code=f"HTTP_{status}", message=f"{vendor} answered HTTP {status}"
+        Outcome.REJECTED, error_code=http_error(status), message=f"{vendor} answered HTTP {status}"
     )
 
 
@@ -364,4 +364,4 @@ class ExistingSessions:
 
     def start(self, session: CaptureSession) -> CaptureResult:
         """The session exists already: there is nothing to start."""
-        return CaptureResult(Outcome.INVALID, error_code="NOTHING_TO_START")
+        return CaptureResult(Outcome.INVALID, error_code=ErrorCode.NOTHING_TO_START)

@@ -32,7 +32,14 @@ from capture_bridge.capture import (
 )
 from capture_bridge.errors import InvalidRequest
 from capture_bridge.http import HttpClient, HttpResponse, TransportError
-from capture_bridge.models import CaptureRequest, CaptureSession, SessionStatus, TicketRequest
+from capture_bridge.models import (
+    CaptureRequest,
+    CaptureSession,
+    ErrorCode,
+    SessionStatus,
+    TicketRequest,
+    http_error,
+)
 from capture_bridge.notes import requested_at
 from capture_bridge.settings import Settings
 
@@ -75,16 +82,16 @@ FAILURE_REASONS = {
     "INVALID_API_KEY": (
         "Bugpilot rejected the API key (an administrator must check BUGPILOT_API_KEY)."
     ),
-    "NO_ACCESS": "Bugpilot denied access to the workspace (check BUGPILOT_WORKSPACE_ID).",
+    ErrorCode.NO_ACCESS: "Bugpilot denied access to the workspace (check BUGPILOT_WORKSPACE_ID).",
     "MISSING_FIELDS": "Bugpilot said required fields were missing.",
     "INVALID_ACTION": "Bugpilot does not know this action.",
-    "NOT_CONFIGURED": (
+    ErrorCode.NOT_CONFIGURED: (
         "Bugpilot is not set up: the workspace id or API key is not configured "
         "(BUGPILOT_WORKSPACE_ID, BUGPILOT_API_KEY)."
     ),
     "INVALID_SESSION_TOKEN": "Bugpilot no longer knows this capture session.",
-    "UNTRUSTED_SESSION_INFO_URL": "Bugpilot returned a link we do not trust.",
-    "INTERRUPTED": (
+    ErrorCode.UNTRUSTED_SESSION_INFO_URL: "Bugpilot returned a link we do not trust.",
+    ErrorCode.INTERRUPTED: (
         "the request was interrupted and we cannot tell whether Bugpilot received it; "
         "if a report shows up in Bugpilot, it belongs to this ticket."
     ),
@@ -204,7 +211,7 @@ class BugpilotProvider:
     def check(self, session: CaptureSession) -> CaptureResult:
         """Ask Session Info whether the report exists."""
         if not session.reference:
-            return CaptureResult(Outcome.INVALID, error_code="UNEXPECTED_RESPONSE")
+            return CaptureResult(Outcome.INVALID, error_code=ErrorCode.UNEXPECTED_RESPONSE)
         return self.fetch_report(session.reference)
 
     def render_note(self, session: CaptureSession) -> list[str]:
@@ -228,8 +235,8 @@ class BugpilotProvider:
                 "No report arrived in time: the user may have cancelled the recording or closed "
                 "the page. Request the capture again if you still need it.",
             ]
-        code = session.error or "UNKNOWN"
-        if code == "UNCONFIRMED":
+        code = session.error or ErrorCode.UNKNOWN
+        if code == ErrorCode.UNCONFIRMED:
             return [header, f"{UNCONFIRMED_NOTE} Request the capture again if none does."]
         reason = FAILURE_REASONS.get(code, f"Bugpilot kept failing ({code}).")
         lines = [
@@ -246,7 +253,7 @@ class BugpilotProvider:
         if not self._workspace_id or not self._api_key:
             return CaptureResult(
                 Outcome.REJECTED,
-                error_code="NOT_CONFIGURED",
+                error_code=ErrorCode.NOT_CONFIGURED,
                 message="BUGPILOT_WORKSPACE_ID and BUGPILOT_API_KEY must be set",
             )
         body = {"workspaceId": self._workspace_id, "userId": user_id, "action": action}
@@ -267,7 +274,9 @@ class BugpilotProvider:
         except TransportError as exc:
             if exc.maybe_delivered:
                 return _unconfirmed(action, str(exc))
-            return CaptureResult(Outcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
+            return CaptureResult(
+                Outcome.RETRYABLE, error_code=ErrorCode.UNREACHABLE, message=str(exc)
+            )
         return self._action_result(response, action)
 
     def _action_result(self, response: HttpResponse, action: str) -> CaptureResult:
@@ -283,7 +292,7 @@ class BugpilotProvider:
             # Accepted without a way to follow it up: asking again could capture twice.
             return CaptureResult(
                 Outcome.REJECTED,
-                error_code="UNEXPECTED_RESPONSE",
+                error_code=ErrorCode.UNEXPECTED_RESPONSE,
                 message="Bugpilot accepted the action but returned no sessionInfoUrl",
             )
         if code == "USER_NOT_CONNECTED":
@@ -293,14 +302,14 @@ class BugpilotProvider:
         if response.status == 429 or response.status >= 500 or code == "INTERNAL_ERROR":
             return CaptureResult(
                 Outcome.RETRYABLE,
-                error_code=code or f"HTTP_{response.status}",
+                error_code=code or http_error(response.status),
                 message=message,
                 retry_after_seconds=header_seconds(response),
             )
         fallback = {401: "INVALID_API_KEY", 403: "NO_ACCESS"}.get(response.status)
         return CaptureResult(
             Outcome.REJECTED,
-            error_code=code or fallback or f"HTTP_{response.status}",
+            error_code=code or fallback or http_error(response.status),
             message=message or f"Bugpilot answered HTTP {response.status}",
         )
 
@@ -325,7 +334,7 @@ class BugpilotProvider:
         if not self.is_trusted_session_info_url(session_info_url):
             return CaptureResult(
                 Outcome.INVALID,
-                error_code="UNTRUSTED_SESSION_INFO_URL",
+                error_code=ErrorCode.UNTRUSTED_SESSION_INFO_URL,
                 message="the session info URL is not on the configured Bugpilot API host",
             )
         try:
@@ -336,7 +345,9 @@ class BugpilotProvider:
                 timeout=self._session_info_timeout,
             )
         except TransportError as exc:
-            return CaptureResult(Outcome.RETRYABLE, error_code="UNREACHABLE", message=str(exc))
+            return CaptureResult(
+                Outcome.RETRYABLE, error_code=ErrorCode.UNREACHABLE, message=str(exc)
+            )
         return self._report_result(response)
 
     @staticmethod
@@ -351,21 +362,21 @@ class BugpilotProvider:
                 return CaptureResult(Outcome.READY, links={"report": link})
             return CaptureResult(
                 Outcome.RETRYABLE,
-                error_code="UNEXPECTED_RESPONSE",
+                error_code=ErrorCode.UNEXPECTED_RESPONSE,
                 message="Session Info answered without a usable reportUrl",
             )
         if response.status == 404:
-            return CaptureResult(Outcome.NOT_READY, error_code=code or "REPORT_NOT_FOUND")
+            return CaptureResult(Outcome.NOT_READY, error_code=code or ErrorCode.REPORT_NOT_FOUND)
         if response.status == 429 or response.status >= 500:
             return CaptureResult(
                 Outcome.RETRYABLE,
-                error_code=code or f"HTTP_{response.status}",
+                error_code=code or http_error(response.status),
                 message=message,
                 retry_after_seconds=header_seconds(response),
             )
         return CaptureResult(
             Outcome.INVALID,
-            error_code=code or f"HTTP_{response.status}",
+            error_code=code or http_error(response.status),
             message=message or f"Session Info answered HTTP {response.status}",
         )
 
@@ -374,7 +385,7 @@ def _unconfirmed(action: str, message: str) -> CaptureResult:
     """An action that may have been carried out; only a silent one may ever be sent again."""
     return CaptureResult(
         Outcome.UNCONFIRMED,
-        error_code="UNCONFIRMED",
+        error_code=ErrorCode.UNCONFIRMED,
         message=message,
         repeatable=action in SILENT_ACTIONS,
     )

@@ -28,7 +28,7 @@ from capture_bridge.capture import (
     unreachable,
 )
 from capture_bridge.http import HttpClient, HttpResponse, TransportError
-from capture_bridge.models import CaptureSession, SessionStatus
+from capture_bridge.models import CaptureSession, ErrorCode, SessionStatus
 from capture_bridge.notes import format_seconds, labelled_lines, requested_at
 from capture_bridge.settings import Settings
 
@@ -148,12 +148,12 @@ class LambdaTestProvider(ExistingSessions):
         if not settings.username or not settings.access_key:
             return CaptureResult(
                 Outcome.REJECTED,
-                error_code="NOT_CONFIGURED",
+                error_code=ErrorCode.NOT_CONFIGURED,
                 message="LAMBDATEST_USERNAME and LAMBDATEST_ACCESS_KEY must be set",
             )
         session_id = session.reference or ""
         if not _SESSION_ID.match(session_id):
-            return CaptureResult(Outcome.INVALID, error_code="INVALID_SESSION_ID")
+            return CaptureResult(Outcome.INVALID, error_code=ErrorCode.INVALID_SESSION_ID)
         base = f"{settings.api_url}/automation/api/v1/sessions/{quote(session_id, safe='')}"
         answer = self._get(f"{base}?shareExpiryLimit={settings.share_expiry_days}")
         if isinstance(answer, CaptureResult):
@@ -161,12 +161,12 @@ class LambdaTestProvider(ExistingSessions):
         payload = answer.json()
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, dict):
-            return CaptureResult(Outcome.RETRYABLE, error_code="UNEXPECTED_RESPONSE")
+            return CaptureResult(Outcome.RETRYABLE, error_code=ErrorCode.UNEXPECTED_RESPONSE)
         if _text(data, "status_ind").lower() in IN_PROGRESS:
-            return CaptureResult(Outcome.NOT_READY, error_code="SESSION_RUNNING")
+            return CaptureResult(Outcome.NOT_READY, error_code=ErrorCode.SESSION_RUNNING)
         video = self._get(f"{base}/video")
         if isinstance(video, CaptureResult):
-            if video.error_code != "NOT_FOUND":
+            if video.error_code != ErrorCode.NOT_FOUND:
                 return video
             video_payload: object = None
         else:
@@ -249,18 +249,20 @@ class LambdaTestProvider(ExistingSessions):
 
     @staticmethod
     def _reason(session: CaptureSession) -> str:
-        code = session.error or "UNKNOWN"
-        reasons = {
-            "NOT_CONFIGURED": (
+        code = session.error or ErrorCode.UNKNOWN
+        reasons: dict[str, str] = {
+            ErrorCode.NOT_CONFIGURED: (
                 "LambdaTest is not set up in the capture bridge (an administrator must set "
                 "LAMBDATEST_USERNAME and LAMBDATEST_ACCESS_KEY)."
             ),
-            "INVALID_CREDENTIALS": (
+            ErrorCode.INVALID_CREDENTIALS: (
                 "LambdaTest rejected the credentials (an administrator must check "
                 "LAMBDATEST_USERNAME and LAMBDATEST_ACCESS_KEY)."
             ),
-            "NO_ACCESS": "LambdaTest denied access to this session for the configured account.",
-            "NOT_FOUND": f"LambdaTest has no session {session.reference}.",
+            ErrorCode.NO_ACCESS: (
+                "LambdaTest denied access to this session for the configured account."
+            ),
+            ErrorCode.NOT_FOUND: f"LambdaTest has no session {session.reference}.",
             BRIDGE_ERROR: BRIDGE_ERROR_REASON,
         }
         return reasons.get(code, f"LambdaTest kept failing ({code}).")

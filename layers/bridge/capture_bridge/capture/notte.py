@@ -31,7 +31,7 @@ from capture_bridge.capture import (
     unreachable,
 )
 from capture_bridge.http import HttpClient, HttpResponse, TransportError
-from capture_bridge.models import CaptureSession, SessionStatus
+from capture_bridge.models import CaptureSession, ErrorCode, SessionStatus, http_error
 from capture_bridge.notes import format_seconds, labelled_lines, requested_at
 from capture_bridge.settings import Settings
 
@@ -131,28 +131,32 @@ class NotteProvider(ExistingSessions):
         """Read the session; once it has ended, its replay."""
         if not self._settings.api_key:
             return CaptureResult(
-                Outcome.REJECTED, error_code="NOT_CONFIGURED", message="NOTTE_API_KEY must be set"
+                Outcome.REJECTED,
+                error_code=ErrorCode.NOT_CONFIGURED,
+                message="NOTTE_API_KEY must be set",
             )
         session_id = session.reference or ""
         if not _SESSION_ID.match(session_id):
-            return CaptureResult(Outcome.INVALID, error_code="INVALID_SESSION_ID")
+            return CaptureResult(Outcome.INVALID, error_code=ErrorCode.INVALID_SESSION_ID)
         base = f"{self._settings.api_url}/sessions/{quote(session_id, safe='')}"
         answer = self._get(base)
         if isinstance(answer, CaptureResult):
             return answer
         data = answer.json()
         if not isinstance(data, dict) or not isinstance(data.get("status"), str):
-            return CaptureResult(Outcome.RETRYABLE, error_code="UNEXPECTED_RESPONSE")
+            return CaptureResult(Outcome.RETRYABLE, error_code=ErrorCode.UNEXPECTED_RESPONSE)
         status = str(data["status"])
         if status not in ENDED:
             return CaptureResult(
-                Outcome.NOT_READY, error_code="SESSION_ACTIVE", deadline_at=self._deadline(data)
+                Outcome.NOT_READY,
+                error_code=ErrorCode.SESSION_ACTIVE,
+                deadline_at=self._deadline(data),
             )
         replay = self._get(f"{base}/replay")
         links: dict[str, str] = {}
         details = self._details(data)
         if isinstance(replay, CaptureResult):
-            if replay.error_code != "NOT_FOUND":
+            if replay.error_code != ErrorCode.NOT_FOUND:
                 return replay
         else:
             payload = replay.json()
@@ -190,12 +194,14 @@ class NotteProvider(ExistingSessions):
             return response
         if response.status == 429:
             return CaptureResult(
-                Outcome.RETRYABLE, error_code="HTTP_429", retry_after_seconds=_reset_in(response)
+                Outcome.RETRYABLE,
+                error_code=http_error(429),
+                retry_after_seconds=_reset_in(response),
             )
         if response.status == 529:
             wait = max(header_seconds(response) or 0, OVERLOADED_WAIT_SECONDS)
             return CaptureResult(
-                Outcome.RETRYABLE, error_code="OVERLOADED", retry_after_seconds=wait
+                Outcome.RETRYABLE, error_code=ErrorCode.OVERLOADED, retry_after_seconds=wait
             )
         return failed_answer(response, "Notte")
 
@@ -246,17 +252,17 @@ class NotteProvider(ExistingSessions):
 
     @staticmethod
     def _reason(session: CaptureSession) -> str:
-        code = session.error or "UNKNOWN"
-        reasons = {
-            "NOT_CONFIGURED": (
+        code = session.error or ErrorCode.UNKNOWN
+        reasons: dict[str, str] = {
+            ErrorCode.NOT_CONFIGURED: (
                 "Notte is not set up in the capture bridge (an administrator must set "
                 "NOTTE_API_KEY)."
             ),
-            "INVALID_CREDENTIALS": (
+            ErrorCode.INVALID_CREDENTIALS: (
                 "Notte rejected the API key (an administrator must check NOTTE_API_KEY)."
             ),
-            "NO_ACCESS": "Notte denied access to this session for the configured API key.",
-            "NOT_FOUND": f"Notte has no session {session.reference}.",
+            ErrorCode.NO_ACCESS: "Notte denied access to this session for the configured API key.",
+            ErrorCode.NOT_FOUND: f"Notte has no session {session.reference}.",
             BRIDGE_ERROR: BRIDGE_ERROR_REASON,
         }
         return reasons.get(code, f"Notte kept failing ({code}).")
