@@ -363,7 +363,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        """`do_<METHOD>` for every method, TRACE and made-up ones included.
+
+        http.server answers a method without a `do_` of its own with an HTML 501; API Gateway
+        passes any method to an ANY route, and the function answers it (the sessions API with
+        its JSON 405), so every method goes to `_handle` and the router decides.
+        """
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """No stdlib access log: ``_handle`` logs one line per request."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator
 from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -63,9 +64,7 @@ def _follow(location: list[str]) -> list[str]:
     """The location itself, or where its `$ref` (within the document) points."""
     node = _node(location)
     if isinstance(node, dict) and "$ref" in node:
-        ref = str(node["$ref"])
-        assert ref.startswith("#/"), f"only local references are expected, not {ref}"
-        return [part.replace("~1", "/").replace("~0", "~") for part in ref[2:].split("/")]
+        return _follow_ref(str(node["$ref"]))
     return location
 
 
@@ -78,6 +77,55 @@ def validate(instance: Any, location: list[str]) -> None:
         format_checker=oas31_format_checker,
     )
     validator.validate(instance)
+
+
+def resolved(schema: Any) -> dict[str, Any]:
+    """A schema of the document, its `$ref` followed."""
+    while isinstance(schema, dict) and "$ref" in schema:
+        schema = _node(_follow_ref(str(schema["$ref"])))
+    return schema if isinstance(schema, dict) else {}
+
+
+def _follow_ref(ref: str) -> list[str]:
+    assert ref.startswith("#/"), f"only local references are expected, not {ref}"
+    return [part.replace("~1", "/").replace("~0", "~") for part in ref[2:].split("/")]
+
+
+@cache
+def printable_fields() -> frozenset[tuple[str, str]]:
+    """Every (`query`, `header` or `body`, name) whose schema says `x-printable`."""
+    found: set[tuple[str, str]] = set()
+    for item in document()["paths"].values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                parameter = resolved(parameter)
+                if resolved(parameter.get("schema")).get("x-printable"):
+                    found.add((parameter["in"], parameter["name"]))
+    for schema in document()["components"]["schemas"].values():
+        for name, field in schema.get("properties", {}).items():
+            if resolved(field).get("x-printable"):
+                found.add(("body", name))
+    return frozenset(found)
+
+
+def unprintable(where: str, values: Any) -> set[str]:
+    """The names of `x-printable` values (of the query or the body) that are not printable."""
+    if not isinstance(values, dict):
+        return set()
+    return {
+        str(name)
+        for name, value in values.items()
+        if isinstance(value, str)
+        and not value.isprintable()
+        and (where, name) in printable_fields()
+    }
+
+
+def query_schema(method: str, path: str) -> dict[str, Any] | None:
+    """The operation's `x-query-schema`: which of its query parameters go together."""
+    operation = document()["paths"][route(path)][method.lower()]
+    rule: dict[str, Any] | None = operation.get("x-query-schema")
+    return rule
 
 
 def route(path: str) -> str:
@@ -104,9 +152,17 @@ def check_request(
         if item["in"] == "header" and item["name"].lower() in headers:
             value = headers[item["name"].lower()]
             assert item["schema"]["minLength"] <= len(value) <= item["schema"]["maxLength"]
+    # A repeated parameter arrives comma-joined; its presence is what the combinations are about.
+    single = {name: ",".join(values) for name, values in query.items()}
+    combinations = query_schema(method, path)
+    if combinations is not None:
+        Draft202012Validator(combinations).validate(single)
+    assert not unprintable("query", single), f"unprintable {unprintable('query', single)}"
     if "requestBody" in operation:
         schema = ["paths", template, method.lower(), "requestBody"]
-        validate(json.loads(body), [*schema, "content", "application/json", "schema"])
+        payload = json.loads(body)
+        validate(payload, [*schema, "content", "application/json", "schema"])
+        assert not unprintable("body", payload), f"unprintable {unprintable('body', payload)}"
 
 
 def check_answer(method: str, path: str, status: int, answer: Any) -> None:

@@ -62,3 +62,32 @@ def test_the_checker_notices_a_request_body_the_document_refuses() -> None:
         )
     with pytest.raises(AssertionError, match="undocumented query"):
         contract.check_request("GET", "/sessions", {"page": ["2"]}, {}, b"")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"helpdesk": ["zendesk"], "status": ["pending"]},
+        {"helpdesk": ["zendesk"]},
+        {"limit": ["5"]},
+    ],
+)
+def test_the_checker_notices_a_listing_outside_the_documented_combinations(
+    query: dict[str, list[str]],
+) -> None:
+    with pytest.raises(ValidationError):
+        contract.check_request("GET", "/sessions", query, {}, b"")
+
+
+def test_the_checker_keeps_to_the_combinations_and_printable_text() -> None:
+    # given the two listings the document allows: then both pass
+    contract.check_request("GET", "/sessions", {"status": ["pending"], "limit": ["5"]}, {}, b"")
+    contract.check_request("GET", "/sessions", {"helpdesk": ["jira"], "ticketId": ["K-1"]}, {}, b"")
+    # given a ticket id that is not printable: then the query and the body are refused
+    with pytest.raises(AssertionError, match="unprintable"):
+        contract.check_request(
+            "GET", "/sessions", {"helpdesk": ["jira"], "ticketId": ["K\u00ad1"]}, {}, b""
+        )
+    body = b'{"helpdesk": "jira", "ticketId": "K\\u00ad1", "userId": "u"}'
+    with pytest.raises(AssertionError, match="unprintable"):
+        contract.check_request("POST", "/sessions", {}, {}, body)

@@ -465,9 +465,24 @@ def test_greedy_path_and_any_method(runner: LocalRunner) -> None:
     assert event["requestContext"]["http"]["method"] == "PUT"
 
 
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "OPTIONS", "PATCH"])
+def test_any_method_reaches_an_any_route(runner: LocalRunner, method: str) -> None:
+    # Given an ANY route; when it is called with a method http.server has no handler of its own for
+    response = requests.request(method, f"{runner.url}/files/a.txt", timeout=10)
+    # Then the function gets it, as API Gateway passes it on (not the stdlib's HTML 501)
+    assert response.status_code == 200
+    assert response.json()["event"]["requestContext"]["http"]["method"] == method
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/nope"), ("POST", "/items"), ("GET", "/items/1"), ("POST", "/items/1/2")],
+    [
+        ("GET", "/nope"),
+        ("POST", "/items"),
+        ("GET", "/items/1"),
+        ("POST", "/items/1/2"),
+        ("TRACE", "/items"),
+    ],
 )
 def test_unmatched_route_or_method_is_404(runner: LocalRunner, method: str, path: str) -> None:
     response = requests.request(method, f"{runner.url}{path}", timeout=10)
