@@ -202,6 +202,7 @@ class TestCreate:
             ({**BUGPILOT_BODY, "ticketId": "\ud800"}, ["body", "ticketId"]),
             ({**BUGPILOT_BODY, "provider": "loom"}, ["body", "provider"]),
             ({"helpdesk": "zendesk", "ticketId": TICKET}, ["body", "userId"]),
+            ({"helpdesk": "zendesk", "ticketId": TICKET, "userId": None}, ["body", "userId"]),
             ({**BUGPILOT_BODY, "userEmail": "not-an-email"}, ["body", "userEmail"]),
             ({**BUGPILOT_BODY, "action": "upload-everything"}, ["body", "action"]),
             ({**BUGPILOT_BODY, "description": "x" * 1001}, ["body", "description"]),

@@ -127,7 +127,8 @@ def new_session(body: bytes) -> NewSession:
         # The first field given wins a target (Bugpilot: the external id before the email).
         value = _read_api_field(fields, api_field)
         values[api_field.target] = values[api_field.target] or value
-    if spec.api_one_of and not any(name in payload for name in spec.api_one_of):
+    # A null is no value: the document says null means the field is left out.
+    if spec.api_one_of and all(payload.get(name) is None for name in spec.api_one_of):
         fields.error(spec.api_one_of[0], f"{' or '.join(spec.api_one_of)} is required")
     fields.check()
     return NewSession(
