@@ -173,7 +173,7 @@ class Demo:
         self.expect(answer, 202)
         watch = SessionWatch(self.table_name, self.session_id(answer))
         watch.poll()
-        actions = self.bugpilot.actions
+        actions = self.bugpilot.requests("action")
         if len(actions) != 1:
             raise DemoError(f"Bugpilot should have 1 capture request, it has {len(actions)}")
         say(f"   Bugpilot received: {json.dumps(actions[0].json())}")
@@ -189,7 +189,7 @@ class Demo:
         again = self.session_id(answer)
         if again != session_id:
             raise DemoError(f"the repeated delivery made a new session {again} ({session_id})")
-        count = len(self.bugpilot.actions)
+        count = len(self.bugpilot.requests("action"))
         if count != 1:
             raise DemoError(f"Bugpilot got {count} capture requests instead of 1")
         say("   Same session, and Bugpilot still has 1 capture request: deduplicated.")

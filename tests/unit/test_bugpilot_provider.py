@@ -31,7 +31,7 @@ class TestAction:
         result = capture(provider_for(bugpilot))
         assert result.outcome is Outcome.STARTED
         assert result.reference == bugpilot.session_info_url("ws-test", bugpilot.tokens[0])
-        [call] = bugpilot.actions
+        [call] = bugpilot.requests("action")
         assert call.headers["user-agent"] == "Bugpilot API Client/1.0"
         assert call.headers["x-bugpilot-api-key"] == "ws-test-key"
         assert call.headers["content-type"] == "application/json"
@@ -75,7 +75,7 @@ class TestAction:
     def test_unconfigured_provider_makes_no_call(self, bugpilot: BugpilotSimulator) -> None:
         result = capture(provider_for(bugpilot, api_key=""))
         assert (result.outcome, result.error_code) == (Outcome.REJECTED, "NOT_CONFIGURED")
-        assert bugpilot.actions == []
+        assert bugpilot.requests("action") == []
 
     @pytest.mark.parametrize(
         ("status", "error", "code"),
@@ -88,7 +88,7 @@ class TestAction:
     def test_upstream_failures_are_retryable(
         self, bugpilot: BugpilotSimulator, status: int, error: str | None, code: str
     ) -> None:
-        bugpilot.script_action(status, error, retry_after=30 if status == 429 else None)
+        bugpilot.script("action", status, error, retry_after=30 if status == 429 else None)
         result = capture(provider_for(bugpilot))
         assert (result.outcome, result.error_code) == (Outcome.RETRYABLE, code)
         assert result.retry_after_seconds == (30 if status == 429 else None)
@@ -102,7 +102,7 @@ class TestAction:
     ) -> None:
         # Given Bugpilot carrying the action out but answering after the read timeout
         bugpilot.connect_user("user-42")
-        bugpilot.script_action(200, delay=1.5)
+        bugpilot.script("action", 200, delay=1.5)
         # When the capture is requested
         result = capture(provider_for(bugpilot), action=action)
         # Then it is unconfirmed, not retryable: Bugpilot did capture
@@ -134,7 +134,7 @@ class TestAction:
     def test_unknown_client_error_is_rejected_with_its_status(
         self, bugpilot: BugpilotSimulator
     ) -> None:
-        bugpilot.script_action(418, "TEAPOT")
+        bugpilot.script("action", 418, "TEAPOT")
         result = capture(provider_for(bugpilot))
         assert (result.outcome, result.error_code) == (Outcome.REJECTED, "TEAPOT")
 
@@ -169,7 +169,7 @@ class TestSessionInfo:
         second = provider.fetch_report(url)
         assert second.outcome is Outcome.READY
         assert second.links["report"] == bugpilot.report_url(bugpilot.tokens[0])
-        assert bugpilot.session_info_requests[-1].headers["accept"] == "application/json"
+        assert bugpilot.requests("session_info")[-1].headers["accept"] == "application/json"
 
     def test_invalid_session_token(self, bugpilot: BugpilotSimulator) -> None:
         provider = provider_for(bugpilot)
@@ -185,14 +185,14 @@ class TestSessionInfo:
     ) -> None:
         provider = provider_for(bugpilot)
         url = self._accepted_url(bugpilot, provider)
-        bugpilot.script_session_info(status, retry_after=9)
+        bugpilot.script("session_info", status, retry_after=9)
         result = provider.fetch_report(url)
         assert (result.outcome, result.retry_after_seconds) == (Outcome.RETRYABLE, 9)
 
     def test_timeout_is_retryable(self, bugpilot: BugpilotSimulator) -> None:
         provider = provider_for(bugpilot)
         url = self._accepted_url(bugpilot, provider)
-        bugpilot.script_session_info(404, delay=1.5)
+        bugpilot.script("session_info", 404, delay=1.5)
         assert provider.fetch_report(url).outcome is Outcome.RETRYABLE
 
     @pytest.mark.parametrize(
@@ -217,7 +217,7 @@ class TestSessionInfo:
             Outcome.INVALID,
             "UNTRUSTED_SESSION_INFO_URL",
         )
-        assert bugpilot.session_info_requests == []
+        assert bugpilot.requests("session_info") == []
 
     def test_userinfo_in_url_is_untrusted(self, bugpilot: BugpilotSimulator) -> None:
         provider = provider_for(bugpilot)
