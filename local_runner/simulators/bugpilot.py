@@ -58,6 +58,7 @@ class BugpilotSimulator(JsonHttpServer):
     until `complete_report`). Routes: "action" and "session_info".
     """
 
+    provider = "bugpilot"
     # Codes of the failures that name none (scripted ones, the 401 of a wrong key).
     errors: ClassVar[Mapping[int, str]] = {
         401: "INVALID_API_KEY",
@@ -98,6 +99,14 @@ class BugpilotSimulator(JsonHttpServer):
         self._connected: set[str] = set()
         self._sessions: dict[str, _Session] = {}
         self._tokens: list[str] = []
+
+    def bridge_settings(self) -> dict[str, str]:
+        """The bridge's Bugpilot settings, pointed at this simulator."""
+        return {
+            "BUGPILOT_API_URL": self.url,
+            "BUGPILOT_WORKSPACE_ID": self.workspace_id,
+            "BUGPILOT_API_KEY": self.api_key,
+        }
 
     # -- test controls ---------------------------------------------------------------------
 

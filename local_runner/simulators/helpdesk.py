@@ -9,27 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Protocol, Self
+from typing import Protocol
+
+from .provider import Simulator
 
 
-class HelpdeskSimulator(Protocol):
+class HelpdeskSimulator(Simulator, Protocol):
     """A helpdesk's write-back API over real HTTP, as the demo drives it."""
 
     # The name in `/webhooks/<helpdesk>`.
     helpdesk: str
     # What the demo calls the sender, e.g. "Zendesk" or "Freshdesk's automation rule".
     sender: str
-
-    @property
-    def url(self) -> str: ...
-
-    def start(self) -> Self: ...
-
-    def stop(self) -> None: ...
-
-    def bridge_settings(self) -> dict[str, str]:
-        """The bridge's settings for this helpdesk (its webhook secret too), pointed at this."""
-        ...
 
     def ticket_id(self, number: int) -> str:
         """The id of the demo's ticket `number` in this helpdesk's form (1001, SUP-1001, ...)."""

@@ -89,6 +89,7 @@ class LambdaTestSimulator(JsonHttpServer):
     "list" (``GET /automation/api/v1/sessions``).
     """
 
+    provider = "lambdatest"
     errors: ClassVar[Mapping[int, str]] = {
         401: ACCESS_DENIED,
         404: SESSION_NOT_FOUND_MESSAGE,
@@ -115,6 +116,14 @@ class LambdaTestSimulator(JsonHttpServer):
         self.access_key = access_key
         self._sessions: dict[str, _Session] = {}
         self._build_ids: dict[str, int] = {}
+
+    def bridge_settings(self) -> dict[str, str]:
+        """The bridge's LambdaTest settings, pointed at this simulator."""
+        return {
+            "LAMBDATEST_API_URL": self.url,
+            "LAMBDATEST_USERNAME": self.username,
+            "LAMBDATEST_ACCESS_KEY": self.access_key,
+        }
 
     # -- test controls ---------------------------------------------------------------------
 

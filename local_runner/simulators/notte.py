@@ -148,6 +148,7 @@ class NotteSimulator(JsonHttpServer):
     Bearer <api_key>``. Routes: "status", "replay" and "list" (``GET /sessions``).
     """
 
+    provider = "notte"
     errors: ClassVar[Mapping[int, str]] = {
         401: AUTH_FAILED_MESSAGE,
         422: "Validation error",
@@ -180,6 +181,10 @@ class NotteSimulator(JsonHttpServer):
         self.api_key = api_key
         self._sessions: dict[str, _Session] = {}
         self._signing_key = secrets.token_bytes(16)
+
+    def bridge_settings(self) -> dict[str, str]:
+        """The bridge's Notte settings, pointed at this simulator."""
+        return {"NOTTE_API_URL": self.url, "NOTTE_API_KEY": self.api_key}
 
     # -- test controls ---------------------------------------------------------------------
 

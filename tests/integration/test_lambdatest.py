@@ -250,7 +250,9 @@ def test_link_forms_recognised_in_ticket_text(text: str, ids: list[str]) -> None
 def test_in_progress_states_are_not_ready(lambdatest: LambdaTestSimulator, status: str) -> None:
     lambdatest.add_session(SESSION, status=status)
     provider = LambdaTestProvider(
-        LambdaTestSettings(api_url=lambdatest.url, username="lt-test", access_key="lt-test-key"),
+        LambdaTestSettings(
+            api_url=lambdatest.url, username=lambdatest.username, access_key=lambdatest.access_key
+        ),
         HttpClient(),
     )
     result = provider.check(_pending(SESSION))

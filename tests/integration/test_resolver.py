@@ -658,7 +658,7 @@ class TestSessionsStoredBeforeProviders:
         world.bugpilot.connect_user("user-42")
         started = world.request()
         token = world.bugpilot.tokens[0]
-        token_url = world.bugpilot.session_info_url("ws-test", token)
+        token_url = world.bugpilot.session_info_url(world.bugpilot.workspace_id, token)
         new = to_item(world.session(started))
         legacy = {
             key: value

@@ -55,7 +55,9 @@ class TestAccepted:
             "user-42",
         )
         assert session.action == "upload-session"
-        assert session.reference == bugpilot.session_info_url("ws-test", bugpilot.tokens[0])
+        assert session.reference == bugpilot.session_info_url(
+            bugpilot.workspace_id, bugpilot.tokens[0]
+        )
         assert session.attempts == 1
         assert session.claim_id is None
         assert session.next_check_at == START + timedelta(seconds=30)

@@ -11,7 +11,8 @@ from local_runner.simulators import BugpilotSimulator
 
 
 def provider_for(bugpilot: BugpilotSimulator, **overrides: str) -> BugpilotProvider:
-    values = {"api_url": bugpilot.url, "workspace_id": "ws-test", "api_key": "ws-test-key"}
+    values = {"api_url": bugpilot.url, "workspace_id": bugpilot.workspace_id}
+    values |= {"api_key": bugpilot.api_key}
     values |= overrides
     return BugpilotProvider(
         BugpilotSettings(**values),
@@ -30,13 +31,15 @@ class TestAction:
         bugpilot.connect_user("user-42")
         result = capture(provider_for(bugpilot))
         assert result.outcome is Outcome.STARTED
-        assert result.reference == bugpilot.session_info_url("ws-test", bugpilot.tokens[0])
+        assert result.reference == bugpilot.session_info_url(
+            bugpilot.workspace_id, bugpilot.tokens[0]
+        )
         [call] = bugpilot.requests("action")
         assert call.headers["user-agent"] == "Bugpilot API Client/1.0"
-        assert call.headers["x-bugpilot-api-key"] == "ws-test-key"
+        assert call.headers["x-bugpilot-api-key"] == bugpilot.api_key
         assert call.headers["content-type"] == "application/json"
         assert call.json() == {
-            "workspaceId": "ws-test",
+            "workspaceId": bugpilot.workspace_id,
             "userId": "user-42",
             "action": "upload-session",
             "userProvidedDescription": "Ticket #1",
@@ -173,7 +176,9 @@ class TestSessionInfo:
 
     def test_invalid_session_token(self, bugpilot: BugpilotSimulator) -> None:
         provider = provider_for(bugpilot)
-        result = provider.fetch_report(f"{bugpilot.url}/api/v1/session-info/ws-test/unknown")
+        result = provider.fetch_report(
+            f"{bugpilot.url}/api/v1/session-info/{bugpilot.workspace_id}/unknown"
+        )
         assert (result.outcome, result.error_code) == (
             Outcome.INVALID,
             "INVALID_SESSION_TOKEN",
@@ -198,21 +203,21 @@ class TestSessionInfo:
     @pytest.mark.parametrize(
         "url",
         [
-            "https://evil.example/api/v1/session-info/ws-test/tok",
+            "https://evil.example/api/v1/session-info/{ws}/tok",
             "{base}/api/v1/session-info/ws-other/tok",
-            "{base}/api/v1/session-info/ws-test/",
-            "{base}/api/v1/session-info/ws-test/tok/../../admin",
-            "{base}/api/v1/session-info/ws-test/tok?redirect=x",
-            "{base}/api/v1/session-info/ws-test/tok#frag",
+            "{base}/api/v1/session-info/{ws}/",
+            "{base}/api/v1/session-info/{ws}/tok/../../admin",
+            "{base}/api/v1/session-info/{ws}/tok?redirect=x",
+            "{base}/api/v1/session-info/{ws}/tok#frag",
             "{base}/api/v1/action",
-            "ftp://127.0.0.1/api/v1/session-info/ws-test/tok",
+            "ftp://127.0.0.1/api/v1/session-info/{ws}/tok",
         ],
     )
     def test_never_follows_a_url_off_the_configured_host(
         self, bugpilot: BugpilotSimulator, url: str
     ) -> None:
         provider = provider_for(bugpilot)
-        result = provider.fetch_report(url.format(base=bugpilot.url))
+        result = provider.fetch_report(url.format(base=bugpilot.url, ws=bugpilot.workspace_id))
         assert (result.outcome, result.error_code) == (
             Outcome.INVALID,
             "UNTRUSTED_SESSION_INFO_URL",
@@ -221,7 +226,10 @@ class TestSessionInfo:
 
     def test_userinfo_in_url_is_untrusted(self, bugpilot: BugpilotSimulator) -> None:
         provider = provider_for(bugpilot)
-        sneaky = bugpilot.url.replace("http://", "http://user@") + "/api/v1/session-info/ws-test/t"
+        sneaky = (
+            bugpilot.url.replace("http://", "http://user@")
+            + f"/api/v1/session-info/{bugpilot.workspace_id}/t"
+        )
         assert not provider.is_trusted_session_info_url(sneaky)
 
     def test_answers_without_a_usable_link_are_retried(self) -> None:
