@@ -163,7 +163,7 @@ def measure(captures: int) -> dict[str, Any]:
             "calls": {name: count / captures for name, count in meter.calls.items()},
             "write_units": meter.write_units / captures,
             "read_units": meter.read_units / captures,
-            "vendor_calls": (len(bugpilot.requests) + len(zendesk.requests)) / captures,
+            "vendor_calls": (len(bugpilot.requests()) + len(zendesk.requests())) / captures,
             "log_bytes": len(output.getvalue().encode()) / captures,
         }
 
@@ -203,7 +203,7 @@ def _run(
     for token in bugpilot.tokens:
         bugpilot.complete_report(token)
     runs = 0
-    while len(zendesk.requests) < captures and runs < MAX_RUNS:
+    while len(zendesk.requests()) < captures and runs < MAX_RUNS:
         now[0] += timedelta(minutes=1)
         resolve_due_sessions(runtime, lambda: 60_000, clock)
         runs += 1

@@ -12,8 +12,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,22 +25,21 @@ from local_runner.logs import make_handler_logs_readable
 from local_runner.runner import DEFAULT_TEMPLATE, LocalRunner
 from local_runner.simulators import (
     HELPDESK_SIMULATORS,
+    PROVIDER_SIMULATORS,
     BugpilotSimulator,
     HelpdeskSimulator,
     LambdaTestSimulator,
     NotteSimulator,
+    ProviderSimulator,
+    Simulator,
 )
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Simulator)
 #: A webhook delivery: its headers and its exact body bytes (the signature covers them).
 Delivery = tuple[dict[str, str], bytes]
 
-WORKSPACE_ID = "ws-demo"
-BUGPILOT_KEY = "ws-demo-key"
-LAMBDATEST_USER = "lt-demo"
-LAMBDATEST_KEY = "lt-demo-key"
 LAMBDATEST_SESSION = "bc02fd99593f14e37850745d66197f89"
-NOTTE_KEY = "sk-notte-demo"
 NOTTE_SESSION = "33c3c8bf-9d6d-4dff-8248-142eaf347f59"
 SESSIONS_API_TOKEN = "demo-sessions-token"  # noqa: S105 - credential of the local demo only
 DEFAULT_HELPDESK = "zendesk"
@@ -73,13 +72,13 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
 
 
 @contextmanager
-def running(desk: HelpdeskSimulator) -> Iterator[HelpdeskSimulator]:
-    """The helpdesk simulator, serving until the block ends."""
-    desk.start()
+def running(simulator: S) -> Iterator[S]:
+    """The simulator, serving until the block ends."""
+    simulator.start()
     try:
-        yield desk
+        yield simulator
     finally:
-        desk.stop()
+        simulator.stop()
 
 
 class SessionWatch:
@@ -127,16 +126,16 @@ class Demo:
     def __init__(
         self,
         runner: LocalRunner,
-        bugpilot: BugpilotSimulator,
         desk: HelpdeskSimulator,
-        lambdatest: LambdaTestSimulator,
-        notte: NotteSimulator,
+        providers: Mapping[str, ProviderSimulator],
     ):
         self.runner = runner
-        self.bugpilot = bugpilot
         self.desk = desk
-        self.lambdatest = lambdatest
-        self.notte = notte
+        self.providers = providers
+        # The steps below drive these three; any other capture source only serves.
+        self.bugpilot = self.provider("bugpilot", BugpilotSimulator)
+        self.lambdatest = self.provider("lambdatest", LambdaTestSimulator)
+        self.notte = self.provider("notte", NotteSimulator)
         self.table_name = runner.environment["TABLE_NAME"]
         self.path = f"/webhooks/{desk.helpdesk}"
         self.tickets = [desk.ticket_id(number) for number in (1001, 1002, 1003, 1004)]
@@ -144,10 +143,9 @@ class Demo:
     def run(self) -> None:
         """All steps in order; raises :class:`DemoError` at the first one that fails."""
         say("Capture bridge demo: everything runs on this machine, no AWS or vendor account.")
-        say(f"   Bugpilot simulator  {self.bugpilot.url}")
-        say(f"   LambdaTest sim.     {self.lambdatest.url}")
-        say(f"   Notte simulator     {self.notte.url}")
-        say(f"   {self.desk.helpdesk.capitalize():<19} {self.desk.url}")
+        urls = {name: simulator.url for name, simulator in self.providers.items()}
+        for name, url in {**urls, self.desk.helpdesk: self.desk.url}.items():
+            say(f"   {name:<19} {url}")
         say(f"   Local API           {self.runner.url}  (resolver every {SCHEDULE_SECONDS:g} s)")
         watch, delivery = self.step_online_user()
         self.step_duplicate(watch.session_id, delivery)
@@ -173,7 +171,7 @@ class Demo:
         self.expect(answer, 202)
         watch = SessionWatch(self.table_name, self.session_id(answer))
         watch.poll()
-        actions = self.bugpilot.actions
+        actions = self.bugpilot.requests("action")
         if len(actions) != 1:
             raise DemoError(f"Bugpilot should have 1 capture request, it has {len(actions)}")
         say(f"   Bugpilot received: {json.dumps(actions[0].json())}")
@@ -189,7 +187,7 @@ class Demo:
         again = self.session_id(answer)
         if again != session_id:
             raise DemoError(f"the repeated delivery made a new session {again} ({session_id})")
-        count = len(self.bugpilot.actions)
+        count = len(self.bugpilot.requests("action"))
         if count != 1:
             raise DemoError(f"Bugpilot got {count} capture requests instead of 1")
         say("   Same session, and Bugpilot still has 1 capture request: deduplicated.")
@@ -278,6 +276,13 @@ class Demo:
 
     # --- helpers --------------------------------------------------------------------------
 
+    def provider(self, name: str, kind: type[T]) -> T:
+        """The capture source's simulator registered as `name`, as the class its step drives."""
+        simulator = self.providers.get(name)
+        if not isinstance(simulator, kind):
+            raise DemoError(f"PROVIDER_SIMULATORS[{name!r}] is not a {kind.__name__}")
+        return simulator
+
     def wait_for_note(self, ticket_id: str, watch: SessionWatch) -> None:
         """Wait until the ticket has its internal note and the session is resolved; show it."""
         note = wait_for(
@@ -361,23 +366,15 @@ class Demo:
 
 
 def demo_env(
-    bugpilot_url: str,
-    desk: HelpdeskSimulator,
-    lambdatest_url: str,
-    notte_url: str,
-    *,
-    verbose: bool,
+    desk: HelpdeskSimulator, providers: Mapping[str, ProviderSimulator], *, verbose: bool
 ) -> dict[str, str]:
     """Settings that point the handlers at the simulators, with short demo timings."""
     return {
-        "BUGPILOT_API_URL": bugpilot_url,
-        "BUGPILOT_WORKSPACE_ID": WORKSPACE_ID,
-        "BUGPILOT_API_KEY": BUGPILOT_KEY,
-        "LAMBDATEST_API_URL": lambdatest_url,
-        "LAMBDATEST_USERNAME": LAMBDATEST_USER,
-        "LAMBDATEST_ACCESS_KEY": LAMBDATEST_KEY,
-        "NOTTE_API_URL": notte_url,
-        "NOTTE_API_KEY": NOTTE_KEY,
+        **{
+            key: value
+            for simulator in providers.values()
+            for key, value in simulator.bridge_settings().items()
+        },
         **desk.bridge_settings(),
         "SESSIONS_API_TOKEN": SESSIONS_API_TOKEN,
         "CAPTURE_MAX_WAIT_MINUTES": "30",
@@ -407,23 +404,25 @@ def run_demo(
         # Keep errors (with their tracebacks) but not the one line per request.
         logging.getLogger("local_runner").setLevel(logging.WARNING)
     try:
-        with (
-            BugpilotSimulator(workspace_id=WORKSPACE_ID, api_key=BUGPILOT_KEY) as bugpilot,
-            running(make_desk()) as desk,
-            LambdaTestSimulator(username=LAMBDATEST_USER, access_key=LAMBDATEST_KEY) as lambdatest,
-            NotteSimulator(api_key=NOTTE_KEY) as notte,
-            LocalRunner(
-                template_path,
-                port=0,
-                schedule_interval=SCHEDULE_SECONDS,
-                env=demo_env(bugpilot.url, desk, lambdatest.url, notte.url, verbose=verbose),
-                # A fresh table every run, even if AWS_ENDPOINT_URL_DYNAMODB points elsewhere.
-                embedded_dynamodb=True,
-            ) as runner,
-        ):
+        with ExitStack() as stack:
+            providers = {
+                name: stack.enter_context(running(make()))
+                for name, make in PROVIDER_SIMULATORS.items()
+            }
+            desk = stack.enter_context(running(make_desk()))
+            runner = stack.enter_context(
+                LocalRunner(
+                    template_path,
+                    port=0,
+                    schedule_interval=SCHEDULE_SECONDS,
+                    env=demo_env(desk, providers, verbose=verbose),
+                    # A fresh table every run, even if AWS_ENDPOINT_URL_DYNAMODB points elsewhere.
+                    embedded_dynamodb=True,
+                )
+            )
             if verbose:
                 make_handler_logs_readable()
-            Demo(runner, bugpilot, desk, lambdatest, notte).run()
+            Demo(runner, desk, providers).run()
     except DemoError as error:
         print(f"\nDemo failed: {error}", file=sys.stderr)
         return 1

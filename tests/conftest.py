@@ -9,10 +9,11 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -31,9 +32,11 @@ from capture_bridge.settings import reset_settings_cache, settings_from
 from capture_bridge.webhook import WebhookAnswer, receive
 from local_runner.dynamodb import ensure_table
 from local_runner.simulators import (
+    PROVIDER_SIMULATORS,
     BugpilotSimulator,
     LambdaTestSimulator,
     NotteSimulator,
+    ProviderSimulator,
     ZendeskSimulator,
 )
 from local_runner.template import load_template
@@ -42,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 WEBHOOK_SECRET = "test-webhook-secret"
 START = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+P = TypeVar("P", bound=ProviderSimulator)
 
 # Property tests: a bounded, reproducible run in `make test`; `make fuzz` runs the long one.
 _PROPERTY_CHECKS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
@@ -107,21 +111,36 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def bugpilot() -> Iterator[BugpilotSimulator]:
-    with BugpilotSimulator(workspace_id="ws-test", api_key="ws-test-key") as simulator:
-        yield simulator
+def providers() -> Iterator[dict[str, ProviderSimulator]]:
+    """Every capture source's simulator (PROVIDER_SIMULATORS), serving for the test."""
+    with ExitStack() as stack:
+        started: dict[str, ProviderSimulator] = {}
+        for name, make in PROVIDER_SIMULATORS.items():
+            started[name] = make().start()
+            stack.callback(started[name].stop)
+        yield started
+
+
+def provider(providers: dict[str, ProviderSimulator], name: str, kind: type[P]) -> P:
+    """The simulator registered as `name`, as the class a test drives it by."""
+    simulator = providers[name]
+    assert isinstance(simulator, kind), simulator
+    return simulator
 
 
 @pytest.fixture
-def lambdatest() -> Iterator[LambdaTestSimulator]:
-    with LambdaTestSimulator(username="lt-test", access_key="lt-test-key") as simulator:
-        yield simulator
+def bugpilot(providers: dict[str, ProviderSimulator]) -> BugpilotSimulator:
+    return provider(providers, "bugpilot", BugpilotSimulator)
 
 
 @pytest.fixture
-def notte() -> Iterator[NotteSimulator]:
-    with NotteSimulator(api_key="sk-notte-test") as simulator:
-        yield simulator
+def lambdatest(providers: dict[str, ProviderSimulator]) -> LambdaTestSimulator:
+    return provider(providers, "lambdatest", LambdaTestSimulator)
+
+
+@pytest.fixture
+def notte(providers: dict[str, ProviderSimulator]) -> NotteSimulator:
+    return provider(providers, "notte", NotteSimulator)
 
 
 @pytest.fixture
@@ -141,29 +160,22 @@ def table() -> Iterator[str]:
 
 @pytest.fixture
 def env(
-    table: str,
-    bugpilot: BugpilotSimulator,
-    lambdatest: LambdaTestSimulator,
-    notte: NotteSimulator,
-    zendesk: ZendeskSimulator,
+    table: str, providers: dict[str, ProviderSimulator], zendesk: ZendeskSimulator
 ) -> dict[str, str]:
-    """Settings pointing at moto and the simulators."""
+    """Settings pointing at moto and the simulators (each capture source's its own)."""
     return {
         "TABLE_NAME": table,
-        "BUGPILOT_API_URL": bugpilot.url,
-        "BUGPILOT_WORKSPACE_ID": "ws-test",
-        "BUGPILOT_API_KEY": "ws-test-key",
+        **{
+            key: value
+            for simulator in providers.values()
+            for key, value in simulator.bridge_settings().items()
+        },
         "ZENDESK_SUBDOMAIN": "acme",
         "ZENDESK_API_URL": zendesk.url,
         "ZENDESK_EMAIL": "agent@example.com",
         "ZENDESK_API_TOKEN": "zd-test-token",
         "ZENDESK_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "CAPTURE_MAX_WAIT_MINUTES": "30",
-        "LAMBDATEST_API_URL": lambdatest.url,
-        "LAMBDATEST_USERNAME": "lt-test",
-        "LAMBDATEST_ACCESS_KEY": "lt-test-key",
-        "NOTTE_API_URL": notte.url,
-        "NOTTE_API_KEY": "sk-notte-test",
     }
 
 

@@ -10,6 +10,7 @@ from .helpdesk import HelpdeskSimulator
 from .jira import JiraSimulator
 from .lambdatest import LambdaTestSimulator
 from .notte import NotteSimulator
+from .provider import ProviderSimulator, Simulator
 from .zendesk import ZendeskSimulator
 
 # The helpdesks `make demo HELPDESK=…` can run: one line per helpdesk simulator.
@@ -20,8 +21,16 @@ HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
     "zendesk": ZendeskSimulator,
 }
 
+# The capture sources the demo and the tests run, with their demo credentials: one line each.
+PROVIDER_SIMULATORS: dict[str, Callable[[], ProviderSimulator]] = {
+    "bugpilot": BugpilotSimulator,
+    "lambdatest": LambdaTestSimulator,
+    "notte": NotteSimulator,
+}
+
 __all__ = [
     "HELPDESK_SIMULATORS",
+    "PROVIDER_SIMULATORS",
     "BugpilotSimulator",
     "FreshdeskSimulator",
     "GenericSimulator",
@@ -29,6 +38,8 @@ __all__ = [
     "JiraSimulator",
     "LambdaTestSimulator",
     "NotteSimulator",
+    "ProviderSimulator",
     "RecordedRequest",
+    "Simulator",
     "ZendeskSimulator",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import json
 import logging
 import re
@@ -9,12 +12,13 @@ import socketserver
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self, cast
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, ClassVar, Self, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 _LOG = logging.getLogger(__name__)
 
@@ -68,71 +72,68 @@ class Reply:
 
 @dataclass(frozen=True)
 class ScriptedReply:
-    """A queued override for the next call of one endpoint."""
+    """A queued override for the next call of one route."""
 
     status: int
     error: str | None = None
     delay: float = 0.0
     retry_after: int | None = None
-
-    @property
-    def is_failure(self) -> bool:
-        """True when this entry replaces the answer instead of only delaying it."""
-        return self.status >= 400
-
-    def extra_headers(self) -> dict[str, str]:
-        """Headers the scripted entry adds to the answer."""
-        if self.retry_after is None:
-            return {}
-        return {"Retry-After": str(self.retry_after)}
-
-    def applied_to(self, reply: Reply) -> Reply:
-        """The normal answer, delayed and with this entry's headers added."""
-        return replace(reply, headers={**reply.headers, **self.extra_headers()}, delay=self.delay)
+    # Seconds until the vendor's rate limit refills, for vendors that say so in headers.
+    rate_limit_reset: int | None = None
 
 
-class ScriptQueue:
-    """Thread-safe FIFO of scripted replies."""
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: `method` requests whose path (without query) fully matches `pattern`.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: deque[ScriptedReply] = deque()
+    The pattern's named groups reach `handler` URL-decoded, as keyword arguments. With `auth`
+    the server's `authenticated` check answers 401 before the handler runs. `errors` are the
+    route's own words for scripted failures (before the server's `errors`); they may name the
+    pattern's groups, e.g. ``"Session {id} not found"``.
+    """
 
-    def push(self, entry: ScriptedReply, times: int = 1) -> None:
-        """Queue `entry` for the next `times` calls."""
-        if times < 1:
-            raise ValueError("times must be >= 1")
-        if entry.delay < 0:
-            raise ValueError("delay must be >= 0")
-        if not (entry.status == 200 and entry.error is None) and not 400 <= entry.status <= 599:
-            raise ValueError("status must be 200 (delay only, no error) or 400..599")
-        with self._lock:
-            self._entries.extend([entry] * times)
+    name: str
+    method: str
+    pattern: str
+    handler: Callable[..., Reply]
+    auth: bool = True
+    errors: Mapping[int, str] = field(default_factory=dict)
 
-    def pop(self) -> ScriptedReply | None:
-        """Take the oldest entry, if any."""
-        with self._lock:
-            return self._entries.popleft() if self._entries else None
+    def match(self, request: RecordedRequest) -> dict[str, str] | None:
+        """The decoded path parameters when `request` is for this route, else None."""
+        found = re.fullmatch(self.pattern, request.route) if request.method == self.method else None
+        return None if found is None else {k: unquote(v) for k, v in found.groupdict().items()}
 
-    def answer(
-        self, normal: Callable[[], Reply], failure: Callable[[ScriptedReply], Reply]
-    ) -> Reply:
-        """The next scripted failure if one is queued, else the normal answer (maybe delayed)."""
-        entry = self.pop()
-        if entry is None:
-            return normal()
-        if entry.is_failure:
-            return failure(entry)
-        return entry.applied_to(normal())
 
-    def clear(self) -> None:
-        """Drop every queued entry."""
-        with self._lock:
-            self._entries.clear()
+def phrase(status: int) -> str:
+    """The HTTP reason phrase of `status` ("Bad Gateway"), or "HTTP <status>"."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+
+def basic_credentials(request: RecordedRequest) -> bytes | None:
+    """The decoded ``user:password`` of an HTTP Basic Authorization header, else None."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def bearer_token(request: RecordedRequest) -> bytes | None:
+    """The token of an ``Authorization: Bearer`` header (scheme case-insensitive), else None."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip().encode() if scheme.lower() == "bearer" else None
+
+
+def same_secret(given: bytes | str | None, expected: str) -> bool:
+    """Whether a non-empty `given` equals `expected`, compared in constant time."""
+    given = given.encode() if isinstance(given, str) else given
+    return given is not None and given != b"" and hmac.compare_digest(given, expected.encode())
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -159,21 +160,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default per-request logging."""
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
 
     def _dispatch(self) -> None:
         app = cast(_HttpServer, self.server).app
@@ -215,11 +201,25 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # client gave up (typically a deliberate client-side timeout)
 
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
 
 class JsonHttpServer:
-    """Base of the simulators: a threaded HTTP server on 127.0.0.1 answering JSON."""
+    """Base of the simulators: a threaded HTTP server on 127.0.0.1 answering JSON.
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    A simulator declares its `routes`; each route can be scripted (`script`) and its calls read
+    back (`requests`). Its vendor's error shape, words and auth check are the hooks `error`,
+    `errors` and `authenticated`, so no simulator writes its own 401/404/500 or script plumbing.
+    """
+
+    # The vendor's words for each status (a code or a message), when nothing more precise is
+    # given; `unknown_route` is what a path no route serves answers with its 404.
+    errors: ClassVar[Mapping[int, str]] = {}
+    unknown_route: ClassVar[str | None] = None
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, routes: Sequence[Route] = ()
+    ) -> None:
         self._host = host
         self._port = port
         self._lock = threading.Lock()
@@ -227,16 +227,15 @@ class JsonHttpServer:
         self._server: _HttpServer | None = None
         self._thread: threading.Thread | None = None
         self._requests: list[RecordedRequest] = []
+        self._routes = {route.name: route for route in routes}
+        self._scripts: dict[str, deque[ScriptedReply]] = {route.name: deque() for route in routes}
 
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:54321`` (only while running)."""
-        server = self._server
-        if server is None:
-            raise RuntimeError(f"{type(self).__name__} is not running")
-        return f"http://{self._host}:{server.server_address[1]}"
+        return f"http://{self._host}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -291,17 +290,52 @@ class JsonHttpServer:
     ) -> None:
         self.stop()
 
-    # -- recording -------------------------------------------------------------------------
+    # -- scripting and recording -------------------------------------------------------------
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request received, on any path, in arrival order."""
+    def script(
+        self,
+        name: str,
+        status: int,
+        error: str | None = None,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+        retry_after: int | None = None,
+        rate_limit_reset: int | None = None,
+    ) -> None:
+        """Answer the next `times` calls of route `name` with `status` (FIFO), before any check.
+
+        `error` is the vendor's error code or message (default: its words for `status`).
+        Status 200 without error only delays the normal answer by `delay` seconds. The headers
+        `retry_after` and `rate_limit_reset` (seconds) imply are sent only when given.
+        """
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        if min(delay, retry_after or 0, rate_limit_reset or 0) < 0:
+            raise ValueError("delay, retry_after and rate_limit_reset must be >= 0")
+        if not (status == 200 and error is None) and not 400 <= status <= 599:
+            raise ValueError("status must be 200 (delay only, no error) or 400..599")
+        entry = ScriptedReply(status, error, delay, retry_after, rate_limit_reset)
         with self._lock:
-            return list(self._requests)
+            self._scripts[self._route(name).name].extend([entry] * times)
 
-    def requests_to(self, method: str, route: re.Pattern[str]) -> list[RecordedRequest]:
-        """The recorded requests with `method` whose path (without query) matches `route`."""
-        return [r for r in self.requests if r.method == method and route.fullmatch(r.route)]
+    def requests(self, name: str | None = None) -> list[RecordedRequest]:
+        """The requests received, in arrival order: all, or those for route `name`."""
+        with self._lock:
+            recorded = list(self._requests)
+        if name is None:
+            return recorded
+        route = self._route(name)
+        return [request for request in recorded if route.match(request) is not None]
+
+    def _route(self, name: str) -> Route:
+        try:
+            return self._routes[name]
+        except KeyError:
+            known = ", ".join(self._routes) or "none"
+            raise KeyError(
+                f"{type(self).__name__} has no route {name!r} (it has {known})"
+            ) from None
 
     def _handle(self, request: RecordedRequest) -> Reply:
         with self._lock:
@@ -311,13 +345,45 @@ class JsonHttpServer:
     # -- to override -----------------------------------------------------------------------
 
     def handle(self, request: RecordedRequest) -> Reply:
-        """Answer one request; subclasses route here."""
+        """Answer one request: by the route it matches, its script first; else `not_found`."""
+        for route in self._routes.values():
+            params = route.match(request)
+            if params is not None:
+                return self._answer(route, request, params)
         return self.not_found()
 
+    def _answer(self, route: Route, request: RecordedRequest, params: dict[str, str]) -> Reply:
+        with self._lock:
+            queue = self._scripts[route.name]
+            entry = queue.popleft() if queue else None
+        if entry is not None and entry.status >= 400:  # a failure; a 200 only delays
+            own = route.errors.get(entry.status)
+            reply = self.error(entry.status, entry.error or (own and own.format(**params)))
+        elif route.auth and not self.authenticated(request):
+            reply = self.error(401)
+        else:
+            reply = route.handler(request, **params)
+        if entry is None:
+            return reply
+        headers = {**reply.headers, **self.scripted_headers(entry)}
+        return replace(reply, headers=headers, delay=entry.delay)
+
+    def authenticated(self, request: RecordedRequest) -> bool:
+        """Whether `request` carries the vendor's credentials (for routes with `auth`)."""
+        return True
+
+    def error(self, status: int, message: str | None = None) -> Reply:
+        """The vendor's error answer: `message`, else its `errors` word, in its error body."""
+        return Reply(status, {"error": message or self.errors.get(status) or phrase(status)})
+
+    def scripted_headers(self, entry: ScriptedReply) -> dict[str, str]:
+        """Headers a scripted entry adds to the answer (Retry-After when it names one)."""
+        return {} if entry.retry_after is None else {"Retry-After": str(entry.retry_after)}
+
     def not_found(self) -> Reply:
-        """Answer for an unknown route."""
-        return Reply(404, {"error": "NOT_FOUND"})
+        """Answer for a path or method no route serves."""
+        return self.error(404, self.unknown_route)
 
     def internal_error(self) -> Reply:
         """Answer when the simulator itself raised."""
-        return Reply(500, {"error": "INTERNAL_ERROR"})
+        return self.error(500)

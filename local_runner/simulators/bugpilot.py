@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import hmac
-import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote, unquote
+from typing import Any, ClassVar
+from urllib.parse import quote
 
-from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, ScriptQueue, epoch_ms
+from ._server import JsonHttpServer, RecordedRequest, Reply, Route, epoch_ms, same_secret
 
 USER_AGENT = "Bugpilot API Client/1.0"
 ACTIONS = frozenset({"show-recording-ui", "upload-screenshot", "upload-session"})
 ACTION_PATH = "/api/v1/action"
 SESSION_INFO_PREFIX = "/api/v1/session-info/"
-ACTION_ROUTE = re.compile(re.escape(ACTION_PATH))
-SESSION_INFO_ROUTE = re.compile(rf"{SESSION_INFO_PREFIX}(?P<workspace>[^/]+)/(?P<token>[^/]+)")
 
 ERROR_MESSAGES: dict[str, str] = {
     "INVALID_API_KEY": "Please verify that provided api key is valid",
@@ -34,36 +31,11 @@ ERROR_MESSAGES: dict[str, str] = {
 }
 GENERIC_MESSAGE = "Simulated error"
 
-# Codes used for scripted failures that name no error code.
-_DEFAULT_CODES: dict[int, str] = {
-    401: "INVALID_API_KEY",
-    403: "NO_ACCESS",
-    404: "NOT_FOUND",
-    429: "TOO_MANY_REQUESTS",
-}
-_ACTION_DEFAULT_CODES = {**_DEFAULT_CODES, 400: "MISSING_FIELDS"}
-_SESSION_INFO_DEFAULT_CODES = {
-    **_DEFAULT_CODES,
-    400: "INVALID_SESSION_TOKEN",
-    404: "REPORT_NOT_FOUND",
-}
-
 
 def error_body(code: str) -> dict[str, Any]:
     """The Bugpilot error envelope for `code`."""
     message = ERROR_MESSAGES.get(code, GENERIC_MESSAGE)
     return {"error": code, "error_message": message, "ts": epoch_ms()}
-
-
-def _error(status: int, code: str) -> Reply:
-    return Reply(status, error_body(code))
-
-
-def _scripted_failure(entry: ScriptedReply, defaults: dict[int, str]) -> Reply:
-    code = entry.error or defaults.get(
-        entry.status, "INTERNAL_ERROR" if entry.status >= 500 else f"HTTP_{entry.status}"
-    )
-    return Reply(entry.status, error_body(code), entry.extra_headers(), entry.delay)
 
 
 @dataclass
@@ -83,8 +55,17 @@ class BugpilotSimulator(JsonHttpServer):
 
     A successful action creates a session token. Its report becomes ready after
     `reports_after_polls` session-info GETs answered 404 (0: ready at once; None: never,
-    until `complete_report`).
+    until `complete_report`). Routes: "action" and "session_info".
     """
+
+    provider = "bugpilot"
+    # Codes of the failures that name none (scripted ones, the 401 of a wrong key).
+    errors: ClassVar[Mapping[int, str]] = {
+        401: "INVALID_API_KEY",
+        403: "NO_ACCESS",
+        404: "NOT_FOUND",
+        429: "TOO_MANY_REQUESTS",
+    }
 
     def __init__(
         self,
@@ -95,7 +76,20 @@ class BugpilotSimulator(JsonHttpServer):
         reports_after_polls: int | None = 1,
         report_base_url: str = "https://dash.bugpilot.io/report/",
     ) -> None:
-        super().__init__(port=port)
+        super().__init__(
+            port=port,
+            routes=[
+                Route("action", "POST", ACTION_PATH, self._action, errors={400: "MISSING_FIELDS"}),
+                Route(
+                    "session_info",
+                    "GET",
+                    rf"{SESSION_INFO_PREFIX}(?P<workspace_id>[^/]+)/(?P<token>[^/]+)",
+                    self._session_info,
+                    auth=False,
+                    errors={400: "INVALID_SESSION_TOKEN", 404: "REPORT_NOT_FOUND"},
+                ),
+            ],
+        )
         if reports_after_polls is not None and reports_after_polls < 0:
             raise ValueError("reports_after_polls must be >= 0 or None")
         self.workspace_id = workspace_id
@@ -105,8 +99,14 @@ class BugpilotSimulator(JsonHttpServer):
         self._connected: set[str] = set()
         self._sessions: dict[str, _Session] = {}
         self._tokens: list[str] = []
-        self._action_script = ScriptQueue()
-        self._session_info_script = ScriptQueue()
+
+    def bridge_settings(self) -> dict[str, str]:
+        """The bridge's Bugpilot settings, pointed at this simulator."""
+        return {
+            "BUGPILOT_API_URL": self.url,
+            "BUGPILOT_WORKSPACE_ID": self.workspace_id,
+            "BUGPILOT_API_KEY": self.api_key,
+        }
 
     # -- test controls ---------------------------------------------------------------------
 
@@ -142,48 +142,6 @@ class BugpilotSimulator(JsonHttpServer):
         """The session-info URL of `token` on this simulator."""
         return f"{self.url}{SESSION_INFO_PREFIX}{quote(workspace_id, safe='')}/{token}"
 
-    def script_action(
-        self,
-        status: int,
-        error: str | None = None,
-        *,
-        times: int = 1,
-        delay: float = 0.0,
-        retry_after: int | None = None,
-    ) -> None:
-        """Answer the next `times` action calls with `status`/`error` (FIFO).
-
-        Status 200 without error only delays (`delay` seconds) the normal answer.
-        """
-        self._action_script.push(ScriptedReply(status, error, delay, retry_after), times)
-
-    def script_session_info(
-        self,
-        status: int,
-        error: str | None = None,
-        *,
-        times: int = 1,
-        delay: float = 0.0,
-        retry_after: int | None = None,
-    ) -> None:
-        """Answer the next `times` session-info calls with `status`/`error` (FIFO).
-
-        Scripted failures do not count as polls towards report readiness.
-        """
-        self._session_info_script.push(ScriptedReply(status, error, delay, retry_after), times)
-
-    # -- recorded state --------------------------------------------------------------------
-
-    @property
-    def actions(self) -> list[RecordedRequest]:
-        """Every POST to /api/v1/action, in arrival order."""
-        return self.requests_to("POST", ACTION_ROUTE)
-
-    @property
-    def session_info_requests(self) -> list[RecordedRequest]:
-        """Every GET to /api/v1/session-info/..., in arrival order."""
-        return self.requests_to("GET", SESSION_INFO_ROUTE)
-
     @property
     def tokens(self) -> list[str]:
         """Session tokens issued, in order."""
@@ -198,51 +156,33 @@ class BugpilotSimulator(JsonHttpServer):
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def handle(self, request: RecordedRequest) -> Reply:
-        """Route one request."""
-        if request.method == "POST" and ACTION_ROUTE.fullmatch(request.route):
-            return self._action_script.answer(
-                lambda: self._action(request),
-                lambda entry: _scripted_failure(entry, _ACTION_DEFAULT_CODES),
-            )
-        info = SESSION_INFO_ROUTE.fullmatch(request.route)
-        if request.method == "GET" and info:
-            workspace_id, token = unquote(info["workspace"]), unquote(info["token"])
-            return self._session_info_script.answer(
-                lambda: self._session_info(request, workspace_id, token),
-                lambda entry: _scripted_failure(entry, _SESSION_INFO_DEFAULT_CODES),
-            )
-        return self.not_found()
+    def authenticated(self, request: RecordedRequest) -> bool:
+        """The workspace's API key in ``X-Bugpilot-Api-Key``."""
+        return same_secret(request.headers.get("x-bugpilot-api-key"), self.api_key)
 
-    def not_found(self) -> Reply:
-        """404 for unknown routes."""
-        return _error(404, "NOT_FOUND")
-
-    def internal_error(self) -> Reply:
-        """500 when the simulator itself raised."""
-        return _error(500, "INTERNAL_ERROR")
+    def error(self, status: int, message: str | None = None) -> Reply:
+        """Bugpilot's envelope; `message` is its error code."""
+        fallback = "INTERNAL_ERROR" if status >= 500 else f"HTTP_{status}"
+        return Reply(status, error_body(message or self.errors.get(status) or fallback))
 
     def _action(self, request: RecordedRequest) -> Reply:
-        key = request.headers.get("x-bugpilot-api-key", "")
-        if not key or not hmac.compare_digest(key.encode(), self.api_key.encode()):
-            return _error(401, "INVALID_API_KEY")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if request.headers.get("user-agent") != USER_AGENT or content_type != "application/json":
-            return _error(400, "MISSING_FIELDS")
+            return self.error(400, "MISSING_FIELDS")
         body = request.json()
         if not isinstance(body, dict):
-            return _error(400, "MISSING_FIELDS")
+            return self.error(400, "MISSING_FIELDS")
         fields = [body.get(name) for name in ("workspaceId", "userId", "action")]
         if not all(isinstance(value, str) and value for value in fields):
-            return _error(400, "MISSING_FIELDS")
+            return self.error(400, "MISSING_FIELDS")
         workspace_id, user_id, action = (str(value) for value in fields)
         if action not in ACTIONS:
-            return _error(400, "INVALID_ACTION")
+            return self.error(400, "INVALID_ACTION")
         if workspace_id != self.workspace_id:
-            return _error(403, "NO_ACCESS")
+            return self.error(403, "NO_ACCESS")
         with self._lock:
             if user_id not in self._connected:
-                return _error(400, "USER_NOT_CONNECTED")
+                return self.error(400, "USER_NOT_CONNECTED")
             token = secrets.token_urlsafe(24)
             self._sessions[token] = _Session(
                 token=token,
@@ -267,7 +207,7 @@ class BugpilotSimulator(JsonHttpServer):
         with self._lock:
             session = self._sessions.get(token)
             if session is None or session.workspace_id != workspace_id:
-                return _error(400, "INVALID_SESSION_TOKEN")
+                return self.error(400, "INVALID_SESSION_TOKEN")
             if not session.ready and not session.cancelled:
                 due = self.reports_after_polls
                 if due is not None and session.not_found_polls >= due:
@@ -275,7 +215,7 @@ class BugpilotSimulator(JsonHttpServer):
                 else:
                     session.not_found_polls += 1
             if not session.ready:
-                return _error(404, "REPORT_NOT_FOUND")
+                return self.error(404, "REPORT_NOT_FOUND")
             report_url = self.report_base_url + session.report_id
         if "text/html" in request.headers.get("accept", "").lower():
             return Reply(302, None, {"Location": report_url})

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
-import hmac
 import html
 import json
 import re
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, ScriptQueue
+from ._server import JsonHttpServer, RecordedRequest, Reply, Route, basic_credentials, same_secret
+from .helpdesk import NumericTickets, normalise, utc_stamp
 
-NOTES_PATH = re.compile(r"^/api/v2/tickets/(?P<id>[^/]+)/notes$")
-CONVERSATIONS_PATH = re.compile(r"^/api/v2/tickets/(?P<id>[^/]+)/conversations$")
-# The currently authenticated agent: whose API key it is.
-ME_PATH = re.compile(r"^/api/v2/agents/me$")
+TICKET_PATH = r"/api/v2/tickets/(?P<raw_id>[^/]+)"
 DEMO_API_KEY = "fd-demo-api-key"
 DEMO_WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105 - the local demo's only
 DEMO_DOMAIN = "demo"
@@ -30,15 +24,8 @@ MAX_PER_PAGE = 100
 # Freshdesk's account-wide limit per minute (Growth plan), sent as X-Ratelimit-Total.
 RATE_LIMIT_TOTAL = 200
 
-_AUTH_FAILED: dict[str, Any] = {
-    "code": "invalid_credentials",
-    "message": "You have to be logged in to perform this action.",
-}
-_NOT_FOUND: dict[str, Any] = {"code": "access_denied", "message": "Record not found"}
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+# Freshdesk's error codes by status; its message comes from `FreshdeskSimulator.errors`.
+_CODES = {401: "invalid_credentials", 404: "access_denied"}
 
 
 def _validation_failed(field_name: str, message: str, code: str = "invalid_value") -> Reply:
@@ -59,26 +46,19 @@ def _rate_headers(remaining: int) -> dict[str, str]:
     }
 
 
-def _scripted_failure(entry: ScriptedReply) -> Reply:
-    headers = entry.extra_headers()
-    if entry.status == 401:
-        body: dict[str, Any] = dict(_AUTH_FAILED)
-    elif entry.status == 404:
-        body = dict(_NOT_FOUND)
-    elif entry.status == 429:
-        # Freshdesk's own answer to a spent limit: the message and its rate headers.
-        body = {"message": "You have exceeded the limit of requests per minute"}
-        headers = {**_rate_headers(0), **headers}
-    else:
-        body = {"code": "internal_error", "message": f"Simulated HTTP {entry.status}"}
-    return Reply(entry.status, body, headers, entry.delay)
-
-
 class FreshdeskSimulator(JsonHttpServer):
-    """Freshdesk ticket notes over real HTTP, with scriptable failures and recorded calls."""
+    """Freshdesk ticket notes over real HTTP, with scriptable failures and recorded calls.
+
+    Routes: "note" (POST one), "conversations" (list them) and "me" (whose API key it is).
+    """
 
     helpdesk = "freshdesk"
     sender = "Freshdesk's automation rule"
+    errors: ClassVar[Mapping[int, str]] = {
+        401: "You have to be logged in to perform this action.",
+        404: "Record not found",
+        429: "You have exceeded the limit of requests per minute",
+    }
 
     def __init__(
         self,
@@ -89,17 +69,21 @@ class FreshdeskSimulator(JsonHttpServer):
         known_tickets: set[str] | None = None,
     ) -> None:
         """`known_tickets` None means every numeric ticket id exists."""
-        super().__init__(port=port)
+        super().__init__(
+            port=port,
+            routes=[
+                Route("note", "POST", f"{TICKET_PATH}/notes", self._create_note),
+                Route("conversations", "GET", f"{TICKET_PATH}/conversations", self._list),
+                Route("me", "GET", "/api/v2/agents/me", self._me),
+            ],
+        )
         self.api_key = api_key
         self.webhook_secret = webhook_secret
-        self._known = None if known_tickets is None else {_normalise(t) for t in known_tickets}
+        self._tickets = NumericTickets(known_tickets)
         self._notes: dict[str, list[dict[str, Any]]] = {}
         self._next_id = 44_000_000_001
         self._calls = 0
         self._count_lock = threading.Lock()
-        self._note_script = ScriptQueue()
-        self._conversations_script = ScriptQueue()
-        self._me_script = ScriptQueue()
 
     # -- the demo's view (HelpdeskSimulator) -------------------------------------------------
 
@@ -141,70 +125,17 @@ class FreshdeskSimulator(JsonHttpServer):
     def notes(self, ticket_id: str | int) -> list[dict[str, Any]]:
         """Copies of the ticket's notes (its conversations), oldest first."""
         with self._lock:
-            return copy.deepcopy(self._notes.get(_normalise(ticket_id), []))
+            return copy.deepcopy(self._notes.get(normalise(ticket_id), []))
 
     def add_conversation(self, ticket_id: str | int, text: str, *, private: bool = False) -> None:
         """Put a conversation on the ticket as someone else wrote it (a reply, a note)."""
-        self._store(_normalise(ticket_id), f"<div>{html.escape(text)}</div>", private)
-
-    def script_note(
-        self,
-        status: int,
-        *,
-        times: int = 1,
-        retry_after: int | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Answer the next `times` note posts with `status` (FIFO).
-
-        Status 200 only delays the normal answer. Retry-After is sent only when given.
-        """
-        self._note_script.push(ScriptedReply(status, None, delay, retry_after), times)
-
-    def script_conversations(
-        self,
-        status: int,
-        *,
-        times: int = 1,
-        retry_after: int | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Answer the next `times` conversation listings with `status` (FIFO)."""
-        self._conversations_script.push(ScriptedReply(status, None, delay, retry_after), times)
-
-    def script_me(
-        self,
-        status: int,
-        *,
-        times: int = 1,
-        retry_after: int | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Answer the next `times` calls of ``/api/v2/agents/me`` with `status`."""
-        self._me_script.push(ScriptedReply(status, None, delay, retry_after), times)
-
-    # -- recorded state --------------------------------------------------------------------
-
-    @property
-    def note_posts(self) -> list[RecordedRequest]:
-        """Every POST to /api/v2/tickets/{id}/notes, in arrival order."""
-        return self.requests_to("POST", NOTES_PATH)
-
-    @property
-    def conversation_reads(self) -> list[RecordedRequest]:
-        """Every GET to /api/v2/tickets/{id}/conversations, in arrival order."""
-        return self.requests_to("GET", CONVERSATIONS_PATH)
-
-    @property
-    def me_reads(self) -> list[RecordedRequest]:
-        """Every GET to /api/v2/agents/me, in arrival order."""
-        return self.requests_to("GET", ME_PATH)
+        self._store(normalise(ticket_id), f"<div>{html.escape(text)}</div>", private)
 
     # -- HTTP ------------------------------------------------------------------------------
 
     def handle(self, request: RecordedRequest) -> Reply:
         """Route one request; every answer carries Freshdesk's rate-limit headers."""
-        reply = self._route(request)
+        reply = super().handle(request)
         with self._count_lock:
             self._calls += 1
             remaining = RATE_LIMIT_TOTAL - self._calls
@@ -212,20 +143,12 @@ class FreshdeskSimulator(JsonHttpServer):
             reply.status, reply.body, {**_rate_headers(remaining), **reply.headers}, reply.delay
         )
 
-    def _route(self, request: RecordedRequest) -> Reply:
-        notes = NOTES_PATH.fullmatch(request.route)
-        if notes and request.method == "POST":
-            return self._note_script.answer(
-                lambda: self._create_note(request, notes["id"]), _scripted_failure
-            )
-        listing = CONVERSATIONS_PATH.fullmatch(request.route)
-        if listing and request.method == "GET":
-            return self._conversations_script.answer(
-                lambda: self._list(request, listing["id"]), _scripted_failure
-            )
-        if ME_PATH.fullmatch(request.route) and request.method == "GET":
-            return self._me_script.answer(lambda: self._me(request), _scripted_failure)
-        return self.not_found()
+    def error(self, status: int, message: str | None = None) -> Reply:
+        """Freshdesk's ``{"code", "message"}``; a spent rate limit says only its message."""
+        text = message or self.errors.get(status) or f"Simulated HTTP {status}"
+        if status == 429:
+            return Reply(429, {"message": text}, _rate_headers(0))
+        return Reply(status, {"code": _CODES.get(status, "internal_error"), "message": text})
 
     def not_found(self) -> Reply:
         """404 for unknown routes."""
@@ -233,26 +156,14 @@ class FreshdeskSimulator(JsonHttpServer):
 
     def internal_error(self) -> Reply:
         """500 when the simulator itself raised."""
-        return Reply(500, {"code": "internal_error", "message": "Internal server error"})
+        return self.error(500, "Internal server error")
 
-    def _authenticated(self, request: RecordedRequest) -> bool:
+    def authenticated(self, request: RecordedRequest) -> bool:
         """Basic credentials with the API key as the user name; Freshdesk ignores the password."""
-        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            credentials = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        user = credentials.partition(b":")[0]
-        return hmac.compare_digest(user, self.api_key.encode())
-
-    def _refused(self) -> Reply:
-        return Reply(401, _AUTH_FAILED)
+        credentials = basic_credentials(request)
+        return credentials is not None and same_secret(credentials.partition(b":")[0], self.api_key)
 
     def _me(self, request: RecordedRequest) -> Reply:
-        if not self._authenticated(request):
-            return self._refused()
         agent = {
             "id": AGENT_ID,
             "available": True,
@@ -265,16 +176,9 @@ class FreshdeskSimulator(JsonHttpServer):
         }
         return Reply(200, agent)
 
-    def _ticket_exists(self, ticket_id: str) -> bool:
-        if not _is_number(ticket_id):
-            return False
-        return self._known is None or _normalise(ticket_id) in self._known
-
     def _create_note(self, request: RecordedRequest, raw_id: str) -> Reply:
-        if not self._authenticated(request):
-            return self._refused()
-        if not self._ticket_exists(raw_id):
-            return Reply(404, _NOT_FOUND)
+        if raw_id not in self._tickets:
+            return self.error(404)
         payload = request.json()
         if not isinstance(payload, dict):
             return _validation_failed("body", "It should be a JSON object", "invalid_json")
@@ -284,12 +188,12 @@ class FreshdeskSimulator(JsonHttpServer):
         private = payload.get("private", True)
         if not isinstance(private, bool):
             return _validation_failed("private", "It should be a/an Boolean", "datatype_mismatch")
-        note = self._store(_normalise(raw_id), body, private)
+        note = self._store(normalise(raw_id), body, private)
         return Reply(201, note)
 
     def _store(self, ticket_id: str, body: str, private: bool) -> dict[str, Any]:
         with self._lock:
-            created_at = _now()
+            created_at = utc_stamp()
             note = {
                 "id": self._next_id,
                 "ticket_id": int(ticket_id),
@@ -308,10 +212,8 @@ class FreshdeskSimulator(JsonHttpServer):
             return copy.deepcopy(note)
 
     def _list(self, request: RecordedRequest, raw_id: str) -> Reply:
-        if not self._authenticated(request):
-            return self._refused()
-        if not self._ticket_exists(raw_id):
-            return Reply(404, _NOT_FOUND)
+        if raw_id not in self._tickets:
+            return self.error(404)
         query = request.query
         page = _positive(query.get("page", "1"))
         per_page = _positive(query.get("per_page", str(DEFAULT_PER_PAGE)))
@@ -345,12 +247,3 @@ def _positive(raw: str) -> int | None:
         return None
     number = int(text)
     return number if number > 0 else None
-
-
-def _normalise(ticket_id: str | int) -> str:
-    text = str(ticket_id).strip()
-    return str(int(text)) if _is_number(text) else text
-
-
-def _is_number(text: str) -> bool:
-    return text.isascii() and text.isdigit()

@@ -13,12 +13,11 @@ import copy
 import hashlib
 import hmac
 import json
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, ScriptQueue
+from ._server import JsonHttpServer, RecordedRequest, Reply, Route, phrase
 
 NOTES_PATH = "/capture-notes"
 # A demo key of 32 bytes, in the standard's `whsec_<base64>` form.
@@ -27,13 +26,6 @@ DEMO_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"capture-bridge-generic-demo-
 TOLERANCE_SECONDS = 300
 NOTE_TYPE = "capture.note"
 _NOTE_TEXT_FIELDS = ("ticketId", "sessionId", "status", "text", "html")
-_SCRIPTED_ERRORS: dict[int, str] = {
-    400: "BadRequest",
-    404: "NotFound",
-    429: "TooManyRequests",
-    500: "InternalServerError",
-    503: "ServiceUnavailable",
-}
 
 
 def _camel_case(name: str) -> str:
@@ -42,13 +34,11 @@ def _camel_case(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def _scripted_failure(entry: ScriptedReply) -> Reply:
-    body = {"error": _SCRIPTED_ERRORS.get(entry.status, f"HTTP{entry.status}")}
-    return Reply(entry.status, body, entry.extra_headers(), entry.delay)
-
-
 class GenericSimulator(JsonHttpServer):
-    """A tool's note receiver over real HTTP: verifies, de-duplicates and keeps notes per ticket."""
+    """A tool's note receiver over real HTTP: verifies, de-duplicates and keeps notes per ticket.
+
+    Its one route, "note", checks the signature itself (so a refusal can say why).
+    """
 
     helpdesk = "generic"
     sender = "The in-house tool"
@@ -61,12 +51,13 @@ class GenericSimulator(JsonHttpServer):
         known_tickets: set[str] | None = None,
     ) -> None:
         """`known_tickets` None means every ticket id exists."""
-        super().__init__(port=port)
+        super().__init__(
+            port=port, routes=[Route("note", "POST", NOTES_PATH, self._receive, auth=False)]
+        )
         self.secret = secret
         self._known = None if known_tickets is None else set(known_tickets)
         self._notes: dict[str, list[dict[str, Any]]] = {}
         self._seen_ids: set[str] = set()
-        self._note_script = ScriptQueue()
 
     # -- the demo's view (HelpdeskSimulator) -------------------------------------------------
 
@@ -105,32 +96,11 @@ class GenericSimulator(JsonHttpServer):
         with self._lock:
             return copy.deepcopy(self._notes.get(ticket_id, []))
 
-    def script_note(
-        self,
-        status: int,
-        *,
-        times: int = 1,
-        retry_after: int | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Answer the next `times` note posts with `status` (FIFO), before any check.
-
-        Status 200 only delays the normal answer. Retry-After is sent only when given.
-        """
-        self._note_script.push(ScriptedReply(status, None, delay, retry_after), times)
-
-    @property
-    def deliveries(self) -> list[RecordedRequest]:
-        """Every POST to the notes path, in arrival order (refused and repeated ones too)."""
-        return self.requests_to("POST", re.compile(re.escape(NOTES_PATH)))
-
     # -- HTTP ------------------------------------------------------------------------------
 
-    def handle(self, request: RecordedRequest) -> Reply:
-        """Route one request."""
-        if request.route == NOTES_PATH and request.method == "POST":
-            return self._note_script.answer(lambda: self._receive(request), _scripted_failure)
-        return self.not_found()
+    def error(self, status: int, message: str | None = None) -> Reply:
+        """``{"error": "NotFound"}``: the status phrase in CamelCase unless named."""
+        return Reply(status, {"error": message or phrase(status).replace(" ", "")})
 
     def verified(self, request: RecordedRequest, now: float | None = None) -> str | None:
         """Why the request's signature fails the standard's check, or None when it passes."""

@@ -7,28 +7,20 @@ own `sign_request`, so a new helpdesk joins the demo with its simulator alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol, Self
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Protocol
+
+from .provider import Simulator
 
 
-class HelpdeskSimulator(Protocol):
+class HelpdeskSimulator(Simulator, Protocol):
     """A helpdesk's write-back API over real HTTP, as the demo drives it."""
 
     # The name in `/webhooks/<helpdesk>`.
     helpdesk: str
     # What the demo calls the sender, e.g. "Zendesk" or "Freshdesk's automation rule".
     sender: str
-
-    @property
-    def url(self) -> str: ...
-
-    def start(self) -> Self: ...
-
-    def stop(self) -> None: ...
-
-    def bridge_settings(self) -> dict[str, str]:
-        """The bridge's settings for this helpdesk (its webhook secret too), pointed at this."""
-        ...
 
     def ticket_id(self, number: int) -> str:
         """The id of the demo's ticket `number` in this helpdesk's form (1001, SUP-1001, ...)."""
@@ -47,3 +39,25 @@ class HelpdeskSimulator(Protocol):
     def internal_notes(self, ticket_id: str) -> list[str]:
         """The internal (agent-only) notes on the ticket, oldest first, as posted."""
         ...
+
+
+def utc_stamp() -> str:
+    """Now, as Zendesk and Freshdesk write times: ``2026-01-05T09:00:00Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def normalise(ticket_id: str | int) -> str:
+    """A numeric ticket id as the helpdesk keeps it ("0042" is "42"); any other id unchanged."""
+    text = str(ticket_id).strip()
+    return str(int(text)) if text.isascii() and text.isdigit() else text
+
+
+class NumericTickets:
+    """The tickets of a helpdesk whose ids are numbers: the `known` ones, or every one (None)."""
+
+    def __init__(self, known: Iterable[str] | None) -> None:
+        self._known = None if known is None else {normalise(t) for t in known}
+
+    def __contains__(self, raw_id: str) -> bool:
+        numeric = raw_id.isascii() and raw_id.isdigit()
+        return numeric and (self._known is None or normalise(raw_id) in self._known)

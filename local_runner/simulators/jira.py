@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
-import hmac
 import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, ScriptQueue
+from ._server import (
+    JsonHttpServer,
+    RecordedRequest,
+    Reply,
+    Route,
+    basic_credentials,
+    phrase,
+    same_secret,
+)
 
-COMMENT_PATH = re.compile(r"^/rest/servicedeskapi/request/(?P<key>[^/]+)/comment$")
-MYSELF_PATH = re.compile(r"^/rest/api/3/myself$")
+COMMENT_PATH = r"/rest/servicedeskapi/request/(?P<key>[^/]+)/comment"
 ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,9}-[1-9][0-9]{0,9}$")
 DEMO_WEBHOOK_SECRET = "demo-jira-webhook-secret"  # noqa: S105 - the local demo's only
 ACCOUNT_ID = "5b10ac8d82e05b22cc7d4ef5"  # the account the API token belongs to
@@ -23,43 +27,6 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 # Jira's rate-limit answers say when the budget refills, besides Retry-After.
 RATE_LIMIT_RESET_SECONDS = 60
-
-_SCRIPTED_ERRORS: dict[int, str] = {
-    400: "Bad request",
-    403: "You do not have permission to add comments to this request.",
-    409: "Conflict",
-    429: "Rate limit exceeded.",
-    500: "Internal server error",
-    502: "Bad gateway",
-    503: "Service unavailable",
-    504: "Gateway timeout",
-}
-
-
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Reply:
-    """Jira Service Management's error body."""
-    body = {"errorMessage": message, "i18nErrorMessage": {"i18nKey": "", "parameters": []}}
-    return Reply(status, body, dict(headers or {}))
-
-
-def _unauthorized() -> Reply:
-    return _error(401, "Client must be authenticated to access this resource.")
-
-
-def _scripted_failure(entry: ScriptedReply) -> Reply:
-    headers = entry.extra_headers()
-    if entry.status == 429:
-        reset = datetime.now(UTC) + timedelta(seconds=RATE_LIMIT_RESET_SECONDS)
-        headers |= {
-            "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%MZ"),
-            "RateLimit-Reason": "jira-quota-based",
-        }
-    if entry.status == 401:
-        return _unauthorized()
-    message = _SCRIPTED_ERRORS.get(entry.status, f"HTTP {entry.status}")
-    if entry.status == 404:
-        message = "Request does not exist"
-    return Reply(entry.status, _error(entry.status, message).body, headers, entry.delay)
 
 
 def _created() -> dict[str, Any]:
@@ -73,10 +40,20 @@ def _created() -> dict[str, Any]:
 
 
 class JiraSimulator(JsonHttpServer):
-    """Jira Service Management request comments over real HTTP, with scripted failures."""
+    """Jira Service Management request comments over real HTTP, with scripted failures.
+
+    Routes: "post" and "list" (a request's comments) and "myself" (whose token it is).
+    """
 
     helpdesk = "jira"
     sender = "Jira's automation rule"
+    errors: ClassVar[Mapping[int, str]] = {
+        401: "Client must be authenticated to access this resource.",
+        403: "You do not have permission to add comments to this request.",
+        404: "Request does not exist",
+        429: "Rate limit exceeded.",
+    }
+    unknown_route = "Not found"
 
     def __init__(
         self,
@@ -88,16 +65,20 @@ class JiraSimulator(JsonHttpServer):
         known_issues: set[str] | None = None,
     ) -> None:
         """`known_issues` None means every well-formed issue key exists."""
-        super().__init__(port=port)
+        super().__init__(
+            port=port,
+            routes=[
+                Route("post", "POST", COMMENT_PATH, self._post),
+                Route("list", "GET", COMMENT_PATH, self._list),
+                Route("myself", "GET", "/rest/api/3/myself", self._myself),
+            ],
+        )
         self.email = email
         self.api_token = api_token
         self.webhook_secret = webhook_secret
         self._known = None if known_issues is None else set(known_issues)
         self._comments: dict[str, list[dict[str, Any]]] = {}
         self._next_id = 10_001
-        self._post_script = ScriptQueue()
-        self._list_script = ScriptQueue()
-        self._myself_script = ScriptQueue()
         # Whether the token's account is active; a deactivated one can write nothing.
         self.account_active = True
 
@@ -181,87 +162,26 @@ class JiraSimulator(JsonHttpServer):
         with self._lock:
             self._append(ticket_id, body, public)
 
-    def script_post(
-        self,
-        status: int,
-        *,
-        times: int = 1,
-        retry_after: int | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Answer the next `times` comment posts with `status` (FIFO); 200 only delays."""
-        self._post_script.push(ScriptedReply(status, None, delay, retry_after), times)
-
-    def script_list(
-        self,
-        status: int,
-        *,
-        times: int = 1,
-        retry_after: int | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Answer the next `times` comment listings with `status` (FIFO); 200 only delays."""
-        self._list_script.push(ScriptedReply(status, None, delay, retry_after), times)
-
-    def script_myself(self, status: int, *, times: int = 1) -> None:
-        """Answer the next `times` calls of `/rest/api/3/myself` with `status`."""
-        self._myself_script.push(ScriptedReply(status), times)
-
-    # -- recorded state --------------------------------------------------------------------
-
-    @property
-    def posts(self) -> list[RecordedRequest]:
-        """Every comment POST, in arrival order."""
-        return self.requests_to("POST", COMMENT_PATH)
-
-    @property
-    def listings(self) -> list[RecordedRequest]:
-        """Every comment listing (GET), in arrival order."""
-        return self.requests_to("GET", COMMENT_PATH)
-
-    @property
-    def myself_reads(self) -> list[RecordedRequest]:
-        return self.requests_to("GET", MYSELF_PATH)
-
     # -- HTTP ------------------------------------------------------------------------------
 
-    def handle(self, request: RecordedRequest) -> Reply:
-        """Route one request."""
-        found = COMMENT_PATH.fullmatch(request.route)
-        if found and request.method == "POST":
-            return self._post_script.answer(
-                lambda: self._post(request, found["key"]), _scripted_failure
-            )
-        if found and request.method == "GET":
-            return self._list_script.answer(
-                lambda: self._list(request, found["key"]), _scripted_failure
-            )
-        if MYSELF_PATH.fullmatch(request.route) and request.method == "GET":
-            return self._myself_script.answer(lambda: self._myself(request), _scripted_failure)
-        return self.not_found()
+    def error(self, status: int, message: str | None = None) -> Reply:
+        """Jira Service Management's error body; a 429 says when the budget refills."""
+        text = message or self.errors.get(status) or phrase(status).capitalize()
+        body = {"errorMessage": text, "i18nErrorMessage": {"i18nKey": "", "parameters": []}}
+        if status != 429:
+            return Reply(status, body)
+        reset = datetime.now(UTC) + timedelta(seconds=RATE_LIMIT_RESET_SECONDS)
+        reason = {"RateLimit-Reason": "jira-quota-based"}
+        return Reply(429, body, {"X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%MZ"), **reason})
 
-    def not_found(self) -> Reply:
-        return _error(404, "Not found")
-
-    def internal_error(self) -> Reply:
-        return _error(500, "Internal server error")
-
-    def _authenticated(self, request: RecordedRequest) -> bool:
-        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            credentials = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        return hmac.compare_digest(credentials, f"{self.email}:{self.api_token}".encode())
+    def authenticated(self, request: RecordedRequest) -> bool:
+        """HTTP Basic ``email:api_token``."""
+        return same_secret(basic_credentials(request), f"{self.email}:{self.api_token}")
 
     def _exists(self, key: str) -> bool:
         return bool(ISSUE_KEY.match(key)) and (self._known is None or key in self._known)
 
     def _myself(self, request: RecordedRequest) -> Reply:
-        if not self._authenticated(request):
-            return _unauthorized()
         return Reply(
             200,
             {
@@ -288,34 +208,30 @@ class JiraSimulator(JsonHttpServer):
         return comment
 
     def _post(self, request: RecordedRequest, key: str) -> Reply:
-        if not self._authenticated(request):
-            return _unauthorized()
         if not self._exists(key):
-            return _error(404, "Request does not exist")
+            return self.error(404)
         payload = request.json()
         body = payload.get("body") if isinstance(payload, dict) else None
         public = payload.get("public", True) if isinstance(payload, dict) else True
         if not isinstance(body, str) or not body.strip():
-            return _error(400, "Comment body must not be empty")
+            return self.error(400, "Comment body must not be empty")
         if not isinstance(public, bool):
-            return _error(400, "public must be true or false")
+            return self.error(400, "public must be true or false")
         with self._lock:
             comment = self._append(key, body, public)
         return Reply(201, {**comment, "_links": {"self": f"{self.url}{request.route}"}})
 
     def _list(self, request: RecordedRequest, key: str) -> Reply:
-        if not self._authenticated(request):
-            return _unauthorized()
         if not self._exists(key):
-            return _error(404, "Request does not exist")
+            return self.error(404)
         query = request.query
         try:
             start = int(query.get("start", "0"))
             limit = min(int(query.get("limit", str(DEFAULT_PAGE_SIZE))), MAX_PAGE_SIZE)
         except ValueError:
-            return _error(400, "start and limit must be numbers")
+            return self.error(400, "start and limit must be numbers")
         if start < 0 or limit < 1:
-            return _error(400, "start and limit must be positive")
+            return self.error(400, "start and limit must be positive")
         wanted = {
             visibility
             for visibility, flag in ((True, "public"), (False, "internal"))

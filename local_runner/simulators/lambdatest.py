@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
-import re
 import secrets
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
-from typing import Any
-from urllib.parse import quote, unquote
+from typing import Any, ClassVar
+from urllib.parse import quote
 
-from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, ScriptQueue
+from ._server import (
+    JsonHttpServer,
+    RecordedRequest,
+    Reply,
+    Route,
+    basic_credentials,
+    phrase,
+    same_secret,
+)
 
 API_PREFIX = "/automation/api/v1"
 SESSIONS_PREFIX = f"{API_PREFIX}/sessions/"
-LIST_ROUTE = re.compile(rf"{API_PREFIX}/sessions")
-SESSION_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+)")
-VIDEO_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+)/video")
 SHARE_EXPIRY_LIMITS = frozenset({"3", "7", "10", "30"})
 LOG_KINDS = ("console", "network", "command", "selenium")
 USER_ID = 250_563  # the account the simulated credentials belong to
@@ -45,34 +46,6 @@ _TEST_ID_ALPHABET = string.ascii_uppercase + string.digits
 def fail_body(message: str) -> dict[str, Any]:
     """The LambdaTest error envelope: ``{"message": ..., "status": "fail"}``."""
     return {"message": message, "status": "fail"}
-
-
-def _fail(status: int, message: str) -> Reply:
-    return Reply(status, fail_body(message))
-
-
-def _access_denied() -> Reply:
-    return Reply(401, ACCESS_DENIED, {"WWW-Authenticate": WWW_AUTHENTICATE})
-
-
-def _scripted_failure(entry: ScriptedReply) -> Reply:
-    headers = entry.extra_headers()
-    if entry.status == 401:
-        headers["WWW-Authenticate"] = WWW_AUTHENTICATE
-    if entry.status == 401 and entry.error is None:
-        body: Any = ACCESS_DENIED
-    elif entry.status == 404 and entry.error is None:
-        body = fail_body(SESSION_NOT_FOUND_MESSAGE)
-    else:
-        body = fail_body(entry.error or _phrase(entry.status))
-    return Reply(entry.status, body, headers, entry.delay)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
 
 
 def _now() -> str:
@@ -112,8 +85,16 @@ class LambdaTestSimulator(JsonHttpServer):
     Serves ``GET /automation/api/v1/sessions/{session_id}`` (optional ``shareExpiryLimit``)
     and ``GET /automation/api/v1/sessions/{session_id}/video``, both behind HTTP Basic
     ``username:access_key``. Sessions exist only once `add_session` registers them, keyed by
-    their WebDriver session id; every other route answers 404.
+    their WebDriver session id; every other route answers 404. Routes: "session", "video" and
+    "list" (``GET /automation/api/v1/sessions``).
     """
+
+    provider = "lambdatest"
+    errors: ClassVar[Mapping[int, str]] = {
+        401: ACCESS_DENIED,
+        404: SESSION_NOT_FOUND_MESSAGE,
+    }
+    unknown_route = NOT_FOUND_MESSAGE
 
     def __init__(
         self,
@@ -122,14 +103,27 @@ class LambdaTestSimulator(JsonHttpServer):
         access_key: str = "lt-demo-key",
         port: int = 0,
     ) -> None:
-        super().__init__(port=port)
+        session = rf"{SESSIONS_PREFIX}(?P<session_id>[^/]+)"
+        super().__init__(
+            port=port,
+            routes=[
+                Route("session", "GET", session, self._session_details),
+                Route("video", "GET", rf"{session}/video", self._video),
+                Route("list", "GET", rf"{API_PREFIX}/sessions", self._list),
+            ],
+        )
         self.username = username
         self.access_key = access_key
-        self._list_script = ScriptQueue()
         self._sessions: dict[str, _Session] = {}
         self._build_ids: dict[str, int] = {}
-        self._session_script = ScriptQueue()
-        self._video_script = ScriptQueue()
+
+    def bridge_settings(self) -> dict[str, str]:
+        """The bridge's LambdaTest settings, pointed at this simulator."""
+        return {
+            "LAMBDATEST_API_URL": self.url,
+            "LAMBDATEST_USERNAME": self.username,
+            "LAMBDATEST_ACCESS_KEY": self.access_key,
+        }
 
     # -- test controls ---------------------------------------------------------------------
 
@@ -192,46 +186,6 @@ class LambdaTestSimulator(JsonHttpServer):
             session.status, session.remark, session.duration = status, remark, duration
             session.end_timestamp = _now()
 
-    def script_session(
-        self,
-        status: int,
-        error: str | None = None,
-        *,
-        times: int = 1,
-        delay: float = 0.0,
-        retry_after: int | None = None,
-    ) -> None:
-        """Answer the next `times` session-detail calls with `status` (FIFO).
-
-        `error` is the ``message`` of the ``{"message", "status": "fail"}`` body. Status 200
-        without error only delays (`delay` seconds) the normal answer.
-        """
-        self._session_script.push(ScriptedReply(status, error, delay, retry_after), times)
-
-    def script_video(
-        self,
-        status: int,
-        error: str | None = None,
-        *,
-        times: int = 1,
-        delay: float = 0.0,
-        retry_after: int | None = None,
-    ) -> None:
-        """Answer the next `times` video calls with `status` (FIFO), like `script_session`."""
-        self._video_script.push(ScriptedReply(status, error, delay, retry_after), times)
-
-    def script_list(
-        self,
-        status: int,
-        error: str | None = None,
-        *,
-        times: int = 1,
-        delay: float = 0.0,
-        retry_after: int | None = None,
-    ) -> None:
-        """Answer the next `times` session-list calls with `status` (FIFO)."""
-        self._list_script.push(ScriptedReply(status, error, delay, retry_after), times)
-
     def video_url(self, session_id: str) -> str:
         """The mp4 URL the video endpoint returns for `session_id`."""
         with self._lock:
@@ -252,74 +206,30 @@ class LambdaTestSimulator(JsonHttpServer):
         """The path of the session-detail endpoint of `session_id`."""
         return f"{SESSIONS_PREFIX}{quote(session_id, safe='')}"
 
-    # -- recorded state --------------------------------------------------------------------
-
-    @property
-    def session_requests(self) -> list[RecordedRequest]:
-        """Every GET /automation/api/v1/sessions/{id}, in arrival order."""
-        return self.requests_to("GET", SESSION_ROUTE)
-
-    @property
-    def list_requests(self) -> list[RecordedRequest]:
-        """Every GET /automation/api/v1/sessions (the list), in arrival order."""
-        return self.requests_to("GET", LIST_ROUTE)
-
-    @property
-    def video_requests(self) -> list[RecordedRequest]:
-        """Every GET /automation/api/v1/sessions/{id}/video, in arrival order."""
-        return self.requests_to("GET", VIDEO_ROUTE)
-
     # -- HTTP ------------------------------------------------------------------------------
 
-    def handle(self, request: RecordedRequest) -> Reply:
-        """Route one request."""
-        if request.method != "GET":
-            return self.not_found()
-        if LIST_ROUTE.fullmatch(request.route):
-            return self._list_script.answer(lambda: self._list(request), _scripted_failure)
-        if details := SESSION_ROUTE.fullmatch(request.route):
-            session_id = unquote(details["id"])
-            return self._session_script.answer(
-                lambda: self._session_details(request, session_id), _scripted_failure
-            )
-        if video := VIDEO_ROUTE.fullmatch(request.route):
-            session_id = unquote(video["id"])
-            return self._video_script.answer(
-                lambda: self._video(request, session_id), _scripted_failure
-            )
-        return self.not_found()
+    def authenticated(self, request: RecordedRequest) -> bool:
+        """HTTP Basic ``username:access_key``."""
+        return same_secret(basic_credentials(request), f"{self.username}:{self.access_key}")
 
-    def not_found(self) -> Reply:
-        """404 for unknown routes."""
-        return _fail(404, NOT_FOUND_MESSAGE)
-
-    def internal_error(self) -> Reply:
-        """500 when the simulator itself raised."""
-        return _fail(500, _phrase(500))
-
-    def _authenticated(self, request: RecordedRequest) -> bool:
-        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            credentials = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        expected = f"{self.username}:{self.access_key}".encode()
-        return hmac.compare_digest(credentials, expected)
+    def error(self, status: int, message: str | None = None) -> Reply:
+        """``{"message", "status": "fail"}``; the 401 is the bare documented string."""
+        text = message or self.errors.get(status) or phrase(status)
+        if status != 401:
+            return Reply(status, fail_body(text))
+        body = text if text == ACCESS_DENIED else fail_body(text)
+        return Reply(401, body, {"WWW-Authenticate": WWW_AUTHENTICATE})
 
     def _session_details(self, request: RecordedRequest, session_id: str) -> Reply:
-        if not self._authenticated(request):
-            return _access_denied()
         query = request.query
         limit = query.get("shareExpiryLimit")
         if limit is not None and limit not in SHARE_EXPIRY_LIMITS:
-            return _fail(400, INVALID_SHARE_EXPIRY_MESSAGE)
+            return self.error(400, INVALID_SHARE_EXPIRY_MESSAGE)
         base = self.url + SESSIONS_PREFIX + quote(session_id, safe="")
         with self._lock:
             session = self._sessions.get(session_id)
             if session is None:
-                return _fail(404, SESSION_NOT_FOUND_MESSAGE)
+                return self.error(404, SESSION_NOT_FOUND_MESSAGE)
             data: dict[str, Any] = {
                 "test_id": session.test_id,
                 "build_id": session.build_id,
@@ -352,15 +262,13 @@ class LambdaTestSimulator(JsonHttpServer):
 
     def _list(self, request: RecordedRequest) -> Reply:
         """The session list, newest first, paged by ``limit`` and ``offset``."""
-        if not self._authenticated(request):
-            return _access_denied()
         try:
             limit = int(request.query.get("limit", DEFAULT_LIST_LIMIT))
             offset = int(request.query.get("offset", 0))
         except ValueError:
-            return _fail(400, "limit and offset must be whole numbers")
+            return self.error(400, "limit and offset must be whole numbers")
         if limit < 1 or offset < 0:
-            return _fail(400, "limit must be positive and offset not negative")
+            return self.error(400, "limit must be positive and offset not negative")
         with self._lock:
             sessions = list(reversed(self._sessions.values()))
             page = [
@@ -384,12 +292,10 @@ class LambdaTestSimulator(JsonHttpServer):
         return Reply(200, body)
 
     def _video(self, request: RecordedRequest, session_id: str) -> Reply:
-        if not self._authenticated(request):
-            return _access_denied()
         with self._lock:
             session = self._sessions.get(session_id)
             if session is None or not session.has_video:
-                return _fail(404, SESSION_NOT_FOUND_MESSAGE)
+                return self.error(404, SESSION_NOT_FOUND_MESSAGE)
             body = {
                 "message": VIDEO_FOUND_MESSAGE,
                 "status": "success",

@@ -5,23 +5,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import re
 import secrets
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
-from typing import Any
-from urllib.parse import quote, unquote
+from typing import Any, ClassVar
+from urllib.parse import quote
 
-from ._server import JsonHttpServer, RecordedRequest, Reply, ScriptedReply, ScriptQueue
+from ._server import (
+    JsonHttpServer,
+    RecordedRequest,
+    Reply,
+    Route,
+    ScriptedReply,
+    bearer_token,
+    phrase,
+    same_secret,
+)
 
-SESSIONS_PREFIX = "/sessions/"
-REPLAY_SUFFIX = "/replay"
-LIST_ROUTE = re.compile(r"/sessions")
-STATUS_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+)")
-REPLAY_ROUTE = re.compile(rf"{SESSIONS_PREFIX}(?P<id>[^/]+){REPLAY_SUFFIX}")
+SESSION_PATH = r"/sessions/(?P<session_id>[^/]+)"
 STATUSES = frozenset({"active", "closed", "error", "timed_out"})
 CLOSED_STATUSES = STATUSES - {"active"}
 BROWSER_TYPES = frozenset({"chromium", "chrome", "firefox", "chrome-nightly", "chrome-turbo"})
@@ -47,17 +51,6 @@ RATE_LIMITED_MESSAGE = "Rate limit exceeded"
 RATE_LIMITED_DETAIL = "Please wait before making more requests"
 OVERLOADED_MESSAGE = "Cluster overloaded - Too many sessions"
 INTERNAL_ERROR_MESSAGE = "Internal server error"
-NOT_FOUND_MESSAGE = "Not Found"
-GENERIC_MESSAGE = "Simulated error"
-
-_DEFAULT_MESSAGES: dict[int, str] = {
-    401: AUTH_FAILED_MESSAGE,
-    422: "Validation error",
-    429: RATE_LIMITED_MESSAGE,
-    500: INTERNAL_ERROR_MESSAGE,
-    529: OVERLOADED_MESSAGE,
-}
-_DEFAULT_DETAILS: dict[int, str] = {429: RATE_LIMITED_DETAIL}
 
 
 def session_not_found_message(session_id: str) -> str:
@@ -116,58 +109,6 @@ def iso_duration(span: timedelta) -> str:
     return text if days else "PT0S"
 
 
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return GENERIC_MESSAGE
-
-
-def _error(status: int, message: str, detail: str | None = None) -> Reply:
-    return Reply(status, error_body(status, message, detail))
-
-
-@dataclass(frozen=True)
-class NotteScriptedReply(ScriptedReply):
-    """A scripted reply that can also carry Notte's ``X-RateLimit-*`` headers.
-
-    Every 429, and any entry naming `rate_limit_reset`, answers with ``X-RateLimit-Limit``,
-    ``X-RateLimit-Remaining: 0`` and ``X-RateLimit-Reset`` = now + `rate_limit_reset`
-    seconds as a Unix timestamp (computed when the reply is sent).
-    """
-
-    rate_limit_reset: int | None = None
-
-    def extra_headers(self) -> dict[str, str]:
-        """Retry-After (if any) plus the rate-limit headers."""
-        headers = super().extra_headers()
-        if self.status == 429 or self.rate_limit_reset is not None:
-            wait = (
-                DEFAULT_RATE_LIMIT_RESET if self.rate_limit_reset is None else self.rate_limit_reset
-            )
-            headers.update(
-                {
-                    "X-RateLimit-Limit": str(RATE_LIMIT),
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": str(math.ceil(time.time()) + wait),
-                }
-            )
-        return headers
-
-
-def _scripted_failure(entry: ScriptedReply, not_found_message: str) -> Reply:
-    if entry.error is not None:
-        message = entry.error
-    elif entry.status == 404:
-        message = not_found_message
-    else:
-        message = _DEFAULT_MESSAGES.get(entry.status, _phrase(entry.status))
-    detail = _DEFAULT_DETAILS.get(entry.status)
-    return Reply(
-        entry.status, error_body(entry.status, message, detail), entry.extra_headers(), entry.delay
-    )
-
-
 def _steps(count: int) -> list[dict[str, Any]]:
     """Synthetic session steps in the SDK's ``{"type", "value"}`` form."""
     actions: list[dict[str, Any]] = [{"type": "goto", "url": "https://example.com/"}]
@@ -204,17 +145,46 @@ class NotteSimulator(JsonHttpServer):
     never times sessions out by itself. ``GET /sessions/{id}`` answers the session status;
     ``GET /sessions/{id}/replay`` answers presigned replay URLs once the session is no
     longer active and only if it has a replay (else 404). Both need ``Authorization:
-    Bearer <api_key>``.
+    Bearer <api_key>``. Routes: "status", "replay" and "list" (``GET /sessions``).
     """
 
+    provider = "notte"
+    errors: ClassVar[Mapping[int, str]] = {
+        401: AUTH_FAILED_MESSAGE,
+        422: "Validation error",
+        429: RATE_LIMITED_MESSAGE,
+        500: INTERNAL_ERROR_MESSAGE,
+        529: OVERLOADED_MESSAGE,
+    }
+
     def __init__(self, *, api_key: str = "sk-notte-demo", port: int = 0) -> None:
-        super().__init__(port=port)
+        super().__init__(
+            port=port,
+            routes=[
+                Route(
+                    "status",
+                    "GET",
+                    SESSION_PATH,
+                    self._status,
+                    errors={404: session_not_found_message("{session_id}")},
+                ),
+                Route(
+                    "replay",
+                    "GET",
+                    f"{SESSION_PATH}/replay",
+                    self._replay,
+                    errors={404: replay_missing_message("{session_id}")},
+                ),
+                Route("list", "GET", "/sessions", self._list),
+            ],
+        )
         self.api_key = api_key
-        self._list_script = ScriptQueue()
         self._sessions: dict[str, _Session] = {}
-        self._status_script = ScriptQueue()
-        self._replay_script = ScriptQueue()
         self._signing_key = secrets.token_bytes(16)
+
+    def bridge_settings(self) -> dict[str, str]:
+        """The bridge's Notte settings, pointed at this simulator."""
+        return {"NOTTE_API_URL": self.url, "NOTTE_API_KEY": self.api_key}
 
     # -- test controls ---------------------------------------------------------------------
 
@@ -285,52 +255,6 @@ class NotteSimulator(JsonHttpServer):
                 raise ValueError(f"session {session_id!r} is already {session.status}")
             self._close(session, status, error)
 
-    def script_status(
-        self,
-        status: int,
-        error: str | None = None,
-        *,
-        times: int = 1,
-        delay: float = 0.0,
-        retry_after: int | None = None,
-        rate_limit_reset: int | None = None,
-    ) -> None:
-        """Answer the next `times` ``GET /sessions/{id}`` calls with `status` (FIFO).
-
-        `error` replaces the default message. Status 200 without error only delays
-        (`delay` seconds) the normal answer. `rate_limit_reset` is seconds from now.
-        """
-        entry = _entry(status, error, delay, retry_after, rate_limit_reset)
-        self._status_script.push(entry, times)
-
-    def script_replay(
-        self,
-        status: int,
-        error: str | None = None,
-        *,
-        times: int = 1,
-        delay: float = 0.0,
-        retry_after: int | None = None,
-        rate_limit_reset: int | None = None,
-    ) -> None:
-        """Answer the next `times` ``GET /sessions/{id}/replay`` calls with `status` (FIFO)."""
-        entry = _entry(status, error, delay, retry_after, rate_limit_reset)
-        self._replay_script.push(entry, times)
-
-    def script_list(
-        self,
-        status: int,
-        error: str | None = None,
-        *,
-        times: int = 1,
-        delay: float = 0.0,
-        retry_after: int | None = None,
-        rate_limit_reset: int | None = None,
-    ) -> None:
-        """Answer the next `times` ``GET /sessions`` calls with `status` (FIFO)."""
-        entry = _entry(status, error, delay, retry_after, rate_limit_reset)
-        self._list_script.push(entry, times)
-
     def mp4_url(self, session_id: str) -> str:
         """The presigned ``mp4_url`` the replay endpoint returns for `session_id`.
 
@@ -354,21 +278,6 @@ class NotteSimulator(JsonHttpServer):
     # -- recorded state --------------------------------------------------------------------
 
     @property
-    def status_requests(self) -> list[RecordedRequest]:
-        """Every ``GET /sessions/{id}``, in arrival order."""
-        return self.requests_to("GET", STATUS_ROUTE)
-
-    @property
-    def list_requests(self) -> list[RecordedRequest]:
-        """Every ``GET /sessions`` (the list), in arrival order."""
-        return self.requests_to("GET", LIST_ROUTE)
-
-    @property
-    def replay_requests(self) -> list[RecordedRequest]:
-        """Every ``GET /sessions/{id}/replay``, in arrival order."""
-        return self.requests_to("GET", REPLAY_ROUTE)
-
-    @property
     def session_ids(self) -> list[str]:
         """Ids of the sessions added, in order."""
         with self._lock:
@@ -376,68 +285,49 @@ class NotteSimulator(JsonHttpServer):
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def handle(self, request: RecordedRequest) -> Reply:
-        """Route one request."""
-        if request.method != "GET":
-            return self.not_found()
-        if LIST_ROUTE.fullmatch(request.route):
-            return self._list_script.answer(
-                lambda: self._list(request),
-                lambda entry: _scripted_failure(entry, NOT_FOUND_MESSAGE),
-            )
-        if status := STATUS_ROUTE.fullmatch(request.route):
-            session_id = unquote(status["id"])
-            return self._status_script.answer(
-                lambda: self._status(request, session_id),
-                lambda entry: _scripted_failure(entry, session_not_found_message(session_id)),
-            )
-        if replay := REPLAY_ROUTE.fullmatch(request.route):
-            session_id = unquote(replay["id"])
-            return self._replay_script.answer(
-                lambda: self._replay(request, session_id),
-                lambda entry: _scripted_failure(entry, replay_missing_message(session_id)),
-            )
-        return self.not_found()
+    def authenticated(self, request: RecordedRequest) -> bool:
+        """``Authorization: Bearer <api_key>``."""
+        return same_secret(bearer_token(request), self.api_key)
 
-    def not_found(self) -> Reply:
-        """404 for unknown routes."""
-        return _error(404, NOT_FOUND_MESSAGE)
-
-    def internal_error(self) -> Reply:
-        """500 when the simulator itself raised."""
-        return _error(500, INTERNAL_ERROR_MESSAGE)
-
-    def _authenticated(self, request: RecordedRequest) -> bool:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        key = key.strip()
-        return (
-            scheme.lower() == "bearer"
-            and bool(key)
-            and hmac.compare_digest(key.encode(), self.api_key.encode())
+    def error(self, status: int, message: str | None = None) -> Reply:
+        """Notte's envelope; a 429 adds the documented detail."""
+        text = message or self.errors.get(status) or phrase(status)
+        return Reply(
+            status, error_body(status, text, RATE_LIMITED_DETAIL if status == 429 else None)
         )
 
+    def scripted_headers(self, entry: ScriptedReply) -> dict[str, str]:
+        """Retry-After (if any), and with every 429 or `rate_limit_reset` the rate-limit headers.
+
+        ``X-RateLimit-Reset`` is now + `rate_limit_reset` seconds as a Unix timestamp.
+        """
+        headers = super().scripted_headers(entry)
+        if entry.status == 429 or entry.rate_limit_reset is not None:
+            wait = entry.rate_limit_reset
+            headers["X-RateLimit-Limit"] = str(RATE_LIMIT)
+            headers["X-RateLimit-Remaining"] = "0"
+            reset = DEFAULT_RATE_LIMIT_RESET if wait is None else wait
+            headers["X-RateLimit-Reset"] = str(math.ceil(time.time()) + reset)
+        return headers
+
     def _status(self, request: RecordedRequest, session_id: str) -> Reply:
-        if not self._authenticated(request):
-            return _error(401, AUTH_FAILED_MESSAGE)
         now = datetime.now(UTC)
         with self._lock:
             session = self._sessions.get(session_id)
             if session is None:
-                return _error(404, session_not_found_message(session_id))
+                return self.error(404, session_not_found_message(session_id))
             return Reply(200, self._status_body(session, now))
 
     def _list(self, request: RecordedRequest) -> Reply:
         """The SDK's list: ``only_active`` (default true), ``page`` and ``page_size``."""
-        if not self._authenticated(request):
-            return _error(401, AUTH_FAILED_MESSAGE)
         query = request.query
         only_active = query.get("only_active", "true").lower() != "false"
         try:
             page, page_size = int(query.get("page", 1)), int(query.get("page_size", 10))
         except ValueError:
-            return _error(422, "Validation error")
+            return self.error(422, "Validation error")
         if page < 1 or page_size < 1:
-            return _error(422, "Validation error")
+            return self.error(422, "Validation error")
         now = datetime.now(UTC)
         with self._lock:
             sessions = [
@@ -457,16 +347,14 @@ class NotteSimulator(JsonHttpServer):
         return Reply(200, body)
 
     def _replay(self, request: RecordedRequest, session_id: str) -> Reply:
-        if not self._authenticated(request):
-            return _error(401, AUTH_FAILED_MESSAGE)
         with self._lock:
             session = self._sessions.get(session_id)
             if session is None:
-                return _error(404, session_not_found_message(session_id))
+                return self.error(404, session_not_found_message(session_id))
             if session.status == "active":
-                return _error(404, replay_active_message(session_id))
+                return self.error(404, replay_active_message(session_id))
             if not session.has_replay or session.closed_at is None:
-                return _error(404, replay_missing_message(session_id))
+                return self.error(404, replay_missing_message(session_id))
             duration = session.closed_at - session.created_at
             expires = session.presigned_at + timedelta(seconds=PRESIGN_EXPIRES_SECONDS)
             return Reply(
@@ -573,17 +461,3 @@ class NotteSimulator(JsonHttpServer):
         if session is None:
             raise KeyError(f"unknown session: {session_id!r}")
         return session
-
-
-def _entry(
-    status: int,
-    error: str | None,
-    delay: float,
-    retry_after: int | None,
-    rate_limit_reset: int | None,
-) -> NotteScriptedReply:
-    if retry_after is not None and retry_after < 0:
-        raise ValueError("retry_after must be >= 0")
-    if rate_limit_reset is not None and rate_limit_reset < 0:
-        raise ValueError("rate_limit_reset must be >= 0")
-    return NotteScriptedReply(status, error, delay, retry_after, rate_limit_reset)

@@ -99,7 +99,7 @@ def test_zendesk_ok_names_the_role(zendesk_sim: ZendeskSimulator, http: HttpClie
     check = zendesk.probe(zendesk_settings(zendesk_sim.url), http)
     assert check.access is Access.OK
     assert "signed in as admin" in check.detail
-    [read] = zendesk_sim.me_reads
+    [read] = zendesk_sim.requests("me")
     assert read.method == "GET"
 
 
@@ -123,7 +123,7 @@ def test_zendesk_end_user_token_is_rejected(
 def test_zendesk_rate_limit_is_not_a_problem(
     zendesk_sim: ZendeskSimulator, http: HttpClient
 ) -> None:
-    zendesk_sim.script_me(429, retry_after=30)
+    zendesk_sim.script("me", 429, retry_after=30)
     check = zendesk.probe(zendesk_settings(zendesk_sim.url), http)
     assert check.access is Access.RATE_LIMITED
     assert not check.is_problem
@@ -145,17 +145,17 @@ def test_bugpilot_reachable_but_unverifiable(
     check = bugpilot.probe(bugpilot_settings(bugpilot_sim.url), http)
     assert check.access is Access.UNVERIFIED
     assert not check.is_problem
-    assert bugpilot_sim.actions == []
-    [read] = bugpilot_sim.session_info_requests
+    assert bugpilot_sim.requests("action") == []
+    [read] = bugpilot_sim.requests("session_info")
     assert read.route == f"/api/v1/session-info/{WORKSPACE}/{bugpilot.PROBE_TOKEN}"
 
 
 def test_bugpilot_rate_limited_and_failing(
     bugpilot_sim: BugpilotSimulator, http: HttpClient
 ) -> None:
-    bugpilot_sim.script_session_info(429)
+    bugpilot_sim.script("session_info", 429)
     assert bugpilot.probe(bugpilot_settings(bugpilot_sim.url), http).access is Access.RATE_LIMITED
-    bugpilot_sim.script_session_info(500)
+    bugpilot_sim.script("session_info", 500)
     assert bugpilot.probe(bugpilot_settings(bugpilot_sim.url), http).access is Access.FAILED
 
 
@@ -166,11 +166,11 @@ def test_lambdatest_ok_rejected_and_rate_limited(
     lambdatest_sim: LambdaTestSimulator, http: HttpClient
 ) -> None:
     assert lambdatest.probe(lambdatest_settings(lambdatest_sim.url), http).access is Access.OK
-    [listing] = lambdatest_sim.list_requests
+    [listing] = lambdatest_sim.requests("list")
     assert listing.query == {"limit": "1"}
     rejected = lambdatest.probe(lambdatest_settings(lambdatest_sim.url, WRONG), http)
     assert rejected.access is Access.REJECTED
-    lambdatest_sim.script_list(429)
+    lambdatest_sim.script("list", 429)
     limited = lambdatest.probe(lambdatest_settings(lambdatest_sim.url), http)
     assert limited.access is Access.RATE_LIMITED
 
@@ -178,10 +178,10 @@ def test_lambdatest_ok_rejected_and_rate_limited(
 def test_notte_ok_rejected_and_rate_limited(notte_sim: NotteSimulator, http: HttpClient) -> None:
     notte_sim.add_session(status="closed")
     assert notte.probe(notte_settings(notte_sim.url), http).access is Access.OK
-    [listing] = notte_sim.list_requests
+    [listing] = notte_sim.requests("list")
     assert listing.query == {"only_active": "false", "page": "1", "page_size": "1"}
     assert notte.probe(notte_settings(notte_sim.url, WRONG), http).access is Access.REJECTED
-    notte_sim.script_list(429)
+    notte_sim.script("list", 429)
     assert notte.probe(notte_settings(notte_sim.url), http).access is Access.RATE_LIMITED
 
 

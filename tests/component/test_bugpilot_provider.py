@@ -11,7 +11,8 @@ from local_runner.simulators import BugpilotSimulator
 
 
 def provider_for(bugpilot: BugpilotSimulator, **overrides: str) -> BugpilotProvider:
-    values = {"api_url": bugpilot.url, "workspace_id": "ws-test", "api_key": "ws-test-key"}
+    values = {"api_url": bugpilot.url, "workspace_id": bugpilot.workspace_id}
+    values |= {"api_key": bugpilot.api_key}
     values |= overrides
     return BugpilotProvider(
         BugpilotSettings(**values),
@@ -30,13 +31,15 @@ class TestAction:
         bugpilot.connect_user("user-42")
         result = capture(provider_for(bugpilot))
         assert result.outcome is Outcome.STARTED
-        assert result.reference == bugpilot.session_info_url("ws-test", bugpilot.tokens[0])
-        [call] = bugpilot.actions
+        assert result.reference == bugpilot.session_info_url(
+            bugpilot.workspace_id, bugpilot.tokens[0]
+        )
+        [call] = bugpilot.requests("action")
         assert call.headers["user-agent"] == "Bugpilot API Client/1.0"
-        assert call.headers["x-bugpilot-api-key"] == "ws-test-key"
+        assert call.headers["x-bugpilot-api-key"] == bugpilot.api_key
         assert call.headers["content-type"] == "application/json"
         assert call.json() == {
-            "workspaceId": "ws-test",
+            "workspaceId": bugpilot.workspace_id,
             "userId": "user-42",
             "action": "upload-session",
             "userProvidedDescription": "Ticket #1",
@@ -75,7 +78,7 @@ class TestAction:
     def test_unconfigured_provider_makes_no_call(self, bugpilot: BugpilotSimulator) -> None:
         result = capture(provider_for(bugpilot, api_key=""))
         assert (result.outcome, result.error_code) == (Outcome.REJECTED, "NOT_CONFIGURED")
-        assert bugpilot.actions == []
+        assert bugpilot.requests("action") == []
 
     @pytest.mark.parametrize(
         ("status", "error", "code"),
@@ -88,7 +91,7 @@ class TestAction:
     def test_upstream_failures_are_retryable(
         self, bugpilot: BugpilotSimulator, status: int, error: str | None, code: str
     ) -> None:
-        bugpilot.script_action(status, error, retry_after=30 if status == 429 else None)
+        bugpilot.script("action", status, error, retry_after=30 if status == 429 else None)
         result = capture(provider_for(bugpilot))
         assert (result.outcome, result.error_code) == (Outcome.RETRYABLE, code)
         assert result.retry_after_seconds == (30 if status == 429 else None)
@@ -102,7 +105,7 @@ class TestAction:
     ) -> None:
         # Given Bugpilot carrying the action out but answering after the read timeout
         bugpilot.connect_user("user-42")
-        bugpilot.script_action(200, delay=1.5)
+        bugpilot.script("action", 200, delay=1.5)
         # When the capture is requested
         result = capture(provider_for(bugpilot), action=action)
         # Then it is unconfirmed, not retryable: Bugpilot did capture
@@ -134,7 +137,7 @@ class TestAction:
     def test_unknown_client_error_is_rejected_with_its_status(
         self, bugpilot: BugpilotSimulator
     ) -> None:
-        bugpilot.script_action(418, "TEAPOT")
+        bugpilot.script("action", 418, "TEAPOT")
         result = capture(provider_for(bugpilot))
         assert (result.outcome, result.error_code) == (Outcome.REJECTED, "TEAPOT")
 
@@ -169,11 +172,13 @@ class TestSessionInfo:
         second = provider.fetch_report(url)
         assert second.outcome is Outcome.READY
         assert second.links["report"] == bugpilot.report_url(bugpilot.tokens[0])
-        assert bugpilot.session_info_requests[-1].headers["accept"] == "application/json"
+        assert bugpilot.requests("session_info")[-1].headers["accept"] == "application/json"
 
     def test_invalid_session_token(self, bugpilot: BugpilotSimulator) -> None:
         provider = provider_for(bugpilot)
-        result = provider.fetch_report(f"{bugpilot.url}/api/v1/session-info/ws-test/unknown")
+        result = provider.fetch_report(
+            f"{bugpilot.url}/api/v1/session-info/{bugpilot.workspace_id}/unknown"
+        )
         assert (result.outcome, result.error_code) == (
             Outcome.INVALID,
             "INVALID_SESSION_TOKEN",
@@ -185,43 +190,46 @@ class TestSessionInfo:
     ) -> None:
         provider = provider_for(bugpilot)
         url = self._accepted_url(bugpilot, provider)
-        bugpilot.script_session_info(status, retry_after=9)
+        bugpilot.script("session_info", status, retry_after=9)
         result = provider.fetch_report(url)
         assert (result.outcome, result.retry_after_seconds) == (Outcome.RETRYABLE, 9)
 
     def test_timeout_is_retryable(self, bugpilot: BugpilotSimulator) -> None:
         provider = provider_for(bugpilot)
         url = self._accepted_url(bugpilot, provider)
-        bugpilot.script_session_info(404, delay=1.5)
+        bugpilot.script("session_info", 404, delay=1.5)
         assert provider.fetch_report(url).outcome is Outcome.RETRYABLE
 
     @pytest.mark.parametrize(
         "url",
         [
-            "https://evil.example/api/v1/session-info/ws-test/tok",
+            "https://evil.example/api/v1/session-info/{ws}/tok",
             "{base}/api/v1/session-info/ws-other/tok",
-            "{base}/api/v1/session-info/ws-test/",
-            "{base}/api/v1/session-info/ws-test/tok/../../admin",
-            "{base}/api/v1/session-info/ws-test/tok?redirect=x",
-            "{base}/api/v1/session-info/ws-test/tok#frag",
+            "{base}/api/v1/session-info/{ws}/",
+            "{base}/api/v1/session-info/{ws}/tok/../../admin",
+            "{base}/api/v1/session-info/{ws}/tok?redirect=x",
+            "{base}/api/v1/session-info/{ws}/tok#frag",
             "{base}/api/v1/action",
-            "ftp://127.0.0.1/api/v1/session-info/ws-test/tok",
+            "ftp://127.0.0.1/api/v1/session-info/{ws}/tok",
         ],
     )
     def test_never_follows_a_url_off_the_configured_host(
         self, bugpilot: BugpilotSimulator, url: str
     ) -> None:
         provider = provider_for(bugpilot)
-        result = provider.fetch_report(url.format(base=bugpilot.url))
+        result = provider.fetch_report(url.format(base=bugpilot.url, ws=bugpilot.workspace_id))
         assert (result.outcome, result.error_code) == (
             Outcome.INVALID,
             "UNTRUSTED_SESSION_INFO_URL",
         )
-        assert bugpilot.session_info_requests == []
+        assert bugpilot.requests("session_info") == []
 
     def test_userinfo_in_url_is_untrusted(self, bugpilot: BugpilotSimulator) -> None:
         provider = provider_for(bugpilot)
-        sneaky = bugpilot.url.replace("http://", "http://user@") + "/api/v1/session-info/ws-test/t"
+        sneaky = (
+            bugpilot.url.replace("http://", "http://user@")
+            + f"/api/v1/session-info/{bugpilot.workspace_id}/t"
+        )
         assert not provider.is_trusted_session_info_url(sneaky)
 
     def test_answers_without_a_usable_link_are_retried(self) -> None:

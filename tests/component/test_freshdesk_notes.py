@@ -55,7 +55,7 @@ class TestNotes:
         result = adapter_for(desk).post_note(TICKET, text_note("hello agents"))
         # Then it is one private note, its body the note's HTML, as Freshdesk's API takes it
         assert (result.outcome, result.status) == (NoteOutcome.POSTED, HTTP_CREATED)
-        [post] = desk.note_posts
+        [post] = desk.requests("note")
         assert post.route == "/api/v2/tickets/1001/notes"
         assert post.json() == {"body": "<p>hello agents</p>", "private": True}
         expected = base64.b64encode(f"{API_KEY}:X".encode()).decode()
@@ -78,7 +78,7 @@ class TestNotes:
         # When it is posted
         adapter_for(desk).post_note(TICKET, note)
         # Then Freshdesk received no markup of the payload's; only the report is an anchor
-        [post] = desk.note_posts
+        [post] = desk.requests("note")
         sent = post.json()["body"]
         assert "<script>" not in sent and "<img" not in sent
         assert "&lt;script&gt;" in sent and "&lt;img src=x onerror=alert(1)&gt;" in sent
@@ -86,7 +86,7 @@ class TestNotes:
         assert f'<a href="{report}">' in sent
 
     def test_rate_limit_is_retryable_with_retry_after(self, desk: FreshdeskSimulator) -> None:
-        desk.script_note(HTTP_TOO_MANY, retry_after=RETRY_AFTER)
+        desk.script("note", HTTP_TOO_MANY, retry_after=RETRY_AFTER)
         result = adapter_for(desk).post_note(TICKET, X_NOTE)
         assert (result.outcome, result.retry_after_seconds, result.status) == (
             NoteOutcome.RETRYABLE,
@@ -97,11 +97,11 @@ class TestNotes:
 
     @pytest.mark.parametrize("status", [500, 502, 503])
     def test_server_errors_are_retryable(self, desk: FreshdeskSimulator, status: int) -> None:
-        desk.script_note(status)
+        desk.script("note", status)
         assert adapter_for(desk).post_note(TICKET, X_NOTE).outcome is NoteOutcome.RETRYABLE
 
     def test_timeouts_are_retryable(self, desk: FreshdeskSimulator) -> None:
-        desk.script_note(200, delay=SLOW_ANSWER_SECONDS)
+        desk.script("note", 200, delay=SLOW_ANSWER_SECONDS)
         assert adapter_for(desk).post_note(TICKET, X_NOTE).outcome is NoteOutcome.RETRYABLE
 
     def test_a_wrong_api_key_is_rejected(self, desk: FreshdeskSimulator) -> None:
@@ -127,7 +127,7 @@ class TestHasNote:
         adapter.post_note(TICKET, text_note("text", "Capture session: s-1"))
         assert adapter.has_note(TICKET, "Capture session: s-1") is True
         assert adapter.has_note(TICKET, "Capture session: s-2") is False
-        assert desk.conversation_reads[-1].query == {
+        assert desk.requests("conversations")[-1].query == {
             "page": "1",
             "per_page": str(CONVERSATION_PAGE_SIZE),
         }
@@ -140,7 +140,7 @@ class TestHasNote:
         adapter.post_note(TICKET, text_note("Capture session: s-1"))
         # Then the note is found on the second page
         assert adapter.has_note(TICKET, "Capture session: s-1") is True
-        assert [read.query["page"] for read in desk.conversation_reads] == ["1", "2"]
+        assert [read.query["page"] for read in desk.requests("conversations")] == ["1", "2"]
 
     def test_a_full_last_page_is_read_past_to_learn_it_is_the_last(
         self, desk: FreshdeskSimulator
@@ -148,7 +148,7 @@ class TestHasNote:
         for number in range(CONVERSATION_PAGE_SIZE):
             desk.add_conversation(TICKET, f"reply {number}")
         assert adapter_for(desk).has_note(TICKET, "Capture session: s-1") is False
-        assert len(desk.conversation_reads) == 2
+        assert len(desk.requests("conversations")) == 2
 
     def test_more_conversations_than_it_reads_is_unknown(self, desk: FreshdeskSimulator) -> None:
         # Given more conversations than the pages it may read, none with the marker
@@ -156,7 +156,7 @@ class TestHasNote:
             desk.add_conversation(TICKET, f"reply {number}")
         # Then whether the note is there is unknown: it is never posted on a guess
         assert adapter_for(desk).has_note(TICKET, "Capture session: s-1") is None
-        assert len(desk.conversation_reads) == MAX_CONVERSATION_PAGES
+        assert len(desk.requests("conversations")) == MAX_CONVERSATION_PAGES
 
     def test_a_marker_in_a_public_reply_counts_too(self, desk: FreshdeskSimulator) -> None:
         # An agent who pasted the note in a reply: posting it again would be the duplicate
@@ -165,11 +165,11 @@ class TestHasNote:
 
     @pytest.mark.parametrize("status", [401, 404, 429, 500])
     def test_an_error_answer_is_unknown(self, desk: FreshdeskSimulator, status: int) -> None:
-        desk.script_conversations(status)
+        desk.script("conversations", status)
         assert adapter_for(desk).has_note(TICKET, "m") is None
 
     def test_a_timeout_is_unknown(self, desk: FreshdeskSimulator) -> None:
-        desk.script_conversations(200, delay=SLOW_ANSWER_SECONDS)
+        desk.script("conversations", 200, delay=SLOW_ANSWER_SECONDS)
         assert adapter_for(desk).has_note(TICKET, "m") is None
 
     def test_a_failure_on_a_later_page_is_unknown(self, desk: FreshdeskSimulator) -> None:
@@ -177,8 +177,8 @@ class TestHasNote:
             desk.add_conversation(TICKET, f"reply {number}")
         adapter = adapter_for(desk)
         adapter.has_note(TICKET, "warm-up")  # both pages answered normally
-        desk.script_conversations(200)  # page 1 normal ...
-        desk.script_conversations(503)  # ... page 2 failing
+        desk.script("conversations", 200)  # page 1 normal ...
+        desk.script("conversations", 503)  # ... page 2 failing
         assert adapter.has_note(TICKET, "m") is None
 
     @pytest.mark.parametrize("body", [{"conversations": []}, None, "x"])
@@ -196,7 +196,7 @@ class TestProbe:
         check = probe(make_settings(**desk.bridge_settings()), HttpClient())
         assert check.access is Access.OK
         assert "bridge-agent@example.com" in check.detail
-        [call] = desk.me_reads
+        [call] = desk.requests("me")
         assert call.route == "/api/v2/agents/me"
 
     def test_a_wrong_key_is_rejected(self, desk: FreshdeskSimulator) -> None:
@@ -204,7 +204,7 @@ class TestProbe:
         assert probe(make_settings(**values), HttpClient()).access is Access.REJECTED
 
     def test_rate_limiting_is_reported_as_such(self, desk: FreshdeskSimulator) -> None:
-        desk.script_me(HTTP_TOO_MANY, retry_after=RETRY_AFTER)
+        desk.script("me", HTTP_TOO_MANY, retry_after=RETRY_AFTER)
         check = probe(make_settings(**desk.bridge_settings()), HttpClient())
         assert check.access is Access.RATE_LIMITED
 
@@ -254,7 +254,7 @@ class TestSimulator:
     def test_a_scripted_429_carries_retry_after_and_rate_headers(
         self, desk: FreshdeskSimulator
     ) -> None:
-        desk.script_note(HTTP_TOO_MANY, retry_after=RETRY_AFTER)
+        desk.script("note", HTTP_TOO_MANY, retry_after=RETRY_AFTER)
         status, _, headers = self.call(
             desk, "POST", "/api/v2/tickets/1/notes", json_body={"body": "x"}, auth=(API_KEY, "X")
         )

@@ -98,7 +98,7 @@ def test_a_body_given_as_bytes_is_sent_byte_for_byte() -> None:
     with Recorder() as server:
         # when they are sent as the body
         answer = HttpClient().request("POST", f"{server.url}/notes", body=signed)
-        [received] = server.requests
+        [received] = server.requests()
     # then the server got exactly those bytes
     assert answer.status == 204
     assert received.body == signed

@@ -43,7 +43,7 @@ class TestNotes:
         result = adapter_for(jira).post_note("SUP-1001", Note("", "", ("hello agents",)))
         # then it is one internal comment, in the servicedeskapi's form
         assert (result.outcome, result.status) == (NoteOutcome.POSTED, 201)
-        [post] = jira.posts
+        [post] = jira.requests("post")
         assert post.route == "/rest/servicedeskapi/request/SUP-1001/comment"
         assert post.json() == {"body": "hello agents", "public": False}
         expected = base64.b64encode(f"{EMAIL}:{TOKEN}".encode()).decode()
@@ -51,19 +51,19 @@ class TestNotes:
         assert jira.internal_notes("SUP-1001") == ["hello agents"]
 
     def test_rate_limit_is_retryable_with_retry_after(self, jira: JiraSimulator) -> None:
-        jira.script_post(429, retry_after=RETRY_AFTER)
+        jira.script("post", 429, retry_after=RETRY_AFTER)
         result = adapter_for(jira).post_note("SUP-1001", Note("x", "", ("x",)))
         assert (result.outcome, result.retry_after_seconds) == (NoteOutcome.RETRYABLE, RETRY_AFTER)
         assert jira.comments("SUP-1001") == []
 
     @pytest.mark.parametrize("status", [500, 503])
     def test_server_errors_are_retryable(self, jira: JiraSimulator, status: int) -> None:
-        jira.script_post(status, retry_after=RETRY_AFTER)
+        jira.script("post", status, retry_after=RETRY_AFTER)
         result = adapter_for(jira).post_note("SUP-1001", Note("x", "", ("x",)))
         assert (result.outcome, result.retry_after_seconds) == (NoteOutcome.RETRYABLE, RETRY_AFTER)
 
     def test_timeouts_are_retryable(self, jira: JiraSimulator) -> None:
-        jira.script_post(200, delay=SLOWER_THAN_FAST)
+        jira.script("post", 200, delay=SLOWER_THAN_FAST)
         outcome = adapter_for(jira).post_note("SUP-1001", Note("x", "", ("x",))).outcome
         assert outcome is NoteOutcome.RETRYABLE
 
@@ -87,7 +87,7 @@ class TestNotes:
         assert "\\-" in jira.internal_notes("SUP-1001")[0]
         # then it is found, asking for internal comments only
         assert adapter.has_note("SUP-1001", MARKER) is True
-        query = jira.listings[-1].query
+        query = jira.requests("list")[-1].query
         assert (query["internal"], query["public"]) == ("true", "false")
 
     def test_has_note_reads_every_page_it_may(self, jira: JiraSimulator) -> None:
@@ -97,7 +97,7 @@ class TestNotes:
         jira.add_comment("SUP-1001", MARKER, public=False)
         # then the second page is read and the note is found
         assert adapter_for(jira).has_note("SUP-1001", MARKER) is True
-        assert [r.query["start"] for r in jira.listings] == ["0", str(COMMENT_PAGE_SIZE)]
+        assert [r.query["start"] for r in jira.requests("list")] == ["0", str(COMMENT_PAGE_SIZE)]
 
     def test_has_note_is_unknown_past_the_pages_it_reads(self, jira: JiraSimulator) -> None:
         for number in range(3 * COMMENT_PAGE_SIZE):
@@ -109,9 +109,9 @@ class TestNotes:
         assert adapter_for(jira).has_note("SUP-1001", MARKER) is False
 
     def test_has_note_is_unknown_when_jira_fails_or_is_slow(self, jira: JiraSimulator) -> None:
-        jira.script_list(500)
+        jira.script("list", 500)
         assert adapter_for(jira).has_note("SUP-1001", MARKER) is None
-        jira.script_list(200, delay=SLOWER_THAN_FAST)
+        jira.script("list", 200, delay=SLOWER_THAN_FAST)
         assert adapter_for(jira).has_note("SUP-1001", MARKER) is None
         assert adapter_for().has_note("SUP-1001", MARKER) is None
 
@@ -120,7 +120,7 @@ class TestProbe:
     def test_names_the_account_the_token_signs_in(self, jira: JiraSimulator) -> None:
         check = probe(make_settings(**jira.bridge_settings()), HttpClient())
         assert (check.access, check.detail) == (Access.OK, f"signed in as {EMAIL}")
-        assert len(jira.myself_reads) == 1
+        assert len(jira.requests("myself")) == 1
 
     def test_wrong_credentials_and_deactivated_accounts_are_rejected(
         self, jira: JiraSimulator
@@ -133,7 +133,7 @@ class TestProbe:
         )
 
     def test_rate_limits_and_missing_keys_are_reported(self, jira: JiraSimulator) -> None:
-        jira.script_myself(429)
+        jira.script("myself", 429)
         assert probe(make_settings(**jira.bridge_settings()), HttpClient()).access is (
             Access.RATE_LIMITED
         )
@@ -165,7 +165,7 @@ class TestSimulator:
             assert jira.comments("SUP-2") == []
 
     def test_a_scripted_rate_limit_says_when_to_come_back(self, jira: JiraSimulator) -> None:
-        jira.script_post(429, retry_after=RETRY_AFTER)
+        jira.script("post", 429, retry_after=RETRY_AFTER)
         limited = self._post(jira, "SUP-1", (EMAIL, TOKEN))
         assert limited.status_code == 429
         assert limited.headers["Retry-After"] == str(RETRY_AFTER)

@@ -267,7 +267,7 @@ def test_unknown_session_is_not_found(lambdatest: LambdaTestSimulator) -> None:
     response = get_session(lambdatest, UNKNOWN_SESSION_ID)
     assert_fail(response, 404)
     assert response.json() == SESSION_NOT_FOUND
-    assert len(lambdatest.session_requests) == 1
+    assert len(lambdatest.requests("session")) == 1
 
 
 def test_session_is_looked_up_by_session_id_not_test_id(lambdatest: LambdaTestSimulator) -> None:
@@ -302,7 +302,7 @@ def test_share_expiry_limit_adds_a_public_url(lambdatest: LambdaTestSimulator, l
     assert re.fullmatch(SHARE_URL_PATTERN, public_url)
     again = get_session(lambdatest, shareExpiryLimit=limit).json()["data"]["public_url"]
     assert again == public_url
-    [recorded, _] = lambdatest.session_requests
+    [recorded, _] = lambdatest.requests("session")
     assert recorded.query == {"shareExpiryLimit": limit}
 
 
@@ -352,10 +352,10 @@ def test_video_returns_the_mp4_and_viewer_urls(lambdatest: LambdaTestSimulator) 
         rf"https://automation\.lambdatest\.com/public/video\?testID={test_id}&token=[0-9a-f]+",
         body["view_video_url"],
     )
-    [recorded] = lambdatest.video_requests
+    [recorded] = lambdatest.requests("video")
     assert recorded.method == "GET"
     assert recorded.path == f"/automation/api/v1/sessions/{SESSION_ID}/video"
-    assert lambdatest.session_requests == []
+    assert lambdatest.requests("session") == []
 
 
 def test_video_is_not_found_for_unknown_session_or_missing_video(
@@ -365,7 +365,7 @@ def test_video_is_not_found_for_unknown_session_or_missing_video(
     assert get_video(lambdatest, UNKNOWN_SESSION_ID).json() == SESSION_NOT_FOUND
     assert_fail(get_video(lambdatest, OTHER_SESSION_ID), 404)
     assert get_video(lambdatest).status_code == 200
-    assert len(lambdatest.video_requests) == 3
+    assert len(lambdatest.requests("video")) == 3
 
 
 # -- authentication ------------------------------------------------------------------------
@@ -386,8 +386,8 @@ def test_video_is_not_found_for_unknown_session_or_missing_video(
 def test_bad_credentials_are_denied(lambdatest: LambdaTestSimulator, auth: str) -> None:
     assert_access_denied(get_session(lambdatest, auth=auth))
     assert_access_denied(get_video(lambdatest, auth=auth))
-    assert len(lambdatest.session_requests) == 1  # denied calls are recorded too
-    assert len(lambdatest.video_requests) == 1
+    assert len(lambdatest.requests("session")) == 1  # denied calls are recorded too
+    assert len(lambdatest.requests("video")) == 1
 
 
 def test_missing_credentials_are_denied_even_for_unknown_sessions(
@@ -397,13 +397,13 @@ def test_missing_credentials_are_denied_even_for_unknown_sessions(
         f"{lambdatest.url}/automation/api/v1/sessions/{UNKNOWN_SESSION_ID}", timeout=TIMEOUT
     )
     assert_access_denied(response)
-    [recorded] = lambdatest.session_requests
+    [recorded] = lambdatest.requests("session")
     assert "authorization" not in recorded.headers
 
 
 def test_credentials_are_recorded_as_sent(lambdatest: LambdaTestSimulator) -> None:
     get_session(lambdatest)
-    [recorded] = lambdatest.session_requests
+    [recorded] = lambdatest.requests("session")
     assert isinstance(recorded, RecordedRequest)
     assert recorded.path == f"/automation/api/v1/sessions/{SESSION_ID}"
     assert recorded.headers["authorization"] == basic()
@@ -434,9 +434,9 @@ def test_other_routes_and_methods_answer_not_found(lambdatest: LambdaTestSimulat
 
         # then each answers 404 JSON and none counts as a session or video call
         assert_fail(response, 404)
-    assert lambdatest.session_requests == []
-    assert lambdatest.video_requests == []
-    assert len(lambdatest.requests) == len(cases)
+    assert lambdatest.requests("session") == []
+    assert lambdatest.requests("video") == []
+    assert len(lambdatest.requests()) == len(cases)
 
 
 def test_url_encoded_session_ids_are_decoded() -> None:
@@ -455,8 +455,8 @@ def test_scripted_session_failures_are_fifo_and_then_consumed(
     lambdatest: LambdaTestSimulator,
 ) -> None:
     # given two throttled answers then one server error
-    lambdatest.script_session(429, "Too many requests", times=2, retry_after=7)
-    lambdatest.script_session(500)
+    lambdatest.script("session", 429, "Too many requests", times=2, retry_after=7)
+    lambdatest.script("session", 500)
 
     # when the session is fetched four times
     for _ in range(2):
@@ -469,7 +469,7 @@ def test_scripted_session_failures_are_fifo_and_then_consumed(
     assert_fail(response, 500, "Internal Server Error")
     assert "Retry-After" not in response.headers
     assert get_session(lambdatest).status_code == 200
-    assert len(lambdatest.session_requests) == 4
+    assert len(lambdatest.requests("session")) == 4
 
 
 @pytest.mark.parametrize(
@@ -479,41 +479,41 @@ def test_scripted_session_failures_are_fifo_and_then_consumed(
 def test_scripted_failure_without_message_gets_the_status_phrase(
     lambdatest: LambdaTestSimulator, status: int, message: str
 ) -> None:
-    lambdatest.script_video(status, retry_after=3)
+    lambdatest.script("video", status, retry_after=3)
     response = get_video(lambdatest)
     assert_fail(response, status, message)
     assert response.headers["Retry-After"] == "3"
 
 
 def test_scripted_401_and_404_use_the_documented_bodies(lambdatest: LambdaTestSimulator) -> None:
-    lambdatest.script_session(401)
-    lambdatest.script_session(404)
+    lambdatest.script("session", 401)
+    lambdatest.script("session", 404)
     assert_access_denied(get_session(lambdatest))
     assert get_session(lambdatest).json() == SESSION_NOT_FOUND
     assert get_session(lambdatest).status_code == 200
 
 
 def test_scripted_failures_apply_before_authentication(lambdatest: LambdaTestSimulator) -> None:
-    lambdatest.script_session(503)
+    lambdatest.script("session", 503)
     assert_fail(get_session(lambdatest, auth=basic(key="wrong")), 503)
 
 
 def test_session_and_video_scripts_are_independent(lambdatest: LambdaTestSimulator) -> None:
-    lambdatest.script_video(500)
+    lambdatest.script("video", 500)
     assert get_session(lambdatest).status_code == 200
     assert get_video(lambdatest).status_code == 500
     assert get_video(lambdatest).status_code == 200
 
 
 def test_scripted_delay_provokes_a_client_timeout(lambdatest: LambdaTestSimulator) -> None:
-    lambdatest.script_session(500, delay=0.5)
+    lambdatest.script("session", 500, delay=0.5)
     with pytest.raises(requests.Timeout):
         get_session(lambdatest, timeout=0.1)
     assert get_session(lambdatest).status_code == 200
 
 
 def test_scripted_200_only_delays_the_real_answer(lambdatest: LambdaTestSimulator) -> None:
-    lambdatest.script_video(200, delay=0.2, retry_after=1)
+    lambdatest.script("video", 200, delay=0.2, retry_after=1)
     started = time.monotonic()
     response = get_video(lambdatest)
     assert time.monotonic() - started >= 0.19
@@ -530,9 +530,9 @@ def test_invalid_scripts_are_refused(
     lambdatest: LambdaTestSimulator, status: int, error: str | None, times: int, delay: float
 ) -> None:
     with pytest.raises(ValueError, match="must be"):
-        lambdatest.script_session(status, error, times=times, delay=delay)
+        lambdatest.script("session", status, error, times=times, delay=delay)
     with pytest.raises(ValueError, match="must be"):
-        lambdatest.script_video(status, error, times=times, delay=delay)
+        lambdatest.script("video", status, error, times=times, delay=delay)
 
 
 # -- thread safety -------------------------------------------------------------------------
@@ -547,6 +547,6 @@ def test_concurrent_reads_are_all_answered_and_recorded(lambdatest: LambdaTestSi
         statuses = list(pool.map(fetch, range(30)))
 
     assert statuses == [200] * 30
-    assert len(lambdatest.session_requests) == 15
-    assert len(lambdatest.video_requests) == 15
-    assert len(lambdatest.requests) == 30
+    assert len(lambdatest.requests("session")) == 15
+    assert len(lambdatest.requests("video")) == 15
+    assert len(lambdatest.requests()) == 30

@@ -169,11 +169,11 @@ def test_active_session_status_has_the_documented_shape(notte: NotteSimulator) -
         assert isinstance(body[count], int)
 
     # and the call is recorded with its credentials
-    [recorded] = notte.status_requests
+    [recorded] = notte.requests("status")
     assert isinstance(recorded, RecordedRequest)
     assert (recorded.method, recorded.path) == ("GET", f"/sessions/{SESSION_ID}")
     assert recorded.headers["authorization"] == f"Bearer {API_KEY}"
-    assert notte.replay_requests == []
+    assert notte.requests("replay") == []
 
 
 def test_generated_session_ids_are_uuid4(notte: NotteSimulator) -> None:
@@ -284,9 +284,9 @@ def test_replay_of_closed_session_gives_presigned_urls(notte: NotteSimulator) ->
     assert playlist.count("X-Amz-Signature=") == 10
 
     # and the call is recorded
-    [recorded] = notte.replay_requests
+    [recorded] = notte.requests("replay")
     assert recorded.path == f"/sessions/{session_id}/replay"
-    assert notte.status_requests == []
+    assert notte.requests("status") == []
 
 
 @pytest.mark.parametrize("status", ["closed", "error", "timed_out"])
@@ -389,8 +389,8 @@ def test_unknown_routes_and_methods_answer_json_not_found(notte: NotteSimulator)
         assert_notte_error(response, 404, "Not Found")
 
     # and only the catch-all log has them
-    assert notte.status_requests == notte.replay_requests == []
-    assert len(notte.requests) == len(calls)
+    assert notte.requests("status") == notte.requests("replay") == []
+    assert len(notte.requests()) == len(calls)
 
 
 # -- scripted failures ---------------------------------------------------------------------
@@ -399,7 +399,7 @@ def test_unknown_routes_and_methods_answer_json_not_found(notte: NotteSimulator)
 def test_scripted_429_carries_rate_limit_headers(notte: NotteSimulator) -> None:
     # given a session and a scripted rate limit resetting in 30 s
     session_id = notte.add_session()
-    notte.script_status(429, retry_after=30, rate_limit_reset=30)
+    notte.script("status", 429, retry_after=30, rate_limit_reset=30)
 
     # when the status is read
     response = get_status(notte, session_id)
@@ -413,11 +413,11 @@ def test_scripted_429_carries_rate_limit_headers(notte: NotteSimulator) -> None:
 
     # and the script is consumed
     assert get_status(notte, session_id).status_code == 200
-    assert len(notte.status_requests) == 2
+    assert len(notte.requests("status")) == 2
 
 
 def test_scripted_429_without_reset_still_sends_a_unix_timestamp(notte: NotteSimulator) -> None:
-    notte.script_replay(429)
+    notte.script("replay", 429)
     response = get_replay(notte, notte.add_session(status="closed"))
     assert response.status_code == 429
     assert 0 <= int(response.headers["X-RateLimit-Reset"]) - time.time() <= 2
@@ -427,9 +427,9 @@ def test_scripted_429_without_reset_still_sends_a_unix_timestamp(notte: NotteSim
 def test_scripted_failures_are_fifo_per_endpoint(notte: NotteSimulator) -> None:
     # given a closed session, two overloads on status and one 500 on replay
     session_id = notte.add_session(status="closed")
-    notte.script_status(529, times=2)
-    notte.script_status(404)
-    notte.script_replay(500, "Replay storage unavailable")
+    notte.script("status", 529, times=2)
+    notte.script("status", 404)
+    notte.script("replay", 500, "Replay storage unavailable")
 
     # when the replay and then the status are read
     replay = get_replay(notte, session_id)
@@ -446,14 +446,14 @@ def test_scripted_failures_are_fifo_per_endpoint(notte: NotteSimulator) -> None:
 
 
 def test_scripted_failure_comes_before_authentication(notte: NotteSimulator) -> None:
-    notte.script_status(503)
+    notte.script("status", 503)
     assert_notte_error(get_status(notte, SESSION_ID, headers={}), 503, "Service Unavailable")
-    assert len(notte.status_requests) == 1
+    assert len(notte.requests("status")) == 1
 
 
 def test_scripted_delay_provokes_client_timeout(notte: NotteSimulator) -> None:
     session_id = notte.add_session()
-    notte.script_status(500, delay=0.5)
+    notte.script("status", 500, delay=0.5)
     with pytest.raises(requests.Timeout):
         get_status(notte, session_id, timeout=0.1)
     assert get_status(notte, session_id).status_code == 200
@@ -462,7 +462,7 @@ def test_scripted_delay_provokes_client_timeout(notte: NotteSimulator) -> None:
 def test_scripted_200_only_delays_and_may_add_rate_limit_headers(notte: NotteSimulator) -> None:
     # given a closed session and a delay-only entry announcing an exhausted window
     session_id = notte.add_session(status="closed")
-    notte.script_replay(200, delay=0.2, rate_limit_reset=5)
+    notte.script("replay", 200, delay=0.2, rate_limit_reset=5)
 
     # when the replay is read
     started = time.monotonic()
@@ -494,9 +494,9 @@ def test_invalid_scripts_are_refused(
     reset: int | None,
 ) -> None:
     with pytest.raises(ValueError, match="must be"):
-        notte.script_status(status, error, times=times, delay=delay, rate_limit_reset=reset)
+        notte.script("status", status, error, times=times, delay=delay, rate_limit_reset=reset)
     with pytest.raises(ValueError, match="must be"):
-        notte.script_replay(status, error, times=times, delay=delay, rate_limit_reset=reset)
+        notte.script("replay", status, error, times=times, delay=delay, rate_limit_reset=reset)
 
 
 # -- controls ------------------------------------------------------------------------------
@@ -528,4 +528,4 @@ def test_concurrent_reads_are_all_answered(notte: NotteSimulator) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(lambda sid: get_replay(notte, sid).status_code, ids * 3))
     assert codes == [200] * 24
-    assert len(notte.replay_requests) == 24
+    assert len(notte.requests("replay")) == 24

@@ -171,7 +171,7 @@ def test_action_success_issues_token_and_session_info_url(bugpilot: BugpilotSimu
     assert re.fullmatch(r"[A-Za-z0-9_-]+", token)
     assert body["sessionInfoUrl"] == f"{bugpilot.url}/api/v1/session-info/ws-demo/{token}"
 
-    [recorded] = bugpilot.actions
+    [recorded] = bugpilot.requests("action")
     assert isinstance(recorded, RecordedRequest)
     assert recorded.method == "POST"
     assert recorded.path == "/api/v1/action"
@@ -200,7 +200,7 @@ def test_action_rejects_missing_or_wrong_api_key(
         response, 401, "INVALID_API_KEY", "Please verify that provided api key is valid"
     )
     assert bugpilot.tokens == []
-    assert len(bugpilot.actions) == 1  # failed calls are recorded too
+    assert len(bugpilot.requests("action")) == 1  # failed calls are recorded too
 
 
 @pytest.mark.parametrize("field", ["workspaceId", "userId", "action"])
@@ -269,15 +269,15 @@ def test_unknown_paths_and_methods_answer_not_found(bugpilot: BugpilotSimulator)
         assert response.status_code == 404, path
         assert response.json()["error"] == "NOT_FOUND"
         assert isinstance(response.json()["ts"], int)
-    assert bugpilot.actions == []
-    assert len(bugpilot.requests) == 4
+    assert bugpilot.requests("action") == []
+    assert len(bugpilot.requests()) == 4
 
 
 # -- Bugpilot: scripted action failures ----------------------------------------------------
 
 
 def test_scripted_internal_error_uses_documented_message(bugpilot: BugpilotSimulator) -> None:
-    bugpilot.script_action(500, "INTERNAL_ERROR")
+    bugpilot.script("action", 500, "INTERNAL_ERROR")
     assert_bp_error(
         post_action(bugpilot),
         500,
@@ -288,8 +288,8 @@ def test_scripted_internal_error_uses_documented_message(bugpilot: BugpilotSimul
 
 
 def test_scripted_failures_are_fifo_and_counted(bugpilot: BugpilotSimulator) -> None:
-    bugpilot.script_action(429, "RATE_LIMITED", times=2, retry_after=7)
-    bugpilot.script_action(400, "USER_NOT_CONNECTED")
+    bugpilot.script("action", 429, "RATE_LIMITED", times=2, retry_after=7)
+    bugpilot.script("action", 400, "USER_NOT_CONNECTED")
 
     for _ in range(2):
         response = post_action(bugpilot)
@@ -299,26 +299,26 @@ def test_scripted_failures_are_fifo_and_counted(bugpilot: BugpilotSimulator) -> 
     assert_bp_error(response, 400, "USER_NOT_CONNECTED", "The user is not connected to Bugpilot")
     assert "Retry-After" not in response.headers
     assert post_action(bugpilot).status_code == 200
-    assert len(bugpilot.actions) == 4
+    assert len(bugpilot.requests("action")) == 4
     assert len(bugpilot.tokens) == 1
 
 
 def test_scripted_failure_without_code_gets_a_default(bugpilot: BugpilotSimulator) -> None:
-    bugpilot.script_action(503)
+    bugpilot.script("action", 503)
     response = post_action(bugpilot)
     assert response.status_code == 503
     assert response.json()["error"] == "INTERNAL_ERROR"
 
 
 def test_scripted_delay_provokes_client_timeout(bugpilot: BugpilotSimulator) -> None:
-    bugpilot.script_action(500, "INTERNAL_ERROR", delay=0.5)
+    bugpilot.script("action", 500, "INTERNAL_ERROR", delay=0.5)
     with pytest.raises(requests.Timeout):
         post_action(bugpilot, timeout=0.1)
     assert post_action(bugpilot).status_code == 200
 
 
 def test_scripted_200_only_delays_the_real_answer(bugpilot: BugpilotSimulator) -> None:
-    bugpilot.script_action(200, delay=0.2)
+    bugpilot.script("action", 200, delay=0.2)
     started = time.monotonic()
     response = post_action(bugpilot)
     assert time.monotonic() - started >= 0.19
@@ -334,7 +334,7 @@ def test_invalid_scripts_are_refused(
     bugpilot: BugpilotSimulator, status: int, error: str | None, times: int, delay: float
 ) -> None:
     with pytest.raises(ValueError, match="must be"):
-        bugpilot.script_action(status, error, times=times, delay=delay)
+        bugpilot.script("action", status, error, times=times, delay=delay)
 
 
 # -- Bugpilot: session info ----------------------------------------------------------------
@@ -353,11 +353,11 @@ def test_report_ready_after_one_not_found_poll_by_default(bugpilot: BugpilotSimu
     assert isinstance(body["ts"], int)
     assert get_info(url).json()["reportUrl"] == body["reportUrl"]  # stays ready
 
-    [first, *_] = bugpilot.session_info_requests
+    [first, *_] = bugpilot.requests("session_info")
     assert first.method == "GET"
     assert first.path == f"/api/v1/session-info/ws-demo/{token}"
     assert "x-bugpilot-api-key" not in first.headers
-    assert len(bugpilot.session_info_requests) == 3
+    assert len(bugpilot.requests("session_info")) == 3
 
 
 @pytest.mark.parametrize("polls", [0, 3])
@@ -420,8 +420,8 @@ def test_scripted_session_info_failures_do_not_count_as_polls(
     bugpilot: BugpilotSimulator,
 ) -> None:
     url, _ = start_session(bugpilot)
-    bugpilot.script_session_info(500, "INTERNAL_ERROR", times=2)
-    bugpilot.script_session_info(200, delay=0.5)
+    bugpilot.script("session_info", 500, "INTERNAL_ERROR", times=2)
+    bugpilot.script("session_info", 200, delay=0.5)
 
     for _ in range(2):
         assert get_info(url).status_code == 500
@@ -429,7 +429,7 @@ def test_scripted_session_info_failures_do_not_count_as_polls(
     with pytest.raises(requests.Timeout):
         requests.get(url, timeout=0.1)
     assert get_info(url).status_code == 200
-    assert len(bugpilot.session_info_requests) == 4
+    assert len(bugpilot.requests("session_info")) == 4
 
 
 # -- Bugpilot: thread safety ---------------------------------------------------------------
@@ -440,7 +440,7 @@ def test_concurrent_actions_are_all_recorded(bugpilot: BugpilotSimulator) -> Non
         statuses = list(pool.map(lambda _: post_action(bugpilot).status_code, range(30)))
 
     assert statuses == [200] * 30
-    assert len(bugpilot.actions) == 30
+    assert len(bugpilot.requests("action")) == 30
     assert len(set(bugpilot.tokens)) == 30
 
 
@@ -466,7 +466,7 @@ def test_update_adds_a_private_comment(zendesk: ZendeskSimulator) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", comment["created_at"])
     assert zendesk.comments("42") == [comment]
 
-    [recorded] = zendesk.updates
+    [recorded] = zendesk.requests("update")
     assert recorded.method == "PUT"
     assert recorded.path == "/api/v2/tickets/42.json"
     assert recorded.headers["authorization"] == zd_auth()
@@ -583,7 +583,7 @@ def test_list_comments_in_both_orders(zendesk: ZendeskSimulator) -> None:
         "previous_page": None,
         "count": 0,
     }
-    assert [r.query for r in zendesk.comment_reads] == [
+    assert [r.query for r in zendesk.requests("comments")] == [
         {},
         {"sort_order": "desc"},
         {"sort_order": "asc"},
@@ -605,15 +605,15 @@ def test_list_comments_auth_and_unknown_ticket() -> None:
 def test_zendesk_unknown_endpoint(zendesk: ZendeskSimulator) -> None:
     response = requests.get(f"{zendesk.url}/api/v2/users.json", timeout=TIMEOUT)
     assert response.status_code == 404
-    assert zendesk.updates == []
-    assert zendesk.comment_reads == []
+    assert zendesk.requests("update") == []
+    assert zendesk.requests("comments") == []
 
 
 # -- Zendesk: scripted failures ------------------------------------------------------------
 
 
 def test_scripted_rate_limit_then_success(zendesk: ZendeskSimulator) -> None:
-    zendesk.script_update(429, times=2, retry_after=3)
+    zendesk.script("update", 429, times=2, retry_after=3)
 
     for _ in range(2):
         response = put_comment(zendesk)
@@ -621,7 +621,7 @@ def test_scripted_rate_limit_then_success(zendesk: ZendeskSimulator) -> None:
         assert response.headers["Retry-After"] == "3"
         assert response.json() == {"error": "TooManyRequests"}
     assert put_comment(zendesk).status_code == 200
-    assert len(zendesk.updates) == 3
+    assert len(zendesk.requests("update")) == 3
     assert len(zendesk.comments(42)) == 1  # throttled calls did not write
 
 
@@ -630,7 +630,7 @@ def test_scripted_rate_limit_then_success(zendesk: ZendeskSimulator) -> None:
     [(500, "InternalServerError"), (502, "BadGateway"), (503, "ServiceUnavailable")],
 )
 def test_scripted_server_errors(zendesk: ZendeskSimulator, status: int, error: str) -> None:
-    zendesk.script_update(status)
+    zendesk.script("update", status)
     response = put_comment(zendesk)
     assert response.status_code == status
     assert response.json() == {"error": error}
@@ -639,15 +639,15 @@ def test_scripted_server_errors(zendesk: ZendeskSimulator, status: int, error: s
 
 
 def test_scripted_update_delay_provokes_client_timeout(zendesk: ZendeskSimulator) -> None:
-    zendesk.script_update(503, delay=0.5)
+    zendesk.script("update", 503, delay=0.5)
     with pytest.raises(requests.Timeout):
         put_comment(zendesk, timeout=0.1)
     assert put_comment(zendesk).status_code == 200
 
 
 def test_scripted_comment_listing_failure(zendesk: ZendeskSimulator) -> None:
-    zendesk.script_comments(429, times=1)
-    zendesk.script_comments(500)
+    zendesk.script("comments", 429, times=1)
+    zendesk.script("comments", 500)
     assert get_comments(zendesk).status_code == 429
     assert get_comments(zendesk).status_code == 500
     assert get_comments(zendesk).status_code == 200
@@ -668,4 +668,4 @@ def test_concurrent_updates_keep_every_comment(zendesk: ZendeskSimulator) -> Non
     comments = zendesk.comments(9)
     assert sorted(c["body"] for c in comments) == sorted(f"c{i}" for i in range(30))
     assert len({c["id"] for c in comments}) == 30
-    assert len(zendesk.updates) == 30
+    assert len(zendesk.requests("update")) == 30

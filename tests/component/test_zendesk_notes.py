@@ -23,7 +23,7 @@ class TestNotes:
         [comment] = zendesk.comments("1001")
         assert comment["body"] == "hello agents"
         assert comment["public"] is False
-        [update] = zendesk.updates
+        [update] = zendesk.requests("update")
         assert update.method == "PUT"
         assert update.route == "/api/v2/tickets/1001.json"
         assert update.json() == {
@@ -40,7 +40,7 @@ class TestNotes:
         # when it is posted
         adapter_for(zendesk).post_note("1001", note)
         # then what Zendesk received renders no markup of the payload's, and the link is a link
-        [update] = zendesk.updates
+        [update] = zendesk.requests("update")
         sent = update.json()["ticket"]["comment"]
         assert "body" not in sent
         assert "<script>" not in sent["html_body"]
@@ -49,18 +49,18 @@ class TestNotes:
         assert '<a href="javascript' not in sent["html_body"]
 
     def test_rate_limit_is_retryable_with_retry_after(self, zendesk: ZendeskSimulator) -> None:
-        zendesk.script_update(429, retry_after=17)
+        zendesk.script("update", 429, retry_after=17)
         result = adapter_for(zendesk).post_note("1001", X_NOTE)
         assert (result.outcome, result.retry_after_seconds) == (NoteOutcome.RETRYABLE, 17)
         assert zendesk.comments("1001") == []
 
     @pytest.mark.parametrize("status", [500, 503])
     def test_server_errors_are_retryable(self, zendesk: ZendeskSimulator, status: int) -> None:
-        zendesk.script_update(status)
+        zendesk.script("update", status)
         assert adapter_for(zendesk).post_note("1001", X_NOTE).outcome is NoteOutcome.RETRYABLE
 
     def test_timeouts_are_retryable(self, zendesk: ZendeskSimulator) -> None:
-        zendesk.script_update(200, delay=1.5)
+        zendesk.script("update", 200, delay=1.5)
         assert adapter_for(zendesk).post_note("1001", X_NOTE).outcome is NoteOutcome.RETRYABLE
 
     def test_wrong_credentials_are_rejected(self, zendesk: ZendeskSimulator) -> None:
@@ -91,15 +91,15 @@ class TestNotes:
         assert adapter.has_note("1001", "marker-1") is False
         adapter.post_note("1001", text_note("text\nmarker-1"))
         assert adapter.has_note("1001", "marker-1") is True
-        assert zendesk.comment_reads[-1].query.get("sort_order") == "desc"
+        assert zendesk.requests("comments")[-1].query.get("sort_order") == "desc"
 
     def test_has_note_is_unknown_when_zendesk_fails(self, zendesk: ZendeskSimulator) -> None:
-        zendesk.script_comments(500)
+        zendesk.script("comments", 500)
         assert adapter_for(zendesk).has_note("1001", "m") is None
         assert adapter_for().has_note("1001", "m") is None
 
     def test_has_note_is_unknown_on_timeouts_and_odd_answers(
         self, zendesk: ZendeskSimulator
     ) -> None:
-        zendesk.script_comments(200, delay=1.5)
+        zendesk.script("comments", 200, delay=1.5)
         assert adapter_for(zendesk).has_note("1001", "m") is None

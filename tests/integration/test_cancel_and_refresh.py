@@ -208,7 +208,7 @@ class TestCancelRacingTheWebhook:
         )
         # Then it waited for the start to be recorded, and cancelled after it
         assert result.outcome is CancelOutcome.CANCELLED
-        assert len(desk.bugpilot.actions) == 1
+        assert len(desk.bugpilot.requests("action")) == 1
         # And when the report appears, no run ever notes it, and the guard is free again
         desk.bugpilot.complete_report(desk.bugpilot.tokens[0])
         desk.clock.advance(minutes=10)
@@ -232,13 +232,13 @@ class TestRefresh:
         fresh_share = session.links["share"]
         stale = replace(session, links={**session.links, "share": EXPIRED_LINK})
         assert desk.runtime.store.save_links(stale, seen=SessionStatus.RESOLVED)
-        reads = len(desk.lambdatest.session_requests)
+        reads = len(desk.lambdatest.requests("session"))
         # When it is refreshed a week later
         desk.clock.advance(days=7)
         result = refresh(desk.runtime, desk.session(lambdatest_session), desk.clock)
         # Then LambdaTest was read again and the fresh link is stored
         assert result.outcome is RefreshOutcome.REFRESHED
-        assert len(desk.lambdatest.session_requests) == reads + 1
+        assert len(desk.lambdatest.requests("session")) == reads + 1
         stored = desk.session(lambdatest_session)
         assert stored.links["share"] == fresh_share
         # And nothing else changed: status, note, closing time; no second note
@@ -251,7 +251,7 @@ class TestRefresh:
         self, desk: Desk, lambdatest_session: str
     ) -> None:
         self.resolved_lambdatest(desk, lambdatest_session)
-        desk.lambdatest.script_session(503)
+        desk.lambdatest.script("session", 503)
         session = desk.session(lambdatest_session)
         result = refresh(desk.runtime, session, desk.clock)
         assert result.outcome is RefreshOutcome.UNAVAILABLE

@@ -270,7 +270,7 @@ def assert_settled(
         assert f"Capture session: {session.session_id}" in note["body"]
     # Captures Bugpilot started, and calls asking for one (a refused call starts nothing).
     assert len(bridge.bugpilot.tokens) == starts
-    assert len(bridge.bugpilot.actions) == actions
+    assert len(bridge.bugpilot.requests("action")) == actions
     # Every ended capture freed its ticket for the next request...
     assert contents["open"] == []
     # ...and left the due index: no run will ever pick it up again.
@@ -454,7 +454,7 @@ ACCEPTED_THROUGH_A_FAULT = [
 def _prepare_bugpilot(bridge: Bridge, refused: bool) -> None:
     if refused:
         # A workspace Bugpilot does not let in: the start fails for good at once.
-        bridge.bugpilot.script_action(403, NO_ACCESS)
+        bridge.bugpilot.script("action", 403, NO_ACCESS)
     else:
         bridge.bugpilot.connect_user(USER)
 
@@ -488,7 +488,7 @@ def test_webhook_accepts_through_a_fault_and_the_request_ends_once(
     assert answer.body["duplicate"] is False
     assert bridge.faults.calls[case.operation] == case.calls
     assert bridge.faults.injected == injected(*case.faults, *case.reads)
-    assert len(bridge.bugpilot.actions) == 1
+    assert len(bridge.bugpilot.requests("action")) == 1
     # And once the resolver settled it: one final session, one note, Bugpilot asked once
     _settle_after_webhook(bridge, answer.body["session_id"], case.left_claimed)
     [session] = assert_settled(bridge, sessions={case.final: 1}, starts=case.starts, actions=1)
@@ -541,7 +541,7 @@ def test_webhook_answers_503_when_the_store_is_down_and_the_retry_loses_nothing(
     # Then it is told to try again, Bugpilot was not asked, and every fault was met
     assert answer.status == 503, answer.body
     assert bridge.faults.injected == injected(*case.faults, *case.reads)
-    assert bridge.bugpilot.actions == []
+    assert bridge.bugpilot.requests("action") == []
     assert len(bridge.sessions()) == int(case.stored)
     # When it delivers the same call again, as a 503 asks it to
     again = bridge.send(body, delivery)
@@ -573,7 +573,7 @@ def test_webhook_answers_400_when_dynamodb_refuses_the_item_and_nothing_is_kept(
     assert bridge.faults.calls[CREATE] == 1
     assert bridge.faults.injected == injected(refusal)
     assert [bridge.items(kind) for kind in ("session", "open", "delivery")] == [[], [], []]
-    assert bridge.bugpilot.actions == []
+    assert bridge.bugpilot.requests("action") == []
     # And there is nothing for the resolver, nor a note, later on
     bridge.clock.advance(seconds=(CLAIM_LEASE + FIRST_CHECK).total_seconds())
     assert bridge.run().due == 0
@@ -605,7 +605,7 @@ def test_fifty_identical_deliveries_at_once_give_one_capture_and_no_503(
     assert Counter(answer.status for answer in answers) == {202: CONCURRENT_DELIVERIES}
     assert len({answer.body["session_id"] for answer in answers}) == 1
     assert sum(not answer.body["duplicate"] for answer in answers) == 1
-    assert len(bridge.bugpilot.actions) == 1
+    assert len(bridge.bugpilot.requests("action")) == 1
     # The copies did race commits in progress (how often depends on the threads' timing, so the
     # module's figures record the count)
     assert bridge.faults.injected["TransactionConflict"] > 0
@@ -756,7 +756,7 @@ def test_resolver_run_that_cannot_read_the_due_index_fails_and_the_next_run_does
     assert bridge.faults.injected == injected(*faults)
     # And nothing was touched: no claim, no check, no note
     assert bridge.items("session") == before
-    assert bridge.bugpilot.session_info_requests == []
+    assert bridge.bugpilot.requests("session_info") == []
     assert bridge.zendesk.comments(TICKET) == []
     # When the next run comes, then it does the work, with one note
     assert bridge.run().outcomes == {RunOutcome.NOTED: 1}

@@ -108,12 +108,12 @@ class TestOneNotePerCapture:
         session_id = desk.created(rule_body(), proof)
         # Then one session is stored and Bugpilot is asked once, for the requester
         assert desk.runtime.store.get(session_id) is not None
-        assert len(desk.bugpilot.actions) == 1
-        assert desk.bugpilot.actions[0].json()["userId"] == USER
+        assert len(desk.bugpilot.requests("action")) == 1
+        assert desk.bugpilot.requests("action")[0].json()["userId"] == USER
         # When the user's report exists and the resolver runs
         report = desk.report_ready(session_id)
         # Then exactly one private note holds the marker and the report as a link
-        [post] = desk.simulator.note_posts
+        [post] = desk.simulator.requests("note")
         assert post.route == f"/api/v2/tickets/{TICKET}/notes"
         assert post.json()["private"] is True
         [note] = desk.notes(TICKET)
@@ -146,7 +146,7 @@ class TestRefusals:
         assert answer.status == HTTP_UNAUTHORIZED
         assert reason in answer.body["error"]
         assert stored(desk.table) == 0
-        assert desk.bugpilot.actions == []
+        assert desk.bugpilot.requests("action") == []
 
     def test_without_a_webhook_secret_every_delivery_is_401_naming_the_key(
         self,
@@ -177,7 +177,7 @@ class TestRefusals:
         assert "FRESHDESK_WEBHOOK_SECRET" in answer.body["error"]
         assert any("FRESHDESK_WEBHOOK_SECRET" in line for line in errors), errors
         assert stored(fd_env["TABLE_NAME"]) == 0
-        assert bugpilot.actions == []
+        assert bugpilot.requests("action") == []
 
     @pytest.mark.parametrize(
         ("body", "message"),
@@ -205,7 +205,7 @@ class TestRefusals:
         assert answer.status == HTTP_BAD_REQUEST
         assert message in answer.body["error"]
         assert stored(desk.table) == 0
-        assert desk.bugpilot.actions == []
+        assert desk.bugpilot.requests("action") == []
 
 
 class TestFreshdeskRetries:
@@ -223,9 +223,9 @@ class TestFreshdeskRetries:
         assert answer.status == HTTP_ACCEPTED
         assert (answer.body["session_id"], answer.body["duplicate"]) == (session_id, True)
         desk.run()
-        assert len(desk.bugpilot.actions) == 1
+        assert len(desk.bugpilot.requests("action")) == 1
         assert len(desk.notes(TICKET)) == 1
-        assert len(desk.simulator.note_posts) == 1
+        assert len(desk.simulator.requests("note")) == 1
 
     def test_every_retry_in_freshdesks_schedule_is_recognised(self, desk: Desk) -> None:
         # Given a delivery Freshdesk believes failed (its answer was lost)
@@ -236,7 +236,7 @@ class TestFreshdeskRetries:
             answer = desk.send(rule_body())
             # Then each retry is the same session
             assert (answer.body["session_id"], answer.body["duplicate"]) == (session_id, True)
-        assert len(desk.bugpilot.actions) == 1
+        assert len(desk.bugpilot.requests("action")) == 1
 
     def test_after_the_window_the_same_ticket_and_action_is_a_new_capture(self, desk: Desk) -> None:
         # Given a noted capture
@@ -248,7 +248,7 @@ class TestFreshdeskRetries:
         again = desk.created(rule_body())
         # Then it is a new capture
         assert again != session_id
-        assert len(desk.bugpilot.actions) == 2
+        assert len(desk.bugpilot.requests("action")) == 2
 
     def test_another_capture_on_the_same_ticket_is_not_taken_for_a_retry(self, desk: Desk) -> None:
         # Given a capture asked for on the ticket
@@ -258,7 +258,7 @@ class TestFreshdeskRetries:
         second = desk.created(rule_body(action="upload-screenshot"))
         # Then it is its own capture
         assert second != first
-        assert len(desk.bugpilot.actions) == 2
+        assert len(desk.bugpilot.requests("action")) == 2
 
 
 class TestNoteDelivery:
@@ -267,7 +267,7 @@ class TestNoteDelivery:
     ) -> None:
         # Given Freshdesk answers the first note with 429 and Retry-After
         session_id = desk.created(rule_body())
-        desk.simulator.script_note(HTTP_TOO_MANY, retry_after=RETRY_AFTER)
+        desk.simulator.script("note", HTTP_TOO_MANY, retry_after=RETRY_AFTER)
         before = desk.clock()
         desk.report_ready(session_id)
         # Then there is no note yet, and the next try waits at least Retry-After
@@ -281,8 +281,8 @@ class TestNoteDelivery:
         desk.run()
         # Then the note landed exactly once, after a look for an earlier one
         assert len(desk.notes(TICKET)) == 1
-        assert len(desk.simulator.note_posts) == 2
-        assert len(desk.simulator.conversation_reads) == 1
+        assert len(desk.simulator.requests("note")) == 2
+        assert len(desk.simulator.requests("conversations")) == 1
         assert desk.note_state(session_id) is NoteState.POSTED
 
     def test_a_note_that_landed_although_its_answer_failed_is_not_posted_again(
@@ -290,13 +290,13 @@ class TestNoteDelivery:
     ) -> None:
         # Given a note post answered 503, though Freshdesk did store it
         session_id = desk.created(rule_body())
-        desk.simulator.script_note(503)
+        desk.simulator.script("note", 503)
         desk.report_ready(session_id)
         desk.simulator.add_conversation(TICKET, f"Capture session: {session_id}", private=True)
         # When the resolver tries again
         desk.run_when_due(session_id)
         # Then it finds the note and posts nothing more
-        assert len(desk.simulator.note_posts) == 1
+        assert len(desk.simulator.requests("note")) == 1
         assert desk.note_state(session_id) is NoteState.POSTED
 
     def test_while_freshdesk_cannot_say_whether_the_note_landed_nothing_is_posted(
@@ -304,16 +304,16 @@ class TestNoteDelivery:
     ) -> None:
         # Given a failed first post, and the conversations listing failing too
         session_id = desk.created(rule_body())
-        desk.simulator.script_note(503)
+        desk.simulator.script("note", 503)
         desk.report_ready(session_id)
-        desk.simulator.script_conversations(500)
+        desk.simulator.script("conversations", 500)
         # When the resolver tries again, then it posts nothing while that is unknown
         desk.run_when_due(session_id)
-        assert len(desk.simulator.note_posts) == 1
+        assert len(desk.simulator.requests("note")) == 1
         # And once the listing answers, the note lands once
         desk.run_when_due(session_id)
         assert len(desk.notes(TICKET)) == 1
-        assert len(desk.simulator.note_posts) == 2
+        assert len(desk.simulator.requests("note")) == 2
 
 
 class TestHostilePayloads:
@@ -328,7 +328,7 @@ class TestHostilePayloads:
         # When the note is posted
         report = desk.report_ready(session_id)
         # Then what Freshdesk received shows it as escaped text; the report is the only link
-        [post] = desk.simulator.note_posts
+        [post] = desk.simulator.requests("note")
         sent = post.json()["body"]
         assert html.escape(hostile) in sent
         assert "<script" not in sent and "<img" not in sent
@@ -361,7 +361,7 @@ class TestEventsFile:
         response = lambda_handler(event, lambda_context)
         # Then it is accepted, and Bugpilot asked once
         assert response["statusCode"] == HTTP_ACCEPTED, response["body"]
-        assert len(bugpilot.actions) == 1
+        assert len(bugpilot.requests("action")) == 1
 
     def test_the_event_as_stored_carries_a_placeholder_secret_that_is_refused(
         self, desk: Desk

@@ -94,8 +94,8 @@ class TestDelivery:
         # Given a valid delivery
         session_id = tool.accepted(body_of())
         # Then one session is stored and Bugpilot was asked once
-        assert len(tool.bugpilot.actions) == 1
-        assert tool.bugpilot.actions[0].json()["userId"] == USER
+        assert len(tool.bugpilot.requests("action")) == 1
+        assert tool.bugpilot.requests("action")[0].json()["userId"] == USER
         # When the user's report exists and the resolver runs
         report = tool.complete_report()
         tool.run_when_due(session_id)
@@ -110,7 +110,7 @@ class TestDelivery:
         assert f'<a href="{report}">' in note["html"]
         assert note["links"] == {"report": report}
         assert note["webhook_id"] == f"note_{session_id}"
-        assert [r.route for r in tool.simulator.requests] == [NOTES_PATH]
+        assert [r.route for r in tool.simulator.requests()] == [NOTES_PATH]
         assert tool.note_state(session_id) is NoteState.POSTED
 
     def test_one_matching_signature_among_several_is_accepted(self, tool: Tool) -> None:
@@ -121,7 +121,7 @@ class TestDelivery:
             f"{old['webhook-signature']} v1a,c2lnbmVk {headers['webhook-signature']}"
         )
         tool.accepted(body, headers)
-        assert len(tool.bugpilot.actions) == 1
+        assert len(tool.bugpilot.requests("action")) == 1
 
 
 class TestRefusals:
@@ -149,7 +149,7 @@ class TestRefusals:
         answer = tool.send(body, forge(body, tool.clock()))
         assert answer.status == 401, answer.body
         assert stored(tool.table) == 0
-        assert tool.bugpilot.actions == []
+        assert tool.bugpilot.requests("action") == []
 
     def test_an_unconfigured_secret_is_401_naming_it_with_an_error_log(
         self, tool: Tool, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
@@ -169,7 +169,7 @@ class TestRefusals:
         assert len(errors) == 2
         assert all("GENERIC_WEBHOOK_SECRET" in line for line in errors)
         assert stored(tool.table) == 0
-        assert tool.bugpilot.actions == []
+        assert tool.bugpilot.requests("action") == []
 
     def test_an_invalid_note_url_is_a_configuration_error_not_an_acceptance(
         self, tool: Tool, env: dict[str, str]
@@ -197,7 +197,7 @@ class TestRedelivery:
         assert again.status == 202
         assert again.body["duplicate"] is True
         assert again.body["session_id"] == first.body["session_id"]
-        assert len(tool.bugpilot.actions) == 1
+        assert len(tool.bugpilot.requests("action")) == 1
         # And the ticket gets one note
         tool.complete_report()
         tool.run_when_due(first.body["session_id"])
@@ -210,7 +210,7 @@ class TestRedelivery:
         tool.complete_report()
         tool.run_when_due(session_id)
         assert tool.accepted(body_of(), signed(body_of(), tool.clock(), message_id="msg_new"))
-        assert len(tool.bugpilot.actions) == 2
+        assert len(tool.bugpilot.requests("action")) == 2
 
 
 class TestNoteRetries:
@@ -220,7 +220,7 @@ class TestNoteRetries:
         # Given a ready capture, and a receiver that answers the first note 429
         session_id = tool.accepted(body_of())
         tool.complete_report()
-        tool.simulator.script_note(429, retry_after=RETRY_AFTER_SECONDS)
+        tool.simulator.script("note", 429, retry_after=RETRY_AFTER_SECONDS)
         # When the resolver runs
         tool.run_when_due(session_id)
         # Then nothing is kept yet, and the next try waits for Retry-After
@@ -233,7 +233,7 @@ class TestNoteRetries:
         tool.run_when_due(session_id)
         # Then the note landed once, sent again under the same webhook-id
         assert len(tool.simulator.notes(TICKET)) == 1
-        first, second = tool.simulator.deliveries
+        first, second = tool.simulator.requests("note")
         assert first.headers["webhook-id"] == second.headers["webhook-id"]
         assert tool.note_state(session_id) is NoteState.POSTED
 
@@ -282,7 +282,7 @@ class TestPayloads:
         assert answer.status == 400
         assert field in answer.body["error"]
         assert stored(tool.table) == 0
-        assert tool.bugpilot.actions == []
+        assert tool.bugpilot.requests("action") == []
 
     @pytest.mark.parametrize("hostile", HOSTILE)
     def test_markup_in_a_payload_never_becomes_live_markup_in_the_note(
@@ -343,8 +343,8 @@ class TestSimulator:
     ) -> None:
         import requests
 
-        receiver.script_note(429, retry_after=RETRY_AFTER_SECONDS)
-        receiver.script_note(500)
+        receiver.script("note", 429, retry_after=RETRY_AFTER_SECONDS)
+        receiver.script("note", 500)
         url = f"{receiver.url}{NOTES_PATH}"
         limited = requests.post(url, data=b"{}", timeout=5)
         assert limited.status_code == 429
@@ -384,7 +384,7 @@ def test_probe_says_the_receiver_is_configured_but_not_called(
     check = helpdesk_spec("generic").probe(settings, HttpClient())
     assert check == probe(settings, HttpClient())
     assert check.access is Access.NOT_CALLED
-    assert receiver.requests == []
+    assert receiver.requests() == []
 
 
 def run_sign_event(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -422,7 +422,7 @@ class TestEventFile:
         tool.clock.now = datetime.now().astimezone()
         answer = receive_event(event, runtime_factory=lambda: tool.runtime, clock=tool.clock)
         assert answer.status == 202, answer.body
-        assert len(tool.bugpilot.actions) == 1
+        assert len(tool.bugpilot.requests("action")) == 1
 
     def test_sign_event_without_the_secret_names_it(self) -> None:
         result = run_sign_event(

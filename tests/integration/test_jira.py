@@ -116,8 +116,8 @@ class TestOneNotePerCapture:
         # given the rule's delivery with the secret as a bearer token
         session_id = desk.accepted(rule_body(), bearer())
         # then one session is stored and Bugpilot is asked once, for the reporter
-        assert len(desk.bugpilot.actions) == 1
-        assert desk.bugpilot.actions[0].json()["userId"] == USER
+        assert len(desk.bugpilot.requests("action")) == 1
+        assert desk.bugpilot.requests("action")[0].json()["userId"] == USER
         # when the user's report exists and the resolver runs
         report = desk.report_ready(session_id)
         # then exactly one internal comment holds the marker and the report link, and no more
@@ -133,7 +133,7 @@ class TestOneNotePerCapture:
         # given Jira's own issue payload, signed, with the reporter's email
         body = desk.simulator.admin_webhook_body(TICKET, email=USER, sent_at=desk.clock())
         session_id = desk.accepted(body, signed(body))
-        assert len(desk.bugpilot.actions) == 1
+        assert len(desk.bugpilot.requests("action")) == 1
         # when the report exists, then exactly one internal comment has its link
         report = desk.report_ready(session_id)
         [note] = desk.notes(TICKET)
@@ -157,7 +157,7 @@ class TestRefusals:
         assert answer.status == 401
         assert reason in answer.body["error"]
         assert stored(desk.table) == 0
-        assert desk.bugpilot.actions == []
+        assert desk.bugpilot.requests("action") == []
 
     def test_a_signature_with_another_secret_is_401(self, desk: Desk) -> None:
         body = desk.simulator.admin_webhook_body(TICKET, sent_at=desk.clock())
@@ -173,7 +173,7 @@ class TestRefusals:
         assert answer.status == 401
         assert "too old" in answer.body["error"]
         assert stored(desk.table) == 0
-        assert desk.bugpilot.actions == []
+        assert desk.bugpilot.requests("action") == []
 
     def test_without_a_webhook_secret_every_delivery_is_401_naming_the_key(
         self, jira_env: dict[str, str], clock: Clock, bugpilot: BugpilotSimulator
@@ -190,7 +190,7 @@ class TestRefusals:
         assert answer.status == 401
         assert "JIRA_WEBHOOK_SECRET" in answer.body["error"]
         assert stored(jira_env["TABLE_NAME"]) == 0
-        assert bugpilot.actions == []
+        assert bugpilot.requests("action") == []
 
     @pytest.mark.parametrize(
         ("body", "message"),
@@ -251,7 +251,7 @@ class TestRefusals:
         assert answer.status == 400, answer.body
         assert message in answer.body["error"]
         assert stored(desk.table) == 0
-        assert desk.bugpilot.actions == []
+        assert desk.bugpilot.requests("action") == []
 
 
 class TestRedelivery:
@@ -271,7 +271,7 @@ class TestRedelivery:
         assert answer.status == 202
         assert (answer.body["session_id"], answer.body["duplicate"]) == (session_id, True)
         desk.run()
-        assert len(desk.bugpilot.actions) == 1
+        assert len(desk.bugpilot.requests("action")) == 1
         assert len(desk.notes(TICKET)) == 1
 
     def test_an_automation_redelivery_within_the_hour_is_the_same_capture(self, desk: Desk) -> None:
@@ -284,7 +284,7 @@ class TestRedelivery:
         # then nothing new is captured or noted
         assert (answer.status, answer.body["duplicate"]) == (202, True)
         desk.run()
-        assert len(desk.bugpilot.actions) == 1
+        assert len(desk.bugpilot.requests("action")) == 1
         assert len(desk.notes(TICKET)) == 1
 
     def test_after_the_window_the_same_rule_call_is_a_new_request(self, desk: Desk) -> None:
@@ -295,7 +295,7 @@ class TestRedelivery:
         # then it asks for a capture again (the agents asked again)
         again = desk.accepted(rule_body(action="upload-session"), bearer())
         assert again != session_id
-        assert len(desk.bugpilot.actions) == 2
+        assert len(desk.bugpilot.requests("action")) == 2
 
 
 class TestRateLimits:
@@ -304,7 +304,7 @@ class TestRateLimits:
     ) -> None:
         # given Jira answers the first comment with 429 and Retry-After
         session_id = desk.accepted(rule_body(), bearer())
-        desk.simulator.script_post(429, retry_after=RETRY_AFTER)
+        desk.simulator.script("post", 429, retry_after=RETRY_AFTER)
         before = desk.clock()
         desk.report_ready(session_id)
         # then no note yet, and the next try waits at least Retry-After
@@ -317,9 +317,9 @@ class TestRateLimits:
         desk.clock.advance(hours=1)
         desk.run()
         assert len(desk.notes(TICKET)) == 1
-        assert len(desk.simulator.posts) == 2
+        assert len(desk.simulator.requests("post")) == 2
         # and before posting again it looked for an earlier one, as after any failed try
-        assert len(desk.simulator.listings) == 1
+        assert len(desk.simulator.requests("list")) == 1
 
 
 class TestHostilePayloads:
@@ -334,7 +334,7 @@ class TestHostilePayloads:
         # when the note is posted
         report = desk.report_ready(session_id)
         # then what Jira received renders none of it as markup, while the report is a link
-        [post] = desk.simulator.posts
+        [post] = desk.simulator.requests("post")
         sent = post.json()["body"]
         assert escape_wiki(hostile) in sent
         assert live_markup(sent, (report,)) == []
@@ -367,7 +367,7 @@ class TestEventsFiles:
         response = lambda_handler(event, lambda_context)
         # then it is accepted
         assert response["statusCode"] == 202, response["body"]
-        assert len(bugpilot.actions) == 1
+        assert len(bugpilot.requests("action")) == 1
 
     def test_the_admin_event_signed_now_is_accepted_now(
         self, desk: Desk, jira_env: dict[str, str]
@@ -385,7 +385,7 @@ class TestEventsFiles:
         assert json.loads(fresh["body"])["timestamp"] == int(now.timestamp() * 1000)
         answer = receive_event(fresh, runtime_factory=lambda: desk.runtime, clock=desk.clock)
         assert answer.status == 202, answer.body
-        assert len(desk.bugpilot.actions) == 1
+        assert len(desk.bugpilot.requests("action")) == 1
 
     def test_a_signed_admin_event_replayed_long_after_its_time_is_refused(
         self, desk: Desk, jira_env: dict[str, str]
@@ -400,7 +400,7 @@ class TestEventsFiles:
         # then it is stale, and nothing is started
         assert answer.status == 401
         assert "too old" in answer.body["error"]
-        assert desk.bugpilot.actions == []
+        assert desk.bugpilot.requests("action") == []
 
     def test_both_events_are_addressed_to_jira_and_readable(self) -> None:
         for name in ("webhook_jira", "webhook_jira_admin"):

@@ -47,8 +47,8 @@ class TestFinishedSession:
         [opened] = body["sessions"]
         assert (opened["provider"], opened["status"]) == ("lambdatest", "pending")
         # The webhook itself calls nobody: the session exists already
-        assert desk.lambdatest.requests == []
-        assert desk.bugpilot.actions == []
+        assert desk.lambdatest.requests() == []
+        assert desk.bugpilot.requests("action") == []
         # When the resolver reads it while it runs, then there is no note yet
         assert desk.run() == {RunOutcome.WAITING: 1}
         assert desk.notes() == []
@@ -78,7 +78,9 @@ class TestFinishedSession:
         assert session.status is SessionStatus.RESOLVED
         assert set(session.links) >= {"video", "screenshots", "console_logs", "share"}
         # And the share link was asked for with the configured expiry
-        assert desk.lambdatest.session_requests[-1].query == {"shareExpiryLimit": str(SHARE_DAYS)}
+        assert desk.lambdatest.requests("session")[-1].query == {
+            "shareExpiryLimit": str(SHARE_DAYS)
+        }
         # And a later run posts nothing more
         desk.clock.advance(hours=1)
         assert desk.run() == {}
@@ -117,14 +119,14 @@ class TestFailures:
         assert body["sessions"][0]["provider"] == "lambdatest"
         assert desk.run(unconfigured) == {RunOutcome.NOTED: 1}
         assert "LambdaTest is not set up in the capture bridge" in desk.notes()[0]
-        assert desk.lambdatest.requests == []
+        assert desk.lambdatest.requests() == []
 
     def test_rate_limits_and_outages_are_retried_and_nothing_is_lost(self, desk: Desk) -> None:
         # Given a finished session behind a rate limit, then an outage, then a slow answer
         retry_after = 120
         desk.lambdatest.add_session(SESSION, status="passed")
-        desk.lambdatest.script_session(429, retry_after=retry_after)
-        desk.lambdatest.script_session(503)
+        desk.lambdatest.script("session", 429, retry_after=retry_after)
+        desk.lambdatest.script("session", 503)
         session_id = desk.send(lambdatest_body())["session_id"]
         # When the resolver meets the 429, it waits exactly as long as LambdaTest asked
         desk.run()
@@ -135,7 +137,7 @@ class TestFailures:
         assert desk.run_when_due(session_id) == {RunOutcome.WAITING: 1}
         assert desk.run_when_due(session_id) == {RunOutcome.NOTED: 1}
         assert len(desk.notes()) == 1
-        assert len(desk.lambdatest.session_requests) == 3
+        assert len(desk.lambdatest.requests("session")) == 3
 
     def test_a_session_that_never_finishes_times_out_with_a_note(self, desk: Desk) -> None:
         # Given a ticket naming a session that runs for longer than the bridge waits
@@ -168,8 +170,8 @@ class TestTicketsNamingSessions:
         assert answer.status == 400
         assert message in answer.body["error"]
         assert desk.runtime.store.client.scan(TableName=table)["Count"] == 0
-        assert desk.lambdatest.requests == []
-        assert desk.bugpilot.actions == []
+        assert desk.lambdatest.requests() == []
+        assert desk.bugpilot.requests("action") == []
 
     def test_links_to_other_hosts_are_ignored(self, desk: Desk) -> None:
         text = (
@@ -181,7 +183,7 @@ class TestTicketsNamingSessions:
         # The body names no capture source it may follow, so it is the default Bugpilot capture
         assert [s["provider"] for s in body["sessions"]] == ["bugpilot"]
         desk.run()
-        assert desk.lambdatest.requests == []
+        assert desk.lambdatest.requests() == []
 
     def test_text_links_and_the_field_naming_one_session_give_one_note(self, desk: Desk) -> None:
         desk.lambdatest.add_session(SESSION, status="passed")
@@ -207,7 +209,7 @@ class TestTicketsNamingSessions:
         desk.lambdatest.add_session(SESSION, status="passed")
         body = desk.send(lambdatest_body(action="upload-screenshot"))
         assert [s["provider"] for s in body["sessions"]] == ["bugpilot", "lambdatest"]
-        assert len(desk.bugpilot.actions) == 1
+        assert len(desk.bugpilot.requests("action")) == 1
 
     def test_redelivery_opens_no_second_session_and_gives_no_second_note(self, desk: Desk) -> None:
         desk.lambdatest.add_session(SESSION, status="passed")
@@ -248,12 +250,14 @@ def test_link_forms_recognised_in_ticket_text(text: str, ids: list[str]) -> None
 def test_in_progress_states_are_not_ready(lambdatest: LambdaTestSimulator, status: str) -> None:
     lambdatest.add_session(SESSION, status=status)
     provider = LambdaTestProvider(
-        LambdaTestSettings(api_url=lambdatest.url, username="lt-test", access_key="lt-test-key"),
+        LambdaTestSettings(
+            api_url=lambdatest.url, username=lambdatest.username, access_key=lambdatest.access_key
+        ),
         HttpClient(),
     )
     result = provider.check(_pending(SESSION))
     assert result.outcome is Outcome.NOT_READY
-    assert lambdatest.video_requests == []
+    assert lambdatest.requests("video") == []
 
 
 def _pending(reference: str) -> CaptureSession:
@@ -294,7 +298,7 @@ def test_a_store_outage_midway_starts_what_is_stored_and_the_retry_stores_the_re
     first = Webhook(desk.runtime, desk.clock).send(body, headers)
     assert first.status == 503
     # Then the capture already stored was started, exactly once
-    assert len(desk.bugpilot.actions) == 1
+    assert len(desk.bugpilot.requests("action")) == 1
     # When Zendesk retries the same delivery with the store back
     object.__setattr__(store, "create", real_create)
     again = Webhook(desk.runtime, desk.clock).send(body, headers)
@@ -304,4 +308,4 @@ def test_a_store_outage_midway_starts_what_is_stored_and_the_retry_stores_the_re
         ("bugpilot", True),
         ("lambdatest", False),
     ]
-    assert len(desk.bugpilot.actions) == 1
+    assert len(desk.bugpilot.requests("action")) == 1

@@ -122,7 +122,7 @@ def _every_kind_of_path(desk: Desk, env: dict[str, str], monkeypatch: pytest.Mon
     desk.send(
         trigger_body(ticket_id="1004", **BY_EMAIL), runtime_with(env, BUGPILOT_API_URL=NOWHERE)
     )
-    desk.zendesk.script_update(403)
+    desk.zendesk.script("update", 403)
     desk.clock.advance(minutes=5)
 
     def broken(*args: Any, **kwargs: Any) -> Any:

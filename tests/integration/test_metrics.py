@@ -266,7 +266,7 @@ class TestResolver:
         desk.send(trigger_body())
         desk.bugpilot.complete_report(desk.bugpilot.tokens[-1])
         desk.clock.advance(seconds=FIRST_CHECK_SECONDS)
-        desk.zendesk.script_update(403)
+        desk.zendesk.script("update", 403)
         emitted.take()
         # When the resolver runs
         assert desk.run() == {RunOutcome.NOTE_UNDELIVERABLE: 1}
@@ -288,16 +288,16 @@ class TestResolver:
         if upstream == "notte":
             desk.notte.add_session(NOTTE_SESSION, created_at=START)
             desk.send(trigger_body(tags="qa", notte_session_id=NOTTE_SESSION))
-            desk.notte.script_status(429)
+            desk.notte.script("status", 429)
         else:
             desk.bugpilot.connect_user(USER)
             desk.send(trigger_body())
             desk.bugpilot.complete_report(desk.bugpilot.tokens[-1])
             desk.clock.advance(seconds=FIRST_CHECK_SECONDS)
             if upstream == "bugpilot":
-                desk.bugpilot.script_session_info(429)
+                desk.bugpilot.script("session_info", 429)
             else:
-                desk.zendesk.script_update(429, retry_after=45)
+                desk.zendesk.script("update", 429, retry_after=45)
         emitted.take()
         # When the resolver makes the call
         desk.run()
@@ -348,7 +348,7 @@ def _every_path(desk: Desk, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
     desk.send(trigger_body(ticket_id="4"))
     desk.bugpilot.complete_report(desk.bugpilot.tokens[-1])
     desk.clock.advance(hours=1)
-    desk.zendesk.script_update(429)
+    desk.zendesk.script("update", 429)
     desk.run()
     yield
     desk.send(trigger_body(ticket_id="5"))
@@ -357,7 +357,7 @@ def _every_path(desk: Desk, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
         patch.setattr(BugpilotProvider, "check", _broken)
         desk.run()
     yield
-    desk.zendesk.script_update(403, times=UNDELIVERABLE_TRIES)
+    desk.zendesk.script("update", 403, times=UNDELIVERABLE_TRIES)
     desk.clock.advance(hours=1)
     desk.run()
     yield

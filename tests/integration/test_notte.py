@@ -44,7 +44,7 @@ class TestEndedSession:
         body = desk.send(notte_body())
         [opened] = body["sessions"]
         assert (opened["provider"], opened["status"]) == ("notte", "pending")
-        assert desk.notte.requests == []
+        assert desk.notte.requests() == []
         # When the resolver reads it while active, then there is no note, and the wait is
         # bounded by the session's own maximum duration rather than the bridge's default
         assert desk.run() == {RunOutcome.WAITING: 1}
@@ -126,14 +126,14 @@ class TestFailures:
         desk.send(notte_body(), unconfigured)
         assert desk.run(unconfigured) == {RunOutcome.NOTED: 1}
         assert "Notte is not set up in the capture bridge" in desk.notes()[0]
-        assert desk.notte.requests == []
+        assert desk.notte.requests() == []
 
     def test_rate_limit_waits_for_its_reset_and_overload_backs_off_30_s(self, desk: Desk) -> None:
         # Given a closed session behind a rate limit, then an overloaded cluster
         reset_in = 90
         desk.notte.add_session(SESSION, status="closed", created_at=START)
-        desk.notte.script_status(429, rate_limit_reset=reset_in)
-        desk.notte.script_status(529)
+        desk.notte.script("status", 429, rate_limit_reset=reset_in)
+        desk.notte.script("status", 529)
         session_id = desk.send(notte_body())["session_id"]
         # When the resolver meets the 429, it waits until X-RateLimit-Reset
         desk.run()
@@ -149,8 +149,8 @@ class TestFailures:
 
     def test_outages_and_timeouts_are_retried(self, desk: Desk) -> None:
         desk.notte.add_session(SESSION, status="closed", created_at=START)
-        desk.notte.script_status(502, times=2)
-        desk.notte.script_replay(500)
+        desk.notte.script("status", 502, times=2)
+        desk.notte.script("replay", 500)
         session_id = desk.send(notte_body())["session_id"]
         outcomes = [desk.run_when_due(session_id) for _ in range(4)]
         assert outcomes[-1] == {RunOutcome.NOTED: 1}
@@ -176,8 +176,8 @@ class TestTicketsNamingSessions:
         assert answer.status == 400
         assert "notte_session_id must be a Notte session id" in answer.body["error"]
         assert desk.runtime.store.client.scan(TableName=table)["Count"] == 0
-        assert desk.notte.requests == []
-        assert desk.bugpilot.actions == []
+        assert desk.notte.requests() == []
+        assert desk.bugpilot.requests("action") == []
 
     def test_links_to_other_hosts_are_ignored(self, desk: Desk) -> None:
         desk.bugpilot.connect_user("user-42")
@@ -185,7 +185,7 @@ class TestTicketsNamingSessions:
         body = desk.send(trigger_body(tags="qa", text=text))
         assert [s["provider"] for s in body["sessions"]] == ["bugpilot"]
         desk.run()
-        assert desk.notte.requests == []
+        assert desk.notte.requests() == []
 
     def test_the_field_and_a_link_to_the_same_session_give_one_note(self, desk: Desk) -> None:
         desk.notte.add_session(SESSION, status="closed", created_at=START)

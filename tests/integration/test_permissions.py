@@ -108,9 +108,9 @@ def test_every_dynamodb_call_is_allowed_by_the_functions_policy(
     webhook.send(body, headers)
     webhook.send(body, headers)
     webhook.send(trigger_body(tags="vip bugpilot_session"))
-    bugpilot.script_action(401, "INVALID_API_KEY")
+    bugpilot.script("action", 401, "INVALID_API_KEY")
     webhook.send(trigger_body(ticket_id="1002"))
-    bugpilot.script_action(503)
+    bugpilot.script("action", 503)
     webhook.send(trigger_body(ticket_id="1003"))
     # Resolver: notes, polls, retries, a resolution (guard released), and claims lost to a race.
     for _ in range(4):

@@ -139,7 +139,7 @@ class TestReportArrives:
         world.clock.advance(hours=1)
         assert world.run().due == 0
         assert len(world.notes()) == 1
-        assert len(world.bugpilot.actions) == 1
+        assert len(world.bugpilot.requests("action")) == 1
 
     def test_report_not_found_polls_with_growing_intervals_then_times_out(
         self, world: World
@@ -165,7 +165,7 @@ class TestReportArrives:
     def test_invalid_session_token_fails_with_a_note(self, world: World) -> None:
         world.bugpilot.connect_user("user-42")
         session_id = world.request()
-        world.bugpilot.script_session_info(400, "INVALID_SESSION_TOKEN")
+        world.bugpilot.script("session_info", 400, "INVALID_SESSION_TOKEN")
         world.clock.advance(seconds=30)
         world.run()
         session = world.session(session_id)
@@ -182,7 +182,7 @@ class TestReportArrives:
         world.clock.advance(seconds=30)
         world.run(moved)
         assert world.session(session_id).error == "UNTRUSTED_SESSION_INFO_URL"
-        assert world.bugpilot.session_info_requests == []
+        assert world.bugpilot.requests("session_info") == []
         assert len(world.notes()) == 1
 
 
@@ -199,7 +199,7 @@ class TestUserOffline:
         world.clock.advance(seconds=60)
         world.run()
         assert world.session(session_id).status is SessionStatus.RESOLVED
-        assert len(world.bugpilot.actions) == 3
+        assert len(world.bugpilot.requests("action")) == 3
         assert len(world.notes()) == 1
 
     def test_user_never_connects_times_out_with_a_note(self, world: World) -> None:
@@ -211,7 +211,7 @@ class TestUserOffline:
         assert (session.status, session.error) == (SessionStatus.TIMED_OUT, "USER_NOT_CONNECTED")
         # Asked at intake, then every three minutes until the 30-minute deadline; not at the
         # deadline itself, when a capture taken would have nobody left to follow it up.
-        assert len(world.bugpilot.actions) == 10
+        assert len(world.bugpilot.requests("action")) == 10
         [note] = world.notes()
         assert "not online" in note["body"]
 
@@ -219,15 +219,15 @@ class TestUserOffline:
 class TestUpstreamFailures:
     def test_failed_action_is_retried_with_backoff_then_succeeds(self, world: World) -> None:
         world.bugpilot.connect_user("user-42")
-        world.bugpilot.script_action(500, "INTERNAL_ERROR", times=3)
+        world.bugpilot.script("action", 500, "INTERNAL_ERROR", times=3)
         session_id = world.request()
         delays = [world.run_when_due(session_id) for _ in range(3)]
         assert delays == [timedelta(seconds=30), timedelta(seconds=60), timedelta(seconds=120)]
         assert world.session(session_id).status is SessionStatus.PENDING
-        assert len(world.bugpilot.actions) == 4
+        assert len(world.bugpilot.requests("action")) == 4
 
     def test_bugpilot_down_until_the_deadline_fails_with_a_note(self, world: World) -> None:
-        world.bugpilot.script_action(503, times=100)
+        world.bugpilot.script("action", 503, times=100)
         session_id = world.request()
         for _ in range(30):
             world.clock.advance(minutes=2)
@@ -239,7 +239,7 @@ class TestUpstreamFailures:
     def test_session_info_outage_is_retried(self, world: World) -> None:
         world.bugpilot.connect_user("user-42")
         session_id = world.request()
-        world.bugpilot.script_session_info(500, "INTERNAL_ERROR", retry_after=90)
+        world.bugpilot.script("session_info", 500, "INTERNAL_ERROR", retry_after=90)
         world.clock.advance(seconds=30)
         world.run()
         session = world.session(session_id)
@@ -259,7 +259,7 @@ class TestNotes:
         world.clock.advance(seconds=30)
         world.run()  # first poll: not yet
         world.clock.advance(seconds=60)
-        world.zendesk.script_update(429, retry_after=45)
+        world.zendesk.script("update", 429, retry_after=45)
         world.run()
         session = world.session(session_id)
         assert (session.status, session.note_state) == (SessionStatus.RESOLVED, NoteState.PENDING)
@@ -271,10 +271,10 @@ class TestNotes:
         assert world.session(session_id).note_state is NoteState.POSTED
         # The retry checked the ticket first, then posted exactly one note.
         assert len(world.notes()) == 1
-        assert len(world.zendesk.comment_reads) == 1
+        assert len(world.zendesk.requests("comments")) == 1
 
     def test_rejected_note_is_given_up_and_logged(self, world: World, env: dict[str, str]) -> None:
-        world.bugpilot.script_action(401, "INVALID_API_KEY")
+        world.bugpilot.script("action", 401, "INVALID_API_KEY")
         session_id = world.request()
         wrong = runtime_with(env, ZENDESK_API_TOKEN="revoked")
         assert world.run(wrong).outcomes == {RunOutcome.NOTE_UNDELIVERABLE: 1}
@@ -284,10 +284,10 @@ class TestNotes:
         assert world.notes() == []
 
     def test_note_that_keeps_failing_is_given_up_after_a_bound(self, world: World) -> None:
-        world.bugpilot.script_action(403, "NO_ACCESS")
+        world.bugpilot.script("action", 403, "NO_ACCESS")
         session_id = world.request()
-        world.zendesk.script_update(503, times=100)
-        world.zendesk.script_comments(503, times=100)
+        world.zendesk.script("update", 503, times=100)
+        world.zendesk.script("comments", 503, times=100)
         for _ in range(40):
             world.run()
             world.clock.advance(hours=4)
@@ -324,7 +324,7 @@ class TestConcurrencyAndCrashes:
         assert total.get(RunOutcome.NOTED) == 12
         for n in range(12):
             assert len(world.notes(str(2000 + n))) == 1
-        assert len(world.bugpilot.actions) == 12
+        assert len(world.bugpilot.requests("action")) == 12
 
     def test_webhook_crash_after_storing_never_repeats_the_action(self, world: World) -> None:
         # Given a webhook that died between storing the request and recording Bugpilot's answer
@@ -340,14 +340,14 @@ class TestConcurrencyAndCrashes:
         object.__setattr__(crashing, "provider", lambda name, **_: DiesAfterStarting())
         with pytest.raises(Crash):
             Webhook(crashing, world.clock).send(trigger_body())
-        assert len(world.bugpilot.actions) == 1
+        assert len(world.bugpilot.requests("action")) == 1
         # When the resolver runs before the claim lapses, it leaves the session alone
         world.clock.advance(minutes=4)
         assert world.run().due == 0
         # And after the lapse it fails it with a note instead of asking Bugpilot again
         world.clock.advance(minutes=1)
         assert world.run().outcomes == {RunOutcome.NOTED: 1}
-        assert len(world.bugpilot.actions) == 1
+        assert len(world.bugpilot.requests("action")) == 1
         [note] = world.notes()
         assert "interrupted" in note["body"]
 
@@ -368,7 +368,7 @@ class TestConcurrencyAndCrashes:
         # And once the claim lapses, the agent is told, and Bugpilot is not asked twice
         world.clock.advance(minutes=5)
         assert world.run().outcomes == {RunOutcome.NOTED: 1}
-        assert len(world.bugpilot.actions) == 1
+        assert len(world.bugpilot.requests("action")) == 1
         assert "interrupted" in world.notes()[0]["body"]
 
     def test_crash_after_the_note_was_posted_gives_no_second_note(
@@ -396,7 +396,7 @@ class TestConcurrencyAndCrashes:
             world.request(ticket_id=str(3000 + n))
         world.clock.advance(minutes=3)
         assert world.run(remaining_ms=20_000).outcomes == {RunOutcome.DEFERRED: 3}
-        assert len(world.bugpilot.actions) == 3
+        assert len(world.bugpilot.requests("action")) == 3
         assert world.run().outcomes == {RunOutcome.WAITING: 3}
 
     def test_a_note_without_time_for_its_worst_case_waits_for_the_next_run(
@@ -440,7 +440,7 @@ class TestConcurrencyAndCrashes:
         world.run_dying_before_save(monkeypatch)
         # And, after the lease, the run that finds it interrupted cannot re-check the report
         world.clock.advance(minutes=5)
-        world.bugpilot.script_session_info(HTTPStatus.BAD_GATEWAY)
+        world.bugpilot.script("session_info", HTTPStatus.BAD_GATEWAY)
         assert world.run().outcomes == {RunOutcome.WAITING: 1}
         # When a later run, which took its claim cleanly, finds the report ready
         assert world.run_when_due(session_id)
@@ -658,7 +658,7 @@ class TestSessionsStoredBeforeProviders:
         world.bugpilot.connect_user("user-42")
         started = world.request()
         token = world.bugpilot.tokens[0]
-        token_url = world.bugpilot.session_info_url("ws-test", token)
+        token_url = world.bugpilot.session_info_url(world.bugpilot.workspace_id, token)
         new = to_item(world.session(started))
         legacy = {
             key: value

@@ -130,7 +130,7 @@ class TestCreate:
         assert reply.headers["Location"] == f"/sessions/{session_id}"
         assert reply.body["status"] == "pending"
         assert reply.body["attempts"] == 1
-        assert len(connected.bugpilot.actions) == 1
+        assert len(connected.bugpilot.requests("action")) == 1
         assert api.call("GET", reply.headers["Location"]).body == reply.body
 
     def test_a_capture_still_open_on_the_ticket_is_returned_with_200(
@@ -140,7 +140,7 @@ class TestCreate:
         again = api.create({**BUGPILOT_BODY, "userEmail": "ada@example.com"})
         assert again.status == 200
         assert again.body["sessionId"] == first.body["sessionId"]
-        assert len(connected.bugpilot.actions) == 1
+        assert len(connected.bugpilot.requests("action")) == 1
 
     def test_the_same_idempotency_key_and_body_give_the_same_session_for_a_day(
         self, api: Api, connected: Desk
@@ -173,7 +173,7 @@ class TestCreate:
             "pending",
         )
         assert reply.body["action"] == "test-session"
-        assert connected.bugpilot.actions == []
+        assert connected.bugpilot.requests("action") == []
 
     def test_api_captures_are_counted_like_the_webhooks(
         self, api: Api, connected: Desk, capsys: pytest.CaptureFixture[str]
@@ -317,7 +317,7 @@ class TestShow:
         connected.lambdatest.add_session(LT_SESSION, status="failed")
         session_id = api.create(LAMBDATEST_BODY).body["sessionId"]
         connected.run()
-        connected.lambdatest.script_session(503)
+        connected.lambdatest.script("session", 503)
         reply = api.call("GET", f"/sessions/{session_id}", query={"refresh": "true"})
         assert reply.status == 503
 

@@ -89,7 +89,7 @@ def test_curl_prints_a_command_the_local_api_accepts() -> None:
             ["/bin/sh"], input=result.stdout, capture_output=True, text=True, timeout=60
         )
         assert sent.returncode == 0, sent.stderr
-        [request] = server.requests
+        [request] = server.requests()
     # Then the call arrives at the webhook's path with the exact body and a proof that verifies
     assert request.path == "/webhooks/zendesk"
     event = json.loads((EVENTS / "webhook_zendesk.json").read_text())

@@ -184,18 +184,18 @@ def assert_the_end(
 ) -> None:
     """Exact counts once the session settled, unchanged an hour later."""
     expected_sessions: StatusCount = Counter({(final.status, final.error, NoteState.POSTED): 1})
-    assert len(world.bugpilot.actions) == actions
+    assert len(world.bugpilot.requests("action")) == actions
     assert len(world.bugpilot.tokens) == captures
     assert sessions_by_status(world) == expected_sessions
     [note] = world.notes(TICKET)
     assert note["public"] is False
     assert final.says in note["body"]
     assert marker(world.session(session_id)) in note["body"]
-    assert len(world.zendesk.updates) == 1
+    assert len(world.zendesk.requests("update")) == 1
     # And nothing is left to do: an hour later no run finds work, and no count moves
     world.clock.now += NOTHING_LEFT_AFTER
     assert world.run().due == 0
-    assert len(world.bugpilot.actions) == actions
+    assert len(world.bugpilot.requests("action")) == actions
     assert len(world.notes(TICKET)) == 1
     assert sessions_by_status(world) == expected_sessions
 
@@ -272,7 +272,7 @@ def test_webhook_dies_at_a_step_boundary(world: World, case: WebhookCase) -> Non
     left = world.session(session_id)
     assert left.status is case.left
     assert (left.claim_id is not None) is case.claim_left
-    assert len(world.bugpilot.actions) == case.actions
+    assert len(world.bugpilot.requests("action")) == case.actions
     assert world.notes(TICKET) == []
     # When Zendesk, having had no answer, sends the call again
     world.clock.now += ZENDESK_RETRY_AFTER
@@ -281,7 +281,7 @@ def test_webhook_dies_at_a_step_boundary(world: World, case: WebhookCase) -> Non
     assert again.status == 202
     assert (again.body["session_id"], again.body["duplicate"]) == (session_id, True)
     assert session_ids(world) == [session_id]
-    assert len(world.bugpilot.actions) == case.actions
+    assert len(world.bugpilot.requests("action")) == case.actions
     # Given every capture Bugpilot took has its report ready
     for token in world.bugpilot.tokens:
         world.bugpilot.complete_report(token)
@@ -488,7 +488,7 @@ def test_resolver_dies_at_a_step_boundary(world: World, case: ResolverCase) -> N
     # When the resolver runs whenever the session is due until it is final and noted
     settle(world, session_id)
     # Then the counts are exact: a check may be repeated (it is read-only), nothing else is
-    assert len(world.bugpilot.session_info_requests) == case.checks
+    assert len(world.bugpilot.requests("session_info")) == case.checks
     assert_the_end(
         world, session_id, actions=case.actions, captures=case.captures, final=case.final
     )

@@ -36,7 +36,7 @@ def _short_action_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
 def request(desk: Desk, action: str, answer_delay: float, times: int = 2) -> str:
     """A capture request while Bugpilot answers its actions `answer_delay` seconds late."""
     desk.bugpilot.connect_user("user-42")
-    desk.bugpilot.script_action(200, delay=answer_delay, times=times)
+    desk.bugpilot.script("action", 200, delay=answer_delay, times=times)
     body = desk.send(trigger_body(tags="", action=action))
     session_id: str = body["session_id"]
     return session_id
@@ -50,13 +50,13 @@ def test_a_silent_capture_answered_late_is_asked_once_more_and_followed_to_its_r
     # Then the webhook stored the request, unconfirmed, after one action
     after_webhook = desk.session(session_id)
     assert (after_webhook.status, after_webhook.unconfirmed) == (SessionStatus.REQUESTED, 1)
-    assert len(desk.bugpilot.actions) == 1
+    assert len(desk.bugpilot.requests("action")) == 1
     # When the resolver asks again, waiting longer, and the report becomes ready
     assert desk.run_when_due(session_id) == {RunOutcome.WAITING: 1}
     desk.bugpilot.complete_report(desk.bugpilot.tokens[-1])
     assert desk.run_when_due(session_id) == {RunOutcome.NOTED: 1}
     # Then one note links the report it followed, after two captures at most
-    assert len(desk.bugpilot.actions) == MAX_SILENT_CAPTURES
+    assert len(desk.bugpilot.requests("action")) == MAX_SILENT_CAPTURES
     [note] = desk.notes()
     assert desk.bugpilot.report_url(desk.bugpilot.tokens[-1]) in note
     assert desk.session(session_id).status is SessionStatus.RESOLVED
@@ -73,7 +73,7 @@ def test_a_silent_capture_never_answered_in_time_stops_after_two_and_says_so(
             break
         desk.run_when_due(session_id)
     # Then Bugpilot was asked twice, never more, and the agent is told the truth
-    assert len(desk.bugpilot.actions) == MAX_SILENT_CAPTURES
+    assert len(desk.bugpilot.requests("action")) == MAX_SILENT_CAPTURES
     session = desk.session(session_id)
     assert (session.status, session.error) == (SessionStatus.FAILED, "UNCONFIRMED")
     [note] = desk.notes()
@@ -89,7 +89,7 @@ def test_a_prompt_answered_late_is_never_shown_again(desk: Desk) -> None:
     assert (after_webhook.status, after_webhook.error) == (SessionStatus.FAILED, "UNCONFIRMED")
     # When the resolver runs, then the note tells the agent, and the user saw one prompt
     assert desk.run() == {RunOutcome.NOTED: 1}
-    assert len(desk.bugpilot.actions) == MAX_PROMPTS
+    assert len(desk.bugpilot.requests("action")) == MAX_PROMPTS
     [note] = desk.notes()
     assert UNCONFIRMED_NOTE in note
 
@@ -97,7 +97,7 @@ def test_a_prompt_answered_late_is_never_shown_again(desk: Desk) -> None:
 def test_a_failure_after_an_unconfirmed_try_still_says_a_report_may_appear(desk: Desk) -> None:
     # Given a first action answered too late, then Bugpilot refusing the key
     session_id = request(desk, "upload-session", SLOW, times=1)
-    desk.bugpilot.script_action(401, "INVALID_API_KEY")
+    desk.bugpilot.script("action", 401, "INVALID_API_KEY")
     # When the resolver asks again
     assert desk.run_when_due(session_id) == {RunOutcome.NOTED: 1}
     # Then the note names the refusal and that the first try may still have captured

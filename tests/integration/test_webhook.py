@@ -56,12 +56,14 @@ class TestAccepted:
             "user-42",
         )
         assert session.action == "upload-session"
-        assert session.reference == bugpilot.session_info_url("ws-test", bugpilot.tokens[0])
+        assert session.reference == bugpilot.session_info_url(
+            bugpilot.workspace_id, bugpilot.tokens[0]
+        )
         assert session.attempts == 1
         assert session.claim_id is None
         assert session.next_check_at == START + timedelta(seconds=30)
         assert session.deadline_at == START + timedelta(minutes=30)
-        assert len(bugpilot.actions) == 1
+        assert len(bugpilot.requests("action")) == 1
 
     def test_through_the_lambda_handler_with_the_events_file(
         self,
@@ -84,7 +86,7 @@ class TestAccepted:
         assert response["statusCode"] == 202
         assert response["headers"]["Content-Type"] == "application/json"
         assert json.loads(response["body"])["status"] == "pending"
-        assert len(bugpilot.actions) == 1
+        assert len(bugpilot.requests("action")) == 1
 
     def test_request_is_stored_before_bugpilot_is_called(
         self, webhook: Webhook, runtime: Runtime, bugpilot: BugpilotSimulator, table: str
@@ -129,7 +131,7 @@ class TestBugpilotOutcomesAtIntake:
         script: tuple[int, str],
         code: str,
     ) -> None:
-        bugpilot.script_action(*script)
+        bugpilot.script("action", *script)
         answer = webhook.send(trigger_body())
         assert (answer.status, answer.body["status"]) == (202, "failed")
         session = runtime.store.get(answer.body["session_id"])
@@ -151,7 +153,7 @@ class TestBugpilotOutcomesAtIntake:
         retry_after: int | None,
         delay: int,
     ) -> None:
-        bugpilot.script_action(status, error, retry_after=retry_after)
+        bugpilot.script("action", status, error, retry_after=retry_after)
         answer = webhook.send(trigger_body())
         assert answer.body["status"] == "requested"
         session = runtime.store.get(answer.body["session_id"])
@@ -196,7 +198,7 @@ class TestIdempotency:
                 }
             ],
         }
-        assert len(bugpilot.actions) == 1
+        assert len(bugpilot.requests("action")) == 1
 
     def test_same_ticket_and_action_while_open_is_one_capture(
         self, webhook: Webhook, bugpilot: BugpilotSimulator, clock: Any
@@ -207,7 +209,7 @@ class TestIdempotency:
         second = webhook.send(trigger_body(tags="vip bugpilot_session"))
         assert second.body["session_id"] == first.body["session_id"]
         assert second.body["duplicate"] is True
-        assert len(bugpilot.actions) == 1
+        assert len(bugpilot.requests("action")) == 1
 
     def test_another_action_on_the_same_ticket_is_a_new_capture(
         self, webhook: Webhook, bugpilot: BugpilotSimulator
@@ -215,13 +217,13 @@ class TestIdempotency:
         first = webhook.send(trigger_body())
         second = webhook.send(trigger_body(tags="bugpilot_screenshot"))
         assert second.body["session_id"] != first.body["session_id"]
-        assert len(bugpilot.actions) == 2
+        assert len(bugpilot.requests("action")) == 2
 
     def test_a_late_retry_of_an_invocation_signed_afresh_is_the_same_delivery(
         self, webhook: Webhook, bugpilot: BugpilotSimulator, clock: Any
     ) -> None:
         # given a delivery whose capture ended at once (the open-capture guard is free again)
-        bugpilot.script_action(401, "INVALID_API_KEY")
+        bugpilot.script("action", 401, "INVALID_API_KEY")
         body = trigger_body()
         invocation = {"x-zendesk-webhook-invocation-id": "8350205582"}
         first = webhook.send(body, signed_headers(body, clock()) | invocation)
@@ -233,12 +235,12 @@ class TestIdempotency:
         assert again.status == 202
         assert again.body["session_id"] == first.body["session_id"]
         assert again.body["duplicate"] is True
-        assert len(bugpilot.actions) == 1
+        assert len(bugpilot.requests("action")) == 1
 
     def test_a_failed_capture_frees_the_ticket_for_a_new_request(
         self, webhook: Webhook, bugpilot: BugpilotSimulator, clock: Any
     ) -> None:
-        bugpilot.script_action(401, "INVALID_API_KEY")
+        bugpilot.script("action", 401, "INVALID_API_KEY")
         first = webhook.send(trigger_body())
         clock.advance(seconds=1)
         second = webhook.send(trigger_body())
@@ -256,7 +258,7 @@ class TestIdempotency:
             answers = list(pool.map(lambda _: webhook.send(body, headers), range(6)))
         assert {a.status for a in answers} == {202}
         assert len({a.body["session_id"] for a in answers}) == 1
-        assert len(bugpilot.actions) == 1
+        assert len(bugpilot.requests("action")) == 1
 
 
 def _bad(body: bytes, **kwargs: Any) -> tuple[bytes, dict[str, Any]]:
@@ -272,8 +274,8 @@ class TestRefusals:
     ) -> Any:
         yield
         assert table_items(table) == []
-        assert bugpilot.requests == []
-        assert zendesk.requests == []
+        assert bugpilot.requests() == []
+        assert zendesk.requests() == []
 
     @pytest.mark.parametrize(
         ("headers", "message"),
@@ -398,7 +400,7 @@ class TestNothingToCapture:
         answer = webhook.send(body, signed_headers(body, clock()))
         assert (answer.status, answer.body) == (200, {"ignored": "ping"})
         assert table_items(table) == []
-        assert bugpilot.requests == []
+        assert bugpilot.requests() == []
 
     def test_an_unproven_ping_is_still_401(self, webhook: Webhook, clock: Any) -> None:
         # given the same call signed with a guessed secret
@@ -419,7 +421,7 @@ class TestUnavailable:
         webhook = Webhook(build_runtime(settings_from(env), store=store), clock)
         answer = webhook.send(trigger_body())
         assert answer.status == 503
-        assert bugpilot.actions == []
+        assert bugpilot.requests("action") == []
 
     def test_misconfiguration_answers_503(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from capture_bridge.webhook import receive

@@ -84,7 +84,7 @@ def test_all_good_exits_zero(
     assert "zendesk: ok (signed in as admin" in out
     assert "bugpilot: reachable, credentials not verifiable" in out
     assert "lambdatest: not configured" in out
-    assert len(zendesk.me_reads) == 1
+    assert len(zendesk.requests("me")) == 1
     assert_no_secret_shown(out)
 
 

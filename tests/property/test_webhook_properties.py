@@ -665,7 +665,7 @@ class Outside:
         items = sorted(
             json.dumps(item, sort_keys=True, ensure_ascii=False) for item in self.items()
         )
-        return items, tuple(len(simulator.requests) for simulator in self.simulators)
+        return items, tuple(len(simulator.requests()) for simulator in self.simulators)
 
     def emptied(self) -> Footprint:
         """Empty the table, left over from earlier examples; the footprint of the empty table."""
@@ -675,7 +675,7 @@ class Outside:
             self.client.batch_write_item(
                 RequestItems={self.table: [{"DeleteRequest": {"Key": key}} for key in batch]}
             )
-        return [], tuple(len(simulator.requests) for simulator in self.simulators)
+        return [], tuple(len(simulator.requests()) for simulator in self.simulators)
 
 
 @pytest.fixture
