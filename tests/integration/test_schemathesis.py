@@ -12,28 +12,15 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import requests
 
-from local_runner.demo import (
-    BUGPILOT_KEY,
-    LAMBDATEST_KEY,
-    LAMBDATEST_USER,
-    NOTTE_KEY,
-    SESSIONS_API_TOKEN,
-    WORKSPACE_ID,
-    demo_env,
-    running,
-)
+from local_runner.demo import SESSIONS_API_TOKEN, demo_env, running
 from local_runner.runner import LocalRunner
-from local_runner.simulators import (
-    BugpilotSimulator,
-    LambdaTestSimulator,
-    NotteSimulator,
-    ZendeskSimulator,
-)
+from local_runner.simulators import PROVIDER_SIMULATORS, ZendeskSimulator
 from tests.conftest import ROOT
 
 DOCUMENT = ROOT / "openapi" / "sessions.yaml"
@@ -49,18 +36,19 @@ EXCLUDED_CHECKS = "use_after_free"
 @pytest.fixture
 def local_api() -> Iterator[str]:
     """The local runner with its sessions API on the simulators; yields its URL."""
-    with (
-        BugpilotSimulator(workspace_id=WORKSPACE_ID, api_key=BUGPILOT_KEY) as bugpilot,
-        running(ZendeskSimulator()) as desk,
-        LambdaTestSimulator(username=LAMBDATEST_USER, access_key=LAMBDATEST_KEY) as lambdatest,
-        NotteSimulator(api_key=NOTTE_KEY) as notte,
-        LocalRunner(
-            port=0,
-            start_schedules=False,
-            env=demo_env(bugpilot.url, desk, lambdatest.url, notte.url, verbose=False),
-            embedded_dynamodb=True,
-        ) as runner,
-    ):
+    with ExitStack() as stack:
+        providers = {
+            name: stack.enter_context(running(make())) for name, make in PROVIDER_SIMULATORS.items()
+        }
+        desk = stack.enter_context(running(ZendeskSimulator()))
+        runner = stack.enter_context(
+            LocalRunner(
+                port=0,
+                start_schedules=False,
+                env=demo_env(desk, providers, verbose=False),
+                embedded_dynamodb=True,
+            )
+        )
         yield runner.url
 
 
