@@ -79,11 +79,20 @@ READ_TIMEOUT = 2
 MAX_ATTEMPTS = 3
 LONGEST_CALL_SECONDS = MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + (1 + 2)
 
-# Creating a session: DynamoDB cancels a transaction that meets another one still committing on
-# the same item (`TransactionConflict`) or that it throttles; those are tried again, briefly.
-CREATE_ATTEMPTS = 4
-# Pauses of 20-40, 40-80 and 80-160 ms: transactions commit within milliseconds.
+# DynamoDB cancels a transaction that meets another one still committing on the same item
+# (`TransactionConflict`) or that it throttles. A save or a cancel tries again briefly: pauses of
+# 20-40, 40-80 and 80-160 ms, as transactions usually commit within milliseconds.
+SAVE_ATTEMPTS = 4
 CONFLICT_PAUSE_SECONDS = 0.02
+# Creating a session meets the commits of identical deliveries sent at once, which can take a
+# second under load: it waits for them with growing jittered pauses (50-100 ms, doubling, up to
+# 0.4-0.8 s), reading the delivery consistently after each one, so that a rival's commit that
+# landed answers the request as a duplicate. All of it within a budget that leaves the webhook's
+# answer well inside the ~10 s a helpdesk waits (the Lambda's timeout is 15 s).
+CREATE_ATTEMPTS = 10
+CREATE_FIRST_PAUSE_SECONDS = 0.05
+CREATE_LONGEST_PAUSE_SECONDS = 0.8
+CREATE_BUDGET_SECONDS = 6.0
 CONDITION_FAILED = "ConditionalCheckFailed"
 VALIDATION_ERROR = "ValidationError"
 BUSY_REASONS = frozenset(
@@ -309,12 +318,24 @@ def _busy(codes: list[str]) -> bool:
     return set(codes) <= BUSY_REASONS | {"None"}
 
 
+def _jittered(pause: float) -> float:
+    # Jittered, so that racing writers do not collide again in step.
+    return random.uniform(pause / 2, pause)  # noqa: S311
+
+
 def _pause(attempt: int) -> None:
     """Wait before trying a busy write again: longer each time, jittered."""
-    # Growing, so that a rival's commit has time to land; jittered, so that racing writers do
-    # not collide again in step.
-    pause = CONFLICT_PAUSE_SECONDS * 2**attempt
-    time.sleep(random.uniform(pause / 2, pause))  # noqa: S311
+    # Growing, so that a rival's commit has time to land.
+    time.sleep(_jittered(CONFLICT_PAUSE_SECONDS * 2**attempt))
+
+
+def _creation_pause(attempt: int, deadline: float) -> bool:
+    """Wait before creating again after `attempt`; False when that would overrun `deadline`."""
+    pause = _jittered(min(CREATE_FIRST_PAUSE_SECONDS * 2**attempt, CREATE_LONGEST_PAUSE_SECONDS))
+    if time.monotonic() + pause > deadline:
+        return False
+    time.sleep(pause)
+    return True
 
 
 def _error_code(error: ClientError) -> str:
@@ -363,7 +384,8 @@ class SessionStore:
         whether it is the caller's own. Reads DynamoDB's reasons for a cancelled transaction: an
         item that exists names the session standing for the request (the caller's own when a
         re-sent transaction had committed); a conflict with a transaction still committing is
-        tried again shortly; an item DynamoDB refuses as invalid is the caller's error. Raises
+        waited out, the delivery read again consistently after each pause, within
+        `CREATE_BUDGET_SECONDS`; an item DynamoDB refuses as invalid is the caller's error. Raises
         `StoreUnavailable` only when DynamoDB cannot be used, `InvalidRequest` when it refuses
         the item, `IdempotencyConflict` when the key was stored with another body's fingerprint.
         """
@@ -372,9 +394,16 @@ class SessionStore:
         pointer_keys = (*((pointer[0],) if pointer else ()), _guard_key(session))
         fingerprint = idempotency.fingerprint if idempotency else None
         items = self._creation_items(session, pointer, now)
+        deadline = time.monotonic() + CREATE_BUDGET_SECONDS
         for attempt in range(CREATE_ATTEMPTS):
             if attempt:
-                _pause(attempt)
+                if not _creation_pause(attempt, deadline):
+                    break
+                # A rival's commit that landed meanwhile answers the request: reading it costs
+                # nothing, where another transaction would keep the items busy for the others.
+                standing = self._standing_for(session, pointer_keys, now_epoch, fingerprint)
+                if standing is not None:
+                    return standing
             cancelled = self._transact(items, "could not store the capture request")
             if cancelled is None:
                 return session, True
@@ -454,7 +483,7 @@ class SessionStore:
     ) -> list[dict[str, Any]] | None:
         """`_transact`, tried again briefly while DynamoDB reports the items busy."""
         cancelled = None
-        for attempt in range(CREATE_ATTEMPTS):
+        for attempt in range(SAVE_ATTEMPTS):
             if attempt:
                 _pause(attempt)
             cancelled = self._transact(items, failure)
