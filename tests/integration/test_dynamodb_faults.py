@@ -27,7 +27,6 @@ from botocore.exceptions import ClientError
 from botocore.retries import standard
 from moto import mock_aws
 
-from capture_bridge import session_store
 from capture_bridge.capture_flow import CLAIM_LEASE
 from capture_bridge.errors import StoreUnavailable
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus
@@ -35,6 +34,7 @@ from capture_bridge.resolver import RunOutcome, RunSummary, resolve_due_sessions
 from capture_bridge.runtime import Runtime, build_runtime
 from capture_bridge.session_store import CREATE_ATTEMPTS, SAVE_ATTEMPTS, SessionStore, from_item
 from capture_bridge.settings import settings_from
+from capture_bridge.store import deliveries
 from capture_bridge.webhook import WebhookAnswer
 from local_runner.dynamodb import ensure_table
 from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
@@ -139,7 +139,7 @@ def no_creation_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     They wait for a rival's commit, which a scripted conflict does not have: only the tests of
     commits in progress need them.
     """
-    monkeypatch.setattr(session_store, "CREATE_FIRST_PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(deliveries, "CREATE_FIRST_PAUSE_SECONDS", 0.0)
 
 
 @dataclass

@@ -13,7 +13,6 @@ import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from capture_bridge import session_store
 from capture_bridge.errors import InvalidRequest, StoreUnavailable
 from capture_bridge.models import CaptureRequest, CaptureSession, NoteState, SessionStatus
 from capture_bridge.session_store import (
@@ -24,6 +23,7 @@ from capture_bridge.session_store import (
     from_item,
     to_item,
 )
+from capture_bridge.store import deliveries
 from tests.conftest import START, webhook_delivery
 from tests.dynamodb_faults import (
     RealisticDynamoDB,
@@ -97,7 +97,7 @@ def store(table: str) -> SessionStore:
 @pytest.fixture
 def no_creation_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     """No pauses between creating attempts: they wait for a commit that scripted faults lack."""
-    monkeypatch.setattr(session_store, "CREATE_FIRST_PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(deliveries, "CREATE_FIRST_PAUSE_SECONDS", 0.0)
 
 
 def test_item_mapping_round_trips() -> None:
@@ -374,7 +374,7 @@ class TestCreationUnderRealDynamoDBBehaviour:
     ) -> None:
         # Given a creation budget shorter than the pauses of every attempt together
         budget = 0.3
-        monkeypatch.setattr(session_store, "CREATE_BUDGET_SECONDS", budget)
+        monkeypatch.setattr(deliveries, "CREATE_BUDGET_SECONDS", budget)
         store, faults = dynamodb
         faults.fail("TransactWriteItems", *[conflict()] * CREATE_ATTEMPTS)
         started = time.monotonic()
