@@ -1,4 +1,7 @@
-"""Session store on moto: item mapping, guards, claims, and conditional writes that are retried."""
+"""Session store on moto: guards, claims, and conditional writes that are retried.
+
+The item mapping itself is tested without moto in tests/unit/test_session_codec.py.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +17,12 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from capture_bridge.errors import InvalidRequest, StoreUnavailable
-from capture_bridge.models import CaptureRequest, CaptureSession, NoteState, SessionStatus
+from capture_bridge.models import CaptureSession, SessionStatus
 from capture_bridge.session_store import (
     CREATE_ATTEMPTS,
     SAVE_ATTEMPTS,
     SessionStore,
     due_bucket,
-    from_item,
-    to_item,
 )
 from capture_bridge.store import deliveries
 from tests.conftest import START, webhook_delivery
@@ -33,6 +34,7 @@ from tests.dynamodb_faults import (
     internal_error,
     throttled,
 )
+from tests.store_sessions import new_session
 
 LEASE = timedelta(minutes=5)
 # More sessions due than one run takes, so that the choice between buckets matters.
@@ -40,25 +42,6 @@ DUE_SESSIONS = 40
 RUN_LIMIT = 10
 # As many identical deliveries at once as the load test that found the 503 storm.
 RACING_DUPLICATES = 50
-
-
-def new_session(ticket: str = "1001", claim_id: str = "webhook-claim") -> CaptureSession:
-    request = CaptureRequest(
-        helpdesk="zendesk",
-        ticket_id=ticket,
-        provider="bugpilot",
-        action="upload-session",
-        subject="upload-session",
-        user_id="user-42",
-        description="Ticket",
-    )
-    return CaptureSession.open(
-        request,
-        now=START,
-        max_wait=timedelta(minutes=30),
-        claim_id=claim_id,
-        next_check_at=START + LEASE,
-    )
 
 
 class RepeatingClient:
@@ -98,67 +81,6 @@ def store(table: str) -> SessionStore:
 def no_creation_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     """No pauses between creating attempts: they wait for a commit that scripted faults lack."""
     monkeypatch.setattr(deliveries, "CREATE_FIRST_PAUSE_SECONDS", 0.0)
-
-
-def test_item_mapping_round_trips() -> None:
-    session = replace(
-        new_session(),
-        status=SessionStatus.RESOLVED,
-        links={"report": "https://dash.bugpilot.io/report/r1"},
-        details={"kind": "screenshot"},
-        reference="http://127.0.0.1/api/v1/session-info/ws/t",
-        error=None,
-        note_state=NoteState.PENDING,
-        attempts=2,
-        polls=3,
-        unconfirmed=1,
-        interruptions=1,
-        faults=2,
-        fault="Broken: a defect",
-        expires_at=123,
-        closed_at=START + timedelta(minutes=3),
-    )
-    item = to_item(session)
-    assert from_item(item) == session
-    assert item["due_bucket"] == due_bucket(session.session_id)
-    assert "error" not in item
-
-
-def test_an_item_in_the_shape_stored_before_providers_loads_as_bugpilot() -> None:
-    # Given an open session as the bridge stored it before sessions named their provider
-    legacy = {
-        "pk": "session#s-1",
-        "session_id": "s-1",
-        "helpdesk": "zendesk",
-        "ticket_id": "1001",
-        "user_id": "user-42",
-        "action": "upload-session",
-        "description": "Requested from Zendesk ticket #1001",
-        "status": "pending",
-        "created_at": "2026-11-25T12:00:00Z",
-        "updated_at": "2026-11-25T12:00:00Z",
-        "deadline_at": "2026-11-25T12:30:00Z",
-        "next_check_at": "2026-11-25T12:00:30Z",
-        "session_info_url": "https://widget-api.bugpilot.io/api/v1/session-info/ws/t",
-        "report_url": "https://dash.bugpilot.io/report/r1",
-        "attempts": 1,
-        "polls": 0,
-        "note_attempts": 0,
-    }
-    # When it is read
-    session = from_item(legacy)
-    # Then it is a Bugpilot session, guarded as it was, with its reference and link carried over
-    assert session.provider == "bugpilot"
-    assert session.capture_key == "zendesk#1001#upload-session"
-    assert session.reference == legacy["session_info_url"]
-    assert session.links == {"report": legacy["report_url"]}
-    assert to_item(session)["capture_key"] == "zendesk#1001#upload-session"
-
-
-def test_only_sessions_with_work_are_in_the_due_index() -> None:
-    posted = replace(new_session(), status=SessionStatus.RESOLVED, note_state=NoteState.POSTED)
-    assert "due_bucket" not in to_item(posted)
-    assert "due_bucket" not in to_item(replace(new_session(), next_check_at=None))
 
 
 def test_claim_survives_a_retried_call_whose_first_attempt_succeeded(table: str) -> None:
