@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -19,8 +17,6 @@ from capture_bridge.session_store import (
     SessionIndex,
     SessionQuery,
     SessionStore,
-    decode_cursor,
-    encode_cursor,
     from_item,
     to_item,
 )
@@ -65,11 +61,11 @@ def store(table: str) -> SessionStore:
     return SessionStore(table)
 
 
-def put(store: SessionStore, *sessions: CaptureSession) -> None:
+def put(table: str, *sessions: CaptureSession) -> None:
     """Plain PutItem rows: listings do not need the creation transaction."""
-    table = boto3.resource("dynamodb").Table(store._table)
+    rows = boto3.resource("dynamodb").Table(table)
     for session in sessions:
-        table.put_item(Item=to_item(session))
+        rows.put_item(Item=to_item(session))
 
 
 def ids(sessions: list[CaptureSession]) -> list[str]:
@@ -78,13 +74,13 @@ def ids(sessions: list[CaptureSession]) -> list[str]:
 
 class TestListing:
     def test_a_tickets_sessions_come_newest_first_in_pages_each_once(
-        self, store: SessionStore
+        self, store: SessionStore, table: str
     ) -> None:
         # Given seven sessions on the ticket and one on another ticket
         mine = [
             a_session(minute=minute, subject=f"s{minute}") for minute in range(SESSIONS_ON_TICKET)
         ]
-        put(store, *mine, a_session("2002", minute=3))
+        put(table, *mine, a_session("2002", minute=3))
         # When the ticket's sessions are read page by page
         seen: list[str] = []
         cursor = None
@@ -99,10 +95,10 @@ class TestListing:
         assert seen == ids(sorted(mine, key=lambda s: s.created_at, reverse=True))
         assert page.sessions
 
-    def test_a_status_listing_takes_since_as_a_floor(self, store: SessionStore) -> None:
+    def test_a_status_listing_takes_since_as_a_floor(self, store: SessionStore, table: str) -> None:
         # Given pending sessions over ten minutes and a resolved one
-        put(store, *(a_session(str(n), minute=n) for n in range(10)))
-        put(store, a_session("99", minute=9, status=SessionStatus.RESOLVED))
+        put(table, *(a_session(str(n), minute=n) for n in range(10)))
+        put(table, a_session("99", minute=9, status=SessionStatus.RESOLVED))
         # When those created from minute 6 on are listed
         query = replace(PENDING, since=START + timedelta(minutes=6))
         page = store.list_sessions(query, limit=100)
@@ -111,7 +107,7 @@ class TestListing:
         assert page.cursor is None
 
     def test_guards_and_deliveries_never_land_in_the_listing_indexes(
-        self, store: SessionStore
+        self, store: SessionStore, table: str
     ) -> None:
         # Given a session created with its guard and delivery pointer
         session = a_session(claim_id="webhook")
@@ -121,13 +117,13 @@ class TestListing:
             (SessionIndex.BY_TICKET, "ticket_key"),
             (SessionIndex.BY_STATUS, "status"),
         ):
-            items = store.client.scan(TableName=store._table, IndexName=index.value)["Items"]
+            items = store.client.scan(TableName=table, IndexName=index.value)["Items"]
             assert [item["pk"]["S"] for item in items] == [f"session#{session.session_id}"], key
 
-    def test_a_cursor_of_another_query_is_refused(self, store: SessionStore) -> None:
+    def test_a_cursor_of_another_query_is_refused(self, store: SessionStore, table: str) -> None:
         # Given a cursor from the first ticket's listing
-        put(store, *(a_session(minute=n, subject=f"s{n}") for n in range(4)))
-        put(store, *(a_session("2002", minute=n, subject=f"s{n}") for n in range(4)))
+        put(table, *(a_session(minute=n, subject=f"s{n}") for n in range(4)))
+        put(table, *(a_session("2002", minute=n, subject=f"s{n}") for n in range(4)))
         cursor = store.list_sessions(BY_TICKET, limit=2).cursor
         assert cursor is not None
         # Then it cannot read the other ticket, another status, or another floor
@@ -138,40 +134,6 @@ class TestListing:
         ):
             with pytest.raises(InvalidCursor):
                 store.list_sessions(other, limit=2, cursor=cursor)
-
-    def test_a_cursor_rewritten_to_another_partition_is_refused(self) -> None:
-        # Given a cursor whose query and key were both rewritten to another ticket
-        key = {
-            "pk": "session#x",
-            "ticket_key": "zendesk#2002",
-            "created_at": "2026-11-25T12:00:00Z",
-        }
-        forged = encode_cursor(BY_TICKET, key)
-        # Then it is refused for the ticket it names in its query part
-        with pytest.raises(InvalidCursor):
-            decode_cursor(BY_TICKET, forged)
-
-    @pytest.mark.parametrize(
-        "cursor",
-        [
-            "",
-            "not base64 !",
-            "é",
-            "x" * 3000,
-            base64.urlsafe_b64encode(b"[1, 2]").decode(),
-            base64.urlsafe_b64encode(b"\xff\xfe").decode(),
-            base64.urlsafe_b64encode(json.dumps({"v": 1}).encode()).decode(),
-        ],
-    )
-    def test_a_malformed_cursor_is_the_callers_error(self, cursor: str) -> None:
-        with pytest.raises(InvalidCursor):
-            decode_cursor(BY_TICKET, cursor)
-
-    def test_a_cursor_below_the_floor_is_refused(self) -> None:
-        query = replace(PENDING, since=START)
-        key = {"pk": "session#x", "status": "pending", "created_at": "2020-01-01T00:00:00Z"}
-        with pytest.raises(InvalidCursor):
-            decode_cursor(query, encode_cursor(query, key))
 
 
 class TestIdempotency:
@@ -248,10 +210,10 @@ class TestCancelWrite:
         assert not store.save(late, held_claim=claim.session.claim_id or "")
 
     def test_a_status_changed_since_it_was_read_blocks_the_cancel(
-        self, store: SessionStore
+        self, store: SessionStore, table: str
     ) -> None:
         session = a_session(status=SessionStatus.REQUESTED)
-        put(store, replace(session, status=SessionStatus.PENDING))
+        put(table, replace(session, status=SessionStatus.PENDING))
         write = store.cancel(cancelled(session, START), seen=SessionStatus.REQUESTED, now=START)
         assert not write.committed
         assert write.stored is not None and write.stored.status is SessionStatus.PENDING

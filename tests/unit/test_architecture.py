@@ -33,14 +33,18 @@ def package_modules() -> list[Path]:
 @pytest.mark.parametrize(
     ("library", "allowed"),
     [
-        # DynamoDB lives in session_store alone; settings reads the one secret.
-        ("boto3", {"session_store.py", "settings.py"}),
-        ("botocore", {"session_store.py", "settings.py"}),
+        # DynamoDB lives in the session store's one client module; settings reads the one secret.
+        ("boto3", {"store/dynamodb.py", "settings.py"}),
+        ("botocore", {"store/dynamodb.py", "settings.py"}),
         ("requests", {"http.py"}),
     ],
 )
 def test_only_one_module_talks_to_each_service(library: str, allowed: set[str]) -> None:
-    users = {path.name for path in package_modules() if library in imported_roots(path)}
+    users = {
+        path.relative_to(PACKAGE).as_posix()
+        for path in package_modules()
+        if library in imported_roots(path)
+    }
     assert users == allowed
 
 

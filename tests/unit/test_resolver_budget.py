@@ -16,7 +16,7 @@ ROUNDING_MS = 1000
 # A write that DynamoDB answers "busy" is tried again after growing pauses.
 BUSY_PAUSES_SECONDS = sum(
     session_store.CONFLICT_PAUSE_SECONDS * 2**attempt
-    for attempt in range(1, session_store.CREATE_ATTEMPTS)
+    for attempt in range(1, session_store.SAVE_ATTEMPTS)
 )
 STORE_WRITE_SECONDS = session_store.LONGEST_CALL_SECONDS + BUSY_PAUSES_SECONDS
 
