@@ -20,7 +20,7 @@ import requests
 
 from local_runner.demo import SESSIONS_API_TOKEN, demo_env, running
 from local_runner.runner import LocalRunner
-from local_runner.simulators import PROVIDER_SIMULATORS, ZendeskSimulator
+from local_runner.simulators import HELPDESK_SIMULATORS, PROVIDER_SIMULATORS
 from tests.conftest import ROOT
 
 DOCUMENT = ROOT / "openapi" / "sessions.yaml"
@@ -40,14 +40,13 @@ def local_api() -> Iterator[str]:
         providers = {
             name: stack.enter_context(running(make())) for name, make in PROVIDER_SIMULATORS.items()
         }
-        desk = stack.enter_context(running(ZendeskSimulator()))
+        # Every helpdesk configured, so that each the document lists can be asked for.
+        desks = [stack.enter_context(running(make())) for make in HELPDESK_SIMULATORS.values()]
+        env = demo_env(desks[0], providers, verbose=False)
+        for desk in desks[1:]:
+            env.update(desk.bridge_settings())
         runner = stack.enter_context(
-            LocalRunner(
-                port=0,
-                start_schedules=False,
-                env=demo_env(desk, providers, verbose=False),
-                embedded_dynamodb=True,
-            )
+            LocalRunner(port=0, start_schedules=False, env=env, embedded_dynamodb=True)
         )
         yield runner.url
 

@@ -24,6 +24,7 @@ from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import to_item
 from local_runner.apigw import ApiGateway
 from local_runner.runner import openapi_documents
+from local_runner.simulators import BugpilotSimulator
 from local_runner.template import FunctionDef, load_template
 from tests import openapi_contract as contract
 from tests.conftest import ROOT, START, Clock, Desk, FakeLambdaContext, runtime_with
@@ -119,6 +120,22 @@ def connected(desk: Desk) -> Desk:
 
 
 class TestCreate:
+    def test_a_capture_on_a_helpdesk_that_is_not_configured_is_refused_before_anything(
+        self, env: dict[str, str], clock: Clock, bugpilot: BugpilotSimulator
+    ) -> None:
+        # Given a bridge whose Zendesk has no API token (its notes could never be written)
+        runtime = runtime_with(env, SESSIONS_API_TOKEN=TOKEN, ZENDESK_API_TOKEN="")
+        api = Api(runtime, clock)
+        # When a capture on a Zendesk ticket is asked for
+        reply = api.create(BUGPILOT_BODY)
+        # Then it is a 400 naming the helpdesk and what to set; nothing is stored or started
+        assert reply.status == 400
+        [error] = reply.body["detail"]
+        assert error["loc"] == ["body", "helpdesk"]
+        assert "ZENDESK_API_TOKEN" in error["msg"]
+        assert api.call("GET", "/sessions", query={"status": "pending"}).body["sessions"] == []
+        assert bugpilot.requests() == []
+
     def test_a_new_capture_is_201_with_its_location_and_is_started(
         self, api: Api, connected: Desk
     ) -> None:
@@ -566,19 +583,26 @@ class TestMethodsAndAuthorization:
         api.token = None
         assert api.call("GET", "/sessions", query={"status": "pending"}).status == 401
 
-    def test_iam_mode_leaves_callers_to_the_authorizer_unless_a_token_is_set(
+    def test_iam_mode_without_a_token_refuses_every_call_iam_did_not_verify(
         self, env: dict[str, str], clock: Clock
     ) -> None:
-        # Given an IAM stack without a token: API Gateway has verified whoever reaches it
+        # Given an IAM stack without a token, and a call no IAM authorizer verified (as on the
+        # local runner, which has none)
         api = Api(runtime_with(env, SESSIONS_API_AUTH="iam"), clock)
         api.token = None
-        assert api.call("GET", "/sessions", query={"status": "pending"}).status == 200
+        # Then it is refused, naming the token: the API is never open
+        reply = api.call("GET", "/sessions", query={"status": "pending"})
+        assert reply.status == 401
+        assert "SESSIONS_API_TOKEN" in reply.body["detail"]
         # Given an IAM stack with a token: the token is enforced on unsigned calls
         api.runtime = runtime_with(env, SESSIONS_API_AUTH="iam", SESSIONS_API_TOKEN=TOKEN)
         assert api.call("GET", "/sessions", query={"status": "pending"}).status == 401
 
-    def test_a_call_api_gateway_verified_by_iam_needs_no_token(self, env: dict[str, str]) -> None:
-        runtime = runtime_with(env, SESSIONS_API_AUTH="iam", SESSIONS_API_TOKEN=TOKEN)
+    @pytest.mark.parametrize("token", [TOKEN, ""], ids=["token-set", "no-token"])
+    def test_a_call_api_gateway_verified_by_iam_needs_no_token(
+        self, env: dict[str, str], token: str
+    ) -> None:
+        runtime = runtime_with(env, SESSIONS_API_AUTH="iam", SESSIONS_API_TOKEN=token)
         event = {
             "routeKey": "ANY /sessions",
             "rawPath": "/sessions",

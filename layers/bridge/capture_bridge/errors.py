@@ -35,6 +35,13 @@ class UnknownHelpdesk(BridgeError):
     """The webhook path names a helpdesk the bridge has no adapter for (answered with 404)."""
 
 
+class HelpdeskNotConfigured(BridgeError):
+    """A capture asked for on a helpdesk whose notes could not be written (answered with 400).
+
+    Refused before anything is stored or sent: its capture could never reach the ticket.
+    """
+
+
 class UnknownProvider(BridgeError):
     """A capture provider name the bridge has no module for."""
 

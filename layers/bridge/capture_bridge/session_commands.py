@@ -23,6 +23,8 @@ from capture_bridge.capture_flow import (
     may_refresh,
     refreshed,
 )
+from capture_bridge.errors import HelpdeskNotConfigured
+from capture_bridge.helpdesks import helpdesk_spec
 from capture_bridge.intake import Opened, open_captures
 from capture_bridge.models import CaptureSession, TicketRequest
 from capture_bridge.observability import logger, session_fields
@@ -84,9 +86,15 @@ def create(
 ) -> Opened:
     """Store and start the capture as a webhook's would be (the same functions, guards, start).
 
-    Raises `InvalidRequest` (the provider refused a field), `IdempotencyConflict` and
-    `StoreUnavailable`.
+    Raises `HelpdeskNotConfigured` (its note could never be written), `InvalidRequest` (the
+    provider refused a field), `IdempotencyConflict` and `StoreUnavailable`.
     """
+    missing = helpdesk_spec(new.helpdesk).unconfigured(runtime.settings)
+    if missing:
+        raise HelpdeskNotConfigured(
+            f"{new.helpdesk} is not configured in this bridge, so no note could reach the ticket: "
+            f"set {', '.join(missing)}"
+        )
     requests = runtime.capture_requests(ticket_request(new))
     idempotency = Idempotency(idempotency_key, new.fingerprint) if idempotency_key else None
     # The body names one provider's one capture, so exactly one request comes back.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from capture_bridge.errors import (
     BridgeError,
     ConfigurationError,
+    HelpdeskNotConfigured,
     IdempotencyConflict,
     InvalidRequest,
     NothingToCapture,
@@ -138,6 +139,7 @@ REFUSALS: tuple[tuple[type[BridgeError], Refusal], ...] = (
     (PayloadTooLarge, Refusal(413)),
     (IdempotencyConflict, Refusal(409, "this Idempotency-Key was used with another body")),
     (InvalidRequest, Refusal(400)),
+    (HelpdeskNotConfigured, Refusal(400)),
     (UnknownProvider, Refusal(400)),
     (
         ConfigurationError,

@@ -30,6 +30,7 @@ from capture_bridge.api.sessions_input import (
 from capture_bridge.capture import provider_spec
 from capture_bridge.errors import (
     BridgeError,
+    HelpdeskNotConfigured,
     InvalidCursor,
     InvalidRequest,
     SecretNotConfigured,
@@ -85,17 +86,20 @@ def _not_found(session_id: str) -> Answer:
 def authorize(settings: Settings, request: HttpRequest) -> None:
     """Raise `Unauthenticated` unless the caller proved itself; see `AuthMode`.
 
-    A configured token is always enforced (so the local runner and tests exercise it), except
-    for a call API Gateway has verified by IAM: an IAM stack keeps working if a token lingers
-    in its secret. Without a token, an IAM stack relies on its authorizer and a token stack
-    refuses everything: it is never open.
+    An IAM stack takes a call API Gateway has verified by IAM (its event says so); any other
+    call, on any stack, needs the bearer token. So without a token the API is never open: not
+    on a token stack, and not where no IAM authorizer stands in front (the local runner).
     """
     token = settings.secret("SESSIONS_API_TOKEN")
     mode = settings.text("SESSIONS_API_AUTH", AuthMode.TOKEN.value).lower()
-    if mode == AuthMode.IAM and (request.iam_verified or not token):
+    if mode == AuthMode.IAM and request.iam_verified:
         return
     if not token:
-        raise SecretNotConfigured("no SESSIONS_API_TOKEN is configured: every call is refused")
+        raise SecretNotConfigured(
+            "no SESSIONS_API_TOKEN is configured: every call without IAM is refused"
+            if mode == AuthMode.IAM
+            else "no SESSIONS_API_TOKEN is configured: every call is refused"
+        )
     scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
     expected = token.encode("utf-8", "surrogatepass")
     offered = given.strip().encode("utf-8", "surrogatepass")
@@ -285,5 +289,7 @@ def _refused(exc: BridgeError) -> Answer:
         return _detail(401, f"unauthenticated: {text}", **{"WWW-Authenticate": "Bearer"})
     if refusal.status == 400:
         where = ("query", "cursor") if isinstance(exc, InvalidCursor) else ("body",)
+        if isinstance(exc, HelpdeskNotConfigured):
+            where = ("body", "helpdesk")
         return _bad_input([FieldError(where, text)])
     return _detail(refusal.status, text)

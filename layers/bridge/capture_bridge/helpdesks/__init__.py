@@ -155,6 +155,9 @@ class HelpdeskSpec:
     adapter: Callable[[Settings, HttpClient], HelpdeskAdapter]
     # One read-only call proving the stored credentials (`ops doctor`); never in the request path.
     probe: Callable[[Settings, HttpClient], AccessCheck]
+    # The settings its notes need that are not set (none: it can write notes); no call is made.
+    # The sessions API refuses a capture on a helpdesk that could never get its note.
+    unconfigured: Callable[[Settings], list[str]]
     # The headers the helpdesk would send with a call (the local runner's `sign-event`, tests);
     # raises `SecretNotConfigured` naming the key when its secret is missing.
     sign_request: RequestSigner

@@ -230,15 +230,21 @@ def _conversation_text(item: Any) -> str:
     return "\n".join(str(item.get(form) or "") for form in ("body_text", "body"))
 
 
-def probe(settings: Settings, http: HttpClient) -> AccessCheck:
-    """`GET /api/v2/agents/me` with the stored API key: the agent the bridge writes notes as."""
+def unconfigured(settings: Settings) -> list[str]:
+    """What notes need and is not set: the account's address and the agent's API key."""
     own = FreshdeskSettings.from_settings(settings)
-    missing = unset(
+    return unset(
         [
             ("FRESHDESK_DOMAIN (or FRESHDESK_API_URL)", own.base_url),
             ("FRESHDESK_API_KEY", own.api_key),
         ]
     )
+
+
+def probe(settings: Settings, http: HttpClient) -> AccessCheck:
+    """`GET /api/v2/agents/me` with the stored API key: the agent the bridge writes notes as."""
+    own = FreshdeskSettings.from_settings(settings)
+    missing = unconfigured(settings)
     if missing:
         return not_configured(NAME, missing)
     response = read(
@@ -284,6 +290,7 @@ SPEC = HelpdeskSpec(
     name=NAME,
     adapter=adapter,
     probe=probe,
+    unconfigured=unconfigured,
     sign_request=sign_request,
     webhook_secret_key=WEBHOOK_SECRET_KEY,
     secret_keys=("FRESHDESK_DOMAIN", "FRESHDESK_API_KEY", "FRESHDESK_WEBHOOK_SECRET"),

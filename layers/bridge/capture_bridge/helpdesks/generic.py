@@ -309,10 +309,16 @@ def note_body(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, allow_nan=False).encode("utf-8")
 
 
+def unconfigured(settings: Settings) -> list[str]:
+    """What notes need and is not set: where they go, and the key that signs them."""
+    own = GenericSettings.from_settings(settings)
+    return unset([(WEBHOOK_SECRET_KEY, own.webhook_secret), (NOTE_URL_KEY, own.note_url)])
+
+
 def probe(settings: Settings, http: HttpClient) -> AccessCheck:
     """No call: a receiver has no read-only endpoint, so only the settings' form is checked."""
     own = GenericSettings.from_settings(settings)
-    missing = unset([(WEBHOOK_SECRET_KEY, own.webhook_secret), (NOTE_URL_KEY, own.note_url)])
+    missing = unconfigured(settings)
     if missing:
         return not_configured(NAME, missing)
     try:
@@ -358,6 +364,7 @@ SPEC = HelpdeskSpec(
     name=NAME,
     adapter=adapter,
     probe=probe,
+    unconfigured=unconfigured,
     sign_request=sign_request,
     webhook_secret_key=WEBHOOK_SECRET_KEY,
     secret_keys=("GENERIC_WEBHOOK_SECRET", "GENERIC_NOTE_URL"),

@@ -333,19 +333,25 @@ def _named(payload: Mapping[str, Any], key: str, name: str) -> str:
     return text_field({name: payload.get(key)}, name)
 
 
-def probe(settings: Settings, http: HttpClient) -> AccessCheck:
-    """`GET /rest/api/3/myself` with the stored token: whose it is, and whether it is active."""
-    try:
-        own = JiraSettings.from_settings(settings)
-    except ConfigurationError as exc:
-        return AccessCheck(NAME, Access.FAILED, str(exc))
-    missing = unset(
+def unconfigured(settings: Settings) -> list[str]:
+    """What notes need and is not set: the site and the account's API token."""
+    own = JiraSettings.from_settings(settings)
+    return unset(
         [
             ("JIRA_API_URL", own.api_url),
             ("JIRA_EMAIL", own.email),
             ("JIRA_API_TOKEN", own.api_token),
         ]
     )
+
+
+def probe(settings: Settings, http: HttpClient) -> AccessCheck:
+    """`GET /rest/api/3/myself` with the stored token: whose it is, and whether it is active."""
+    try:
+        own = JiraSettings.from_settings(settings)
+    except ConfigurationError as exc:
+        return AccessCheck(NAME, Access.FAILED, str(exc))
+    missing = unconfigured(settings)
     if missing:
         return not_configured(NAME, missing)
     response = read(
@@ -413,6 +419,7 @@ SPEC = HelpdeskSpec(
     name=NAME,
     adapter=adapter,
     probe=probe,
+    unconfigured=unconfigured,
     sign_request=sign_request,
     webhook_secret_key=WEBHOOK_SECRET_KEY,
     secret_keys=("JIRA_API_URL", "JIRA_EMAIL", "JIRA_API_TOKEN", "JIRA_WEBHOOK_SECRET"),

@@ -212,6 +212,18 @@ class ZendeskAdapter:
 NOTE_WRITING_ROLES = frozenset({"agent", "admin"})
 
 
+def unconfigured(settings: Settings) -> list[str]:
+    """What notes need and is not set: the API's address and the token's credentials."""
+    own = ZendeskSettings.from_settings(settings)
+    return unset(
+        [
+            ("ZENDESK_SUBDOMAIN (or ZENDESK_API_URL)", own.base_url),
+            ("ZENDESK_EMAIL", own.email),
+            ("ZENDESK_API_TOKEN", own.api_token),
+        ]
+    )
+
+
 def probe(settings: Settings, http: HttpClient) -> AccessCheck:
     """`GET /api/v2/users/me.json` with the stored token: who the bridge writes notes as.
 
@@ -220,13 +232,7 @@ def probe(settings: Settings, http: HttpClient) -> AccessCheck:
     status.
     """
     own = ZendeskSettings.from_settings(settings)
-    missing = unset(
-        [
-            ("ZENDESK_SUBDOMAIN (or ZENDESK_API_URL)", own.base_url),
-            ("ZENDESK_EMAIL", own.email),
-            ("ZENDESK_API_TOKEN", own.api_token),
-        ]
-    )
+    missing = unconfigured(settings)
     if missing:
         return not_configured(NAME, missing)
     response = read(
@@ -282,6 +288,7 @@ SPEC = HelpdeskSpec(
     name=NAME,
     adapter=adapter,
     probe=probe,
+    unconfigured=unconfigured,
     sign_request=sign_request,
     webhook_secret_key=WEBHOOK_SECRET_KEY,
     secret_keys=("ZENDESK_EMAIL", "ZENDESK_API_TOKEN", "ZENDESK_WEBHOOK_SECRET"),
