@@ -29,6 +29,21 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar, cast
 if TYPE_CHECKING:
     from capture_bridge.models import CaptureSession
 
+    # Typing only: a class made at import would be paid by every cold start for nothing.
+    class LambdaContext(Protocol):
+        """What the handlers and their logger read of Lambda's context object."""
+
+        @property
+        def function_name(self) -> str: ...
+        @property
+        def memory_limit_in_mb(self) -> int | str: ...
+        @property
+        def invoked_function_arn(self) -> str: ...
+        @property
+        def aws_request_id(self) -> str: ...
+        def get_remaining_time_in_millis(self) -> int: ...
+
+
 SERVICE = "capture-bridge"
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
@@ -59,20 +74,6 @@ _RECORD_ATTRIBUTES = frozenset(
 ) | {"message", "asctime", "level", "location", "timestamp"}
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
-
-
-class LambdaContext(Protocol):
-    """What the handlers and their logger read of Lambda's context object."""
-
-    @property
-    def function_name(self) -> str: ...
-    @property
-    def memory_limit_in_mb(self) -> int | str: ...
-    @property
-    def invoked_function_arn(self) -> str: ...
-    @property
-    def aws_request_id(self) -> str: ...
-    def get_remaining_time_in_millis(self) -> int: ...
 
 
 def mask_email(text: str) -> str:
