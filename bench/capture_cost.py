@@ -105,9 +105,9 @@ class Locked:
 def measure(captures: int) -> dict[str, Any]:
     """Run `captures` captures to their notes; returns the counts per capture and per run."""
     import boto3
-    from aws_lambda_powertools import Logger
     from moto import mock_aws
 
+    from capture_bridge.observability import handler_logger
     from capture_bridge.resolver import resolve_due_sessions
     from capture_bridge.runtime import build_runtime
     from capture_bridge.session_store import SessionStore
@@ -143,7 +143,9 @@ def measure(captures: int) -> dict[str, Any]:
         runtime = build_runtime(settings, store=SessionStore("sessions", client=Locked(client)))
         # Everything the functions write to stdout (logs and metrics) is what Logs ingests.
         output = io.StringIO()
-        Logger(service="capture-bridge").registered_handler.setStream(output)  # type: ignore[attr-defined]
+        handler = handler_logger().registered_handler
+        assert handler is not None  # noqa: S101 - handler_logger() installs it
+        handler.setStream(output)
 
         # An empty run: what every scheduled minute costs with nothing to do.
         resolve_due_sessions(runtime, lambda: 60_000, lambda: now[0])

@@ -1,7 +1,9 @@
 """Cold-start cost: importing each handler in a fresh interpreter, against `import boto3, requests`.
 
 Reports medians and the ratio to the floor measured in the same run, interleaved so that a
-noisy neighbour slows both alike. Exits 1 when a handler costs more than BUDGET times the floor.
+noisy neighbour slows both alike. Exits 1 when a handler costs more than BUDGET times the floor:
+the project's rule is 1.15 (tests/unit/test_architecture.py lists, per handler, the modules
+importing it adds to that floor, so that what spends the budget is seen in review).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ HANDLERS = {
     "resolver_handler": "import resolver_handler",
     "sessions_handler": "import sessions_handler",
 }
-BUDGET = 1.25
+BUDGET = 1.15
 
 
 def _once(code: str) -> float:

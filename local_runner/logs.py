@@ -1,4 +1,4 @@
-"""Readable handler logs for local runs: one line per record instead of Powertools' JSON.
+"""Readable handler logs for local runs: one line per record instead of the handlers' JSON.
 
 In AWS the JSON goes to CloudWatch Logs, where Logs Insights queries its fields; in a terminal
 the same record reads better as ``time level message key=value…``, a session's keys first.
@@ -13,7 +13,7 @@ from typing import Any
 
 # A session's identity first, in this order, so lines about one capture line up.
 LEADING_KEYS = ("session_id", "helpdesk", "ticket_id", "provider", "action", "status")
-# Lambda's context and Powertools' own bookkeeping: the same on every line, so left out.
+# Lambda's context and the line's own bookkeeping: the same on every line, so left out.
 QUIET_KEYS = frozenset(
     {
         "level",
@@ -36,14 +36,14 @@ QUIET_KEYS = frozenset(
 
 
 class ReadableFormatter(logging.Formatter):
-    """Renders what a Powertools formatter produced as one readable line (plus any traceback)."""
+    """Renders a line of the handlers' JSON formatter as one readable line (plus any traceback)."""
 
     def __init__(self, inner: logging.Formatter) -> None:
         super().__init__()
         self.inner = inner
 
     def __getattr__(self, name: str) -> Any:
-        # Powertools keeps its appended keys on the formatter (`append_keys`, `clear_state`…).
+        # Whatever else is asked of the formatter is the inner one's to answer.
         return getattr(self.inner, name)
 
     def format(self, record: logging.LogRecord) -> str:
@@ -72,14 +72,14 @@ def _value(value: object) -> str:
 
 
 def make_handler_logs_readable() -> int:
-    """Wrap the formatter of every Powertools log handler; returns how many were wrapped."""
-    # Imported here: only a run that shows handler logs needs Powertools' formatter class.
-    from aws_lambda_powertools.logging.formatter import BasePowertoolsFormatter
+    """Wrap the formatter of every handler of the bridge's JSON; returns how many were wrapped."""
+    # Imported here: the runner puts the layer on `sys.path` only once it loads the template.
+    from capture_bridge.observability import JsonFormatter
 
     wrapped = 0
     loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
     for handler in {handler for log in loggers for handler in log.handlers}:
-        if isinstance(handler.formatter, BasePowertoolsFormatter):
+        if isinstance(handler.formatter, JsonFormatter):
             handler.setFormatter(ReadableFormatter(handler.formatter))
             wrapped += 1
     return wrapped

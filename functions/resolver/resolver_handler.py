@@ -9,8 +9,7 @@ from capture_bridge.resolver import ResolverRunFailed, run
 from capture_bridge.runtime import get_runtime
 
 if TYPE_CHECKING:
-    # Typing only: importing it at run time loads a Powertools module for nothing.
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from capture_bridge.observability import LambdaContext
 
 logger = handler_logger()
 

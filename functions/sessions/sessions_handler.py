@@ -8,8 +8,7 @@ from capture_bridge.api.sessions import handle
 from capture_bridge.observability import handler_logger
 
 if TYPE_CHECKING:
-    # Typing only: importing it at run time loads a Powertools module for nothing.
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from capture_bridge.observability import LambdaContext
 
 logger = handler_logger()
 

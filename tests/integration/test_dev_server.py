@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from aws_lambda_powertools import Logger
 
 from capture_bridge.helpdesks import supported_helpdesks
+from capture_bridge.observability import JsonFormatter
 from local_runner.__main__ import sample_commands
 from local_runner.logs import ReadableFormatter
 from local_runner.preflight import credential_gaps
@@ -90,10 +90,9 @@ class TestSampleCommands:
 
 class TestReadableLogs:
     def test_a_record_reads_as_one_line_with_the_sessions_keys_first(self) -> None:
-        # Given a Powertools logger whose output is made readable
-        logger = Logger(service="readable-test", logger_handler=logging.StreamHandler())
-        handler = logger.registered_handler
-        handler.setFormatter(ReadableFormatter(logger.registered_formatter))
+        # Given a handler of the bridge's JSON lines whose output is made readable
+        handler = logging.StreamHandler()
+        handler.setFormatter(ReadableFormatter(JsonFormatter(service="readable-test")))
         record = logging.LogRecord("t", logging.WARNING, __file__, 1, "note refused", None, None)
         record.__dict__.update({"ticket_id": "1001", "session_id": "s-1", "reason": "403"})
         # When a record with a session's keys is formatted

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from capture_bridge import observability
 from capture_bridge.capture.bugpilot import BugpilotProvider
-from capture_bridge.observability import SERVICE, redacted_json
+from capture_bridge.observability import JsonFormatter
 from capture_bridge.resolver import RunOutcome
 from tests.conftest import Desk, Webhook, runtime_with, trigger_body
 
@@ -53,28 +52,42 @@ class Lines:
 
 @pytest.fixture
 def lines() -> Iterator[Lines]:
-    """Log lines formatted as the handlers' logger formats them (Powertools JSON, masked)."""
+    """Log lines formatted as the handlers' logger formats them (JSON, emails masked)."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(LambdaPowertoolsFormatter(json_serializer=redacted_json, service=SERVICE))
-    parent = logging.getLogger(SERVICE)
-    child = logging.getLogger(observability.logger.name)
-    levels = (parent.level, child.level)
-    parent.addHandler(handler)
-    child.setLevel(logging.INFO)
+    handler.setFormatter(JsonFormatter())
+    shared = logging.getLogger(observability.logger.name)
+    level = shared.level
+    shared.addHandler(handler)
+    shared.setLevel(logging.INFO)
     try:
         yield Lines(stream)
     finally:
-        parent.removeHandler(handler)
-        child.setLevel(levels[1])
+        shared.removeHandler(handler)
+        shared.setLevel(level)
 
 
 def test_the_handlers_log_through_the_masking_serializer() -> None:
     import resolver_handler
+    import sessions_handler
     import webhook_handler
 
-    for handler_module in (webhook_handler, resolver_handler):
-        assert handler_module.logger.registered_formatter.json_serializer is redacted_json
+    # Given the handlers' logger: the package's, writing to stdout
+    for handler_module in (webhook_handler, resolver_handler, sessions_handler):
+        assert handler_module.logger is observability.logger
+    handler = observability.logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    # When it logs an email, in the message and in an extra key
+    try:
+        observability.logger.warning(f"refused {EMAIL}", extra={"requester": EMAIL})
+    finally:
+        handler.setStream(previous)
+    # Then the one JSON line it writes shows the address masked only
+    [line] = Lines(stream).all()
+    assert (line["message"], line["requester"]) == (f"refused {MASKED_EMAIL}", MASKED_EMAIL)
+    assert EMAIL not in stream.getvalue()
 
 
 def test_every_line_of_a_capture_life_carries_the_session_fields(desk: Desk, lines: Lines) -> None:

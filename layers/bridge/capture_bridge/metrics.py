@@ -8,9 +8,10 @@ dimensions are a contract: the template's alarms and dashboard read them (`CONTR
 
 Datapoints are buffered per invocation, grouped by their dimension values (the resolver records
 from its thread pool, so the buffer takes a lock), and written by `flush` at the end of the
-webhook call or resolver run: one EMF line per group, built by Powertools. Importing Powertools
-(for its Logger) loads its metrics already, so this costs the handlers' import nothing
-(tests/unit/test_architecture.py holds that).
+webhook call or resolver run: one EMF line per group (`emf_line`). The lines are written as
+Powertools' metrics wrote them, field for field, and `POWERTOOLS_METRICS_DISABLED` and
+`POWERTOOLS_DEV` silence them as they did; the few lines of JSON are ours because importing
+Powertools cost every handler's cold start more than its budget (tests/unit/test_architecture.py).
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ import json
 import os
 import sys
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-
-from aws_lambda_powertools.metrics import EphemeralMetrics
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from capture_bridge.capture import CaptureResult, Outcome
 from capture_bridge.helpdesks import NoteOutcome, NoteResult
@@ -33,6 +33,9 @@ from capture_bridge.observability import SERVICE, logger
 NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
 DEFAULT_NAMESPACE = "CaptureBridge"
 SERVICE_ENV = "POWERTOOLS_SERVICE_NAME"
+DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
+# Powertools' development mode: metrics are off in it unless POWERTOOLS_METRICS_DISABLED says no.
+DEV_ENV = "POWERTOOLS_DEV"
 
 
 class MetricName(StrEnum):
@@ -173,21 +176,70 @@ def discard() -> None:
         _groups = {}
 
 
+def _truth(value: str) -> bool:
+    """A setting's yes or no, spelled as Powertools (distutils' strtobool) accepts it."""
+    text = value.lower()
+    if text in ("1", "y", "yes", "t", "true", "on"):
+        return True
+    if text in ("0", "n", "no", "f", "false", "off"):
+        return False
+    raise ValueError(f"invalid truth value {value!r}")
+
+
+def metrics_disabled() -> bool:
+    """Whether the settings turn the metrics off: disabled, or dev mode unless told otherwise."""
+    dev = _truth(os.environ.get(DEV_ENV, "false"))
+    return _truth(os.environ.get(DISABLED_ENV, "false")) or (dev and DISABLED_ENV not in os.environ)
+
+
+def emf_line(
+    namespace: str,
+    dimensions: Mapping[str, str],
+    sets: Sequence[Sequence[str]],
+    points: Mapping[tuple[str, str], Sequence[float]],
+    timestamp_ms: int,
+) -> str:
+    """One EMF line: `points` by (name, unit), under the dimension `sets` with their values.
+
+    Field for field what Powertools' metrics serialized: `_aws` first, the dimension values in
+    the order the sets name them, then each metric's values as a list. A blank dimension value
+    is left out of its set, as Powertools left it out.
+    """
+    kept = [[name for name in names if dimensions[name].strip()] for names in sets]
+    kept = [names for names in kept if names]
+    blob: dict[str, object] = {
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": kept,
+                    "Metrics": [{"Name": name, "Unit": unit} for name, unit in points],
+                }
+            ],
+        },
+    }
+    for names in kept:
+        blob.update((name, dimensions[name]) for name in names)
+    blob.update((name, [float(value) for value in values]) for (name, _), values in points.items())
+    return json.dumps(blob, separators=(",", ":"))
+
+
 def _lines(groups: dict[_GroupKey, dict[tuple[str, str], list[float]]]) -> list[str]:
-    if is_metrics_disabled():
+    if metrics_disabled():
         return []
+    now_ms = int(time.time() * 1000)
     lines: list[str] = []
     for (dimension_values, sets), points in groups.items():
         values = dict(dimension_values)
         longest = max(len(series) for series in points.values())
         for start in range(0, longest, MAX_VALUES_PER_LINE):
-            emf = EphemeralMetrics(namespace=_namespace(), service=values[Dimension.SERVICE.value])
-            for extra in sets[1:]:
-                emf.add_dimensions(**{name: values[name] for name in extra})
-            for (name, unit), series in points.items():
-                for value in series[start : start + MAX_VALUES_PER_LINE]:
-                    emf.add_metric(name=name, unit=unit, value=value)
-            lines.append(json.dumps(emf.serialize_metric_set(), separators=(",", ":")))
+            chunk = {
+                key: series[start : start + MAX_VALUES_PER_LINE]
+                for key, series in points.items()
+                if len(series) > start
+            }
+            lines.append(emf_line(_namespace(), values, sets, chunk, now_ms))
     return lines
 
 
