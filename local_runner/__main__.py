@@ -1,4 +1,5 @@
-"""Command line: ``python -m local_runner serve | demo | sign-event``."""
+"""Command line: ``.venv/bin/python -m local_runner serve | demo | sign-event`` (or the make
+targets ``make dev`` and ``make demo``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from local_runner.preflight import credential_gaps
 from local_runner.runner import DEFAULT_TEMPLATE, LocalRunner
 from local_runner.template import TemplateError
 
+# The interpreter a printed command names: the project's `.venv` (which `make` creates), since a
+# bare `python` on a clean machine lacks the runner's dependencies.
+PYTHON = ".venv/bin/python"
+
 
 def _default_template() -> Path:
     """``template.yaml`` in the current directory, else the repository's."""
@@ -33,7 +38,7 @@ def _positive_float(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m local_runner",
+        prog=".venv/bin/python -m local_runner",
         description="Run the SAM application locally, without Docker or an AWS account.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -207,7 +212,7 @@ def sample_commands(url: str, values: Mapping[str, str]) -> list[str]:
         event = DEFAULT_TEMPLATE.parent / "events" / f"webhook_{name}.json"
         if event.is_file() and values.get(spec.webhook_secret_key, "").strip():
             commands.append(
-                f"try {name}: python -m local_runner sign-event events/{event.name} "
+                f"try {name}: {PYTHON} -m local_runner sign-event events/{event.name} "
                 f"--curl {url} | sh"
             )
     return commands

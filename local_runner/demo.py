@@ -47,6 +47,15 @@ SCHEDULE_SECONDS = 1.0
 NOTE_TIMEOUT = 30.0
 STATUS_TIMEOUT = 10.0
 POLL_SECONDS = 0.2
+# Said once, before a helpdesk's first note, where the note's raw body reads oddly: the demo
+# prints the body the bridge sent, not the page the helpdesk renders from it.
+NOTE_MARKUP: dict[str, tuple[str, ...]] = {
+    "jira": (
+        "(Jira reads a comment as wiki markup, so the bridge escapes every markup character",
+        "with a backslash: no text from a ticket or a vendor can become markup. Jira shows",
+        "the text without the backslashes.)",
+    ),
+}
 HTTP_TIMEOUT = 15.0
 
 
@@ -139,6 +148,7 @@ class Demo:
         self.table_name = runner.environment["TABLE_NAME"]
         self.path = f"/webhooks/{desk.helpdesk}"
         self.tickets = [desk.ticket_id(number) for number in (1001, 1002, 1003, 1004)]
+        self.markup_explained = False
 
     def run(self) -> None:
         """All steps in order; raises :class:`DemoError` at the first one that fails."""
@@ -267,7 +277,8 @@ class Demo:
             ["sessions", "show", first_session_id],
         ]
         for command in commands:
-            say(f"   $ capture-bridge {' '.join(command)} --url {self.runner.url}")
+            # The path a fresh clone has (`make` installs the command into .venv, not on PATH).
+            say(f"   $ .venv/bin/capture-bridge {' '.join(command)} --url {self.runner.url}")
             status = capture_bridge(
                 [*command, "--url", self.runner.url, "--token", SESSIONS_API_TOKEN]
             )
@@ -361,6 +372,10 @@ class Demo:
     def show_note(self, ticket_id: str, note: str) -> None:
         """Print an internal note, indented."""
         say(f"   Internal note on {self.desk.helpdesk.capitalize()} ticket {ticket_id}:")
+        if not self.markup_explained:
+            for line in NOTE_MARKUP.get(self.desk.helpdesk, ()):
+                say(f"     {line}")
+            self.markup_explained = True
         for line in note.splitlines() or [""]:
             say(f"     | {line}")
 

@@ -214,13 +214,12 @@ class SessionsApiDouble:
             if earlier_body != body:
                 return 409, {"detail": "Idempotency-Key was used with another body"}, {}
             return 200, self.sessions[session_id], {}
+        # As the API answers when the source took the request at once: asked once, pending.
         session = self.add(
             helpdesk=body["helpdesk"],
             ticketId=body["ticketId"],
             provider=provider,
             action=body.get("action", "upload-session" if provider == "bugpilot" else "report"),
-            status="requested",
-            attempts=0,
         )
         if key:
             self.keys[key] = (body, session["sessionId"])
@@ -260,12 +259,13 @@ class SessionsApiDouble:
         if upcoming:
             status = upcoming.pop(0)
             updated = datetime.fromisoformat(session["updatedAt"]) + timedelta(seconds=30)
-            session.update(status=status, updatedAt=iso(updated), attempts=session["attempts"] + 1)
+            # Checks are not captures: `attempts` counts only the times the source was asked.
+            session.update(status=status, updatedAt=iso(updated))
             if status in FINAL:
                 session["closedAt"] = session["updatedAt"]
                 session["noteState"] = None if status == "cancelled" else "pending"
             if status == "resolved":
-                session["data"]["links"] = {"report": "https://app.bugpilot.io/report/r-1"}
+                session["data"]["links"] = {"report": "https://dash.bugpilot.io/report/r-1"}
             if status == "failed":
                 session["data"]["error"] = "the user was not connected"
         return 200, session, {}

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from local_runner.demo import NOTE_MARKUP
 from local_runner.simulators import HELPDESK_SIMULATORS
 from tests.conftest import ROOT
 
@@ -43,8 +44,12 @@ def test_demo_runs_end_to_end(helpdesk: str) -> None:
         assert f"Internal note on {helpdesk.capitalize()} ticket {ticket}:" in result.stdout
     assert result.stdout.count("Capture session: ") >= DEMO_CAPTURES
     assert '"duplicate": true' in result.stdout
+    # and a note whose raw body reads oddly (Jira's escapes) is explained once, before the first
+    for line in NOTE_MARKUP.get(helpdesk, ()):
+        assert result.stdout.count(line) == 1, line
+        assert result.stdout.index(line) < result.stdout.index("Capture session: ")
     # and it ends with the captures as the sessions API's command line shows them
-    assert "$ capture-bridge sessions list --status resolved" in result.stdout
+    assert "$ .venv/bin/capture-bridge sessions list --status resolved" in result.stdout
     assert result.stdout.count("  resolved  ") >= DEMO_CAPTURES
 
 

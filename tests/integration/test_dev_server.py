@@ -80,7 +80,7 @@ class TestSampleCommands:
         [command] = sample_commands(url, {"ZENDESK_WEBHOOK_SECRET": "s3cret"})
         # Then they name Zendesk's sample event, signed at run time and sent with curl
         assert command == (
-            "try zendesk: python -m local_runner sign-event events/webhook_zendesk.json "
+            "try zendesk: .venv/bin/python -m local_runner sign-event events/webhook_zendesk.json "
             f"--curl {url} | sh"
         )
 
@@ -108,7 +108,7 @@ class TestReadableLogs:
 
 @pytest.fixture
 def dev_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
-    """`python -m local_runner serve` with a .env that lacks the webhook secret."""
+    """`.venv/bin/python -m local_runner serve` with a .env that lacks the webhook secret."""
     env_file = tmp_path / ".env"
     env_file.write_text(
         "\n".join(f"{key}={value}" for key, value in COMPLETE_ENV.items() if "WEBHOOK" not in key)
