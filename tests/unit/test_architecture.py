@@ -100,6 +100,12 @@ SHARED_CORE = [
     "capture_bridge.observability",
     "capture_bridge.runtime",
     "capture_bridge.session_store",
+    "capture_bridge.store",
+    "capture_bridge.store.claims",
+    "capture_bridge.store.codec",
+    "capture_bridge.store.deliveries",
+    "capture_bridge.store.dynamodb",
+    "capture_bridge.store.reads",
     "capture_bridge.settings",
 ]
 LOADED_BEYOND_THE_FLOOR = {
