@@ -16,10 +16,13 @@ STACK_default := capture-bridge
 STACK_staging := capture-bridge-staging
 STACK_prod := capture-bridge-prod
 STACK = $(or $(STACK_$(ENV)),$(error unknown ENV=$(ENV); use default, staging or prod))
-# Empty: the region of your AWS configuration (AWS_REGION, AWS_PROFILE's region).
-REGION ?=
+# The region of every target: REGION=…, else AWS_REGION, else AWS_DEFAULT_REGION; empty means the
+# region of your AWS profile. It is passed on as --region because SAM CLI and its botocore read
+# AWS_DEFAULT_REGION only. samconfig.toml names no region (see there).
+REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION))
+REGION_ARG = $(if $(REGION),--region $(REGION))
 OPS := $(BIN)/python -m ops
-STACK_ARGS = --stack $(STACK) $(if $(REGION),--region $(REGION))
+STACK_ARGS = --stack $(STACK) $(REGION_ARG)
 
 .PHONY: help demo dev test fuzz lint typecheck unit validate build deploy preflight secret doctor \
 	redrive bench cost clean
@@ -76,21 +79,22 @@ unit: $(BIN)/.installed
 
 ## `sam validate --lint` on template.yaml.
 validate: $(SAM_VENV)/.installed
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(SAM) validate --lint
+	AWS_DEFAULT_REGION=$(or $(REGION),us-east-1) $(SAM) validate --lint
 
-## Builds for Lambda (arm64, python3.13): needs python3.13 on PATH.
-build: $(SAM_VENV)/.installed
+## Builds for Lambda (arm64, python3.13): needs python3.13 on PATH (checked first).
+build: $(BIN)/.installed $(SAM_VENV)/.installed
+	@$(OPS) preflight --build
 	$(SAM) build
 
 ## Checks what a deploy needs (python3.13, AWS credentials and region, samconfig.toml), offline.
 preflight: $(BIN)/.installed
-	$(OPS) preflight --env $(ENV)
+	$(OPS) preflight --env $(ENV) $(REGION_ARG)
 
 ## Deploys the stack of ENV (default, staging, prod; see samconfig.toml): sam build, sam deploy.
 deploy: $(BIN)/.installed $(SAM_VENV)/.installed
-	$(OPS) preflight --env $(ENV)
+	$(OPS) preflight --env $(ENV) $(REGION_ARG)
 	$(SAM) build
-	$(SAM) deploy --config-env $(ENV) $(if $(REGION),--region $(REGION))
+	$(SAM) deploy --config-env $(ENV) $(REGION_ARG)
 
 ## Sets credentials in the stack's secret, keeping the other keys (asks for each, hidden).
 secret: $(BIN)/.installed
