@@ -24,6 +24,11 @@ REGION_ARG = $(if $(REGION),--region $(REGION))
 OPS := $(BIN)/python -m ops
 STACK_ARGS = --stack $(STACK) $(REGION_ARG)
 
+# An empty requirements.txt per function would only trade this warning for another one
+# ("Skipping copy operation ...") on every cached build, so it is explained instead.
+BUILD_NOTE := note: sam build warns 'requirements.txt file not found' once per function: \
+	expected, their dependencies are the layer's (layers/bridge/requirements.txt).
+
 .PHONY: help demo dev test fuzz lint typecheck unit validate build deploy preflight secret doctor \
 	redrive bench cost clean
 
@@ -84,6 +89,7 @@ validate: $(SAM_VENV)/.installed
 ## Builds for Lambda (arm64, python3.13): needs python3.13 on PATH (checked first).
 build: $(BIN)/.installed $(SAM_VENV)/.installed
 	@$(OPS) preflight --build
+	@echo "$(BUILD_NOTE)"
 	$(SAM) build
 
 ## Checks what a deploy needs (python3.13, AWS credentials and region, samconfig.toml), offline.
@@ -93,6 +99,7 @@ preflight: $(BIN)/.installed
 ## Deploys the stack of ENV (default, staging, prod; see samconfig.toml): sam build, sam deploy.
 deploy: $(BIN)/.installed $(SAM_VENV)/.installed
 	$(OPS) preflight --env $(ENV) $(REGION_ARG)
+	@echo "$(BUILD_NOTE)"
 	$(SAM) build
 	$(SAM) deploy --config-env $(ENV) $(REGION_ARG)
 

@@ -147,6 +147,7 @@ def run_preflight(env: str, region: str | None = None, build_only: bool = False)
     problems = [problem for problem in checks.values() if problem]
     if problems:
         what = "Build" if build_only else "Deploy"
-        print(f"{what} prerequisites: {len(problems)} problem(s); nothing was built or deployed.")
+        done = "built" if build_only else "built or deployed"
+        print(f"{what} prerequisites: {len(problems)} problem(s); nothing was {done}.")
         return 1
     return 0

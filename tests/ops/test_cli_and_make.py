@@ -86,10 +86,11 @@ def test_make_build_checks_python313_before_sam_build(tmp_path: Path) -> None:
     assert f"PROBLEM  python3.13 for sam build: {shim} is on PATH but fails" in result.stdout
     assert "pyenv install 3.13" in result.stdout
     assert "Build prerequisites: 1 problem(s)" in result.stdout
-    # and `make build` runs that check before `sam build`
+    # and `make build` runs that check before `sam build`, and explains SAM's warnings first
     lines = make_dry_run("build")
     check = next(i for i, line in enumerate(lines) if "preflight --build" in line)
-    assert "sam build" in lines[check + 1]
+    assert "'requirements.txt file not found' once per function" in lines[check + 1]
+    assert lines[check + 2].endswith("sam build")
 
 
 def make_dry_run(

@@ -45,15 +45,6 @@ def test_functions_are_arm64_python313_with_a_shared_layer(template: dict[str, A
     assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").exists()
 
 
-def test_every_function_has_an_empty_requirements_file(template: dict[str, Any]) -> None:
-    # Without one, `sam build` warns "requirements.txt file not found" once per function; empty,
-    # because a function's dependencies are the layer's (pinned once, in one place).
-    for name, function in resources(template, "AWS::Serverless::Function").items():
-        requirements = ROOT / function["Properties"]["CodeUri"] / "requirements.txt"
-        lines = requirements.read_text().splitlines() if requirements.exists() else ["missing"]
-        assert all(line.startswith("#") for line in lines), name
-
-
 def test_every_function_has_an_explicit_log_group_with_retention(
     template: dict[str, Any],
 ) -> None:
