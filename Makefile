@@ -29,7 +29,7 @@ STACK_ARGS = --stack $(STACK) $(REGION_ARG)
 BUILD_NOTE := note: sam build warns 'requirements.txt file not found' once per function: \
 	expected, their dependencies are the layer's (layers/bridge/requirements.txt).
 
-.PHONY: help demo dev test fuzz lint typecheck unit validate build deploy preflight secret doctor \
+.PHONY: help demo dev local-env test fuzz lint typecheck unit validate build deploy preflight secret doctor \
 	redrive bench cost clean
 
 ## Lists the targets with what each one does.
@@ -60,6 +60,10 @@ demo: $(BIN)/.installed
 ## The local runner against real accounts configured in .env (see README).
 dev: $(BIN)/.installed
 	$(BIN)/python -m local_runner serve
+
+## env.json for `sam local invoke` from .env, and its table in DynamoDB Local (see docs/local.md).
+local-env: $(BIN)/.installed
+	$(BIN)/python -m local_runner sam-env $(if $(ENDPOINT),--endpoint $(ENDPOINT))
 
 ## The whole suite: lint, types, template checks, unit and integration tests with coverage.
 test: lint typecheck $(SAM_VENV)/.installed
