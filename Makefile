@@ -16,12 +16,20 @@ STACK_default := capture-bridge
 STACK_staging := capture-bridge-staging
 STACK_prod := capture-bridge-prod
 STACK = $(or $(STACK_$(ENV)),$(error unknown ENV=$(ENV); use default, staging or prod))
-# Empty: the region of your AWS configuration (AWS_REGION, AWS_PROFILE's region).
-REGION ?=
+# The region of every target: REGION=…, else AWS_REGION, else AWS_DEFAULT_REGION; empty means the
+# region of your AWS profile. It is passed on as --region because SAM CLI and its botocore read
+# AWS_DEFAULT_REGION only. samconfig.toml names no region (see there).
+REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION))
+REGION_ARG = $(if $(REGION),--region $(REGION))
 OPS := $(BIN)/python -m ops
-STACK_ARGS = --stack $(STACK) $(if $(REGION),--region $(REGION))
+STACK_ARGS = --stack $(STACK) $(REGION_ARG)
 
-.PHONY: help demo dev test fuzz lint typecheck unit validate build deploy preflight secret doctor \
+# An empty requirements.txt per function would only trade this warning for another one
+# ("Skipping copy operation ...") on every cached build, so it is explained instead.
+BUILD_NOTE := note: sam build warns 'requirements.txt file not found' once per function: \
+	expected, their dependencies are the layer's (layers/bridge/requirements.txt).
+
+.PHONY: help demo dev local-env test fuzz lint typecheck unit validate build deploy preflight secret doctor \
 	redrive bench cost clean
 
 ## Lists the targets with what each one does.
@@ -53,6 +61,10 @@ demo: $(BIN)/.installed
 dev: $(BIN)/.installed
 	$(BIN)/python -m local_runner serve
 
+## env.json for `sam local invoke` from .env, and its table in DynamoDB Local (see docs/local.md).
+local-env: $(BIN)/.installed
+	$(BIN)/python -m local_runner sam-env $(if $(ENDPOINT),--endpoint $(ENDPOINT))
+
 ## The whole suite: lint, types, template checks, unit and integration tests with coverage.
 test: lint typecheck $(SAM_VENV)/.installed
 	SAM_CLI=$(SAM) $(BIN)/pytest --cov --cov-branch --cov-report=term
@@ -76,21 +88,24 @@ unit: $(BIN)/.installed
 
 ## `sam validate --lint` on template.yaml.
 validate: $(SAM_VENV)/.installed
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(SAM) validate --lint
+	AWS_DEFAULT_REGION=$(or $(REGION),us-east-1) $(SAM) validate --lint
 
-## Builds for Lambda (arm64, python3.13): needs python3.13 on PATH.
-build: $(SAM_VENV)/.installed
+## Builds for Lambda (arm64, python3.13): needs python3.13 on PATH (checked first).
+build: $(BIN)/.installed $(SAM_VENV)/.installed
+	@$(OPS) preflight --build
+	@echo "$(BUILD_NOTE)"
 	$(SAM) build
 
 ## Checks what a deploy needs (python3.13, AWS credentials and region, samconfig.toml), offline.
 preflight: $(BIN)/.installed
-	$(OPS) preflight --env $(ENV)
+	$(OPS) preflight --env $(ENV) $(REGION_ARG)
 
 ## Deploys the stack of ENV (default, staging, prod; see samconfig.toml): sam build, sam deploy.
 deploy: $(BIN)/.installed $(SAM_VENV)/.installed
-	$(OPS) preflight --env $(ENV)
+	$(OPS) preflight --env $(ENV) $(REGION_ARG)
+	@echo "$(BUILD_NOTE)"
 	$(SAM) build
-	$(SAM) deploy --config-env $(ENV) $(if $(REGION),--region $(REGION))
+	$(SAM) deploy --config-env $(ENV) $(REGION_ARG)
 
 ## Sets credentials in the stack's secret, keeping the other keys (asks for each, hidden).
 secret: $(BIN)/.installed

@@ -96,7 +96,61 @@ def _parser() -> argparse.ArgumentParser:
         help="print a ready-to-paste curl command sending it to the local API at URL instead",
     )
     sign.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+
+    sam_env = commands.add_parser(
+        "sam-env",
+        help="write env.json for `sam local invoke --env-vars` and create its table",
+    )
+    sam_env.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="DynamoDB as this machine reaches it (default: $AWS_ENDPOINT_URL_DYNAMODB, "
+        "else http://127.0.0.1:8000, DynamoDB Local's port)",
+    )
+    sam_env.add_argument(
+        "--container-endpoint",
+        metavar="URL",
+        help="DynamoDB as the function's container reaches it (default: the endpoint, with "
+        "127.0.0.1/localhost as host.docker.internal)",
+    )
+    sam_env.add_argument(
+        "--env-file", type=Path, help="settings and keys (default: .env if it exists)"
+    )
+    sam_env.add_argument("--out", type=Path, default=Path("env.json"), help="default: env.json")
+    sam_env.add_argument("--template", type=Path, default=None, help="SAM template")
+    sam_env.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _sam_env(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from local_runner.dynamodb import ENDPOINT_VARIABLE, aws_defaults
+    from local_runner.sam_env import DEFAULT_ENDPOINT, local_values, write_sam_env
+    from local_runner.template import load_template
+
+    endpoint = args.endpoint or os.environ.get(ENDPOINT_VARIABLE) or DEFAULT_ENDPOINT
+    # DynamoDB Local and moto take any credentials; boto3 only needs some, and a region.
+    for key, value in aws_defaults(os.environ).items():
+        os.environ.setdefault(key, value)
+    try:
+        template = load_template(args.template or _default_template())
+        values = local_values(args.env_file or Path(".env"))
+        tables = write_sam_env(template, values, endpoint, args.out, args.container_endpoint)
+    except (OSError, TemplateError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as error:
+        print(
+            f"error: no DynamoDB answered at {endpoint} ({error}). Start one, e.g. "
+            "`docker run --rm -p 8000:8000 amazon/dynamodb-local`, or pass --endpoint URL.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{args.out}: written (it holds your keys: keep it out of git, as .gitignore does)")
+    for table_id, name in tables.items():
+        print(f"table {name} ({table_id}) ready at {endpoint}")
+    return 0
 
 
 def _sign_event(args: argparse.Namespace) -> int:
@@ -235,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sign-event":
         sys.path.insert(0, str(DEFAULT_TEMPLATE.parent / "layers" / "bridge"))
         return _sign_event(args)
+    if args.command == "sam-env":
+        return _sam_env(args)
     from local_runner.demo import run_demo  # imported late: it needs the simulators
 
     return run_demo(verbose=args.verbose, helpdesk=args.helpdesk)

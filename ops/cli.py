@@ -54,6 +54,10 @@ def parser() -> argparse.ArgumentParser:
         "preflight", help="Check what `sam build` and `sam deploy` need, offline."
     )
     preflight.add_argument("--env", default="default", help="samconfig.toml config env")
+    preflight.add_argument("--region", help="AWS region (default: your AWS configuration's)")
+    preflight.add_argument(
+        "--build", action="store_true", help="check only what `sam build` needs (python3.13)"
+    )
     return root
 
 
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None, connect: Connect = Aws.connect) -> int:
         if args.command == "preflight":
             from ops.preflight import run_preflight
 
-            return run_preflight(args.env)
+            return run_preflight(args.env, args.region, build_only=args.build)
         aws = connect(args.region)
         if args.command == "doctor":
             from ops.doctor import run_doctor

@@ -6,21 +6,42 @@ import os
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ops import ROOT
+from ops.stack import REGION_SOURCES, configured_region
 
 SAMCONFIG = ROOT / "samconfig.toml"
 LAMBDA_PYTHON = "python3.13"
-PYENV_HINT = (
-    "sam build needs python3.13 (the functions' runtime). With pyenv run "
-    "`pyenv install 3.13`, then `pyenv shell 3.13` (this shell) or `pyenv local 3.13` "
-    "(this directory); or build in Docker with `sam build --use-container`."
-)
+LAMBDA_VERSION = "3.13"
 
 Runner = Callable[[list[str]], subprocess.CompletedProcess[str]]
+
+
+def pyenv_versions(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The Python 3.13 versions pyenv has installed (none when there is no pyenv)."""
+    environ = os.environ if environ is None else environ
+    root = Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    found = (root / "versions").glob(f"{LAMBDA_VERSION}*") if (root / "versions").is_dir() else []
+    return sorted(path.name for path in found if (path / "bin" / LAMBDA_PYTHON).exists())
+
+
+def python_hint(installed: list[str]) -> str:
+    """What to do: select an installed 3.13 (the usual case with pyenv), else install one."""
+    docker = "or build in Docker with `.venv-sam/bin/sam build --use-container`"
+    if installed:
+        version = installed[-1]
+        return (
+            f"pyenv has {version} installed but does not select it here: run "
+            f"`pyenv local {version}` in this directory (or `pyenv shell {version}` for this "
+            f"shell); {docker}."
+        )
+    return (
+        "sam build needs python3.13 (the functions' runtime). With pyenv: "
+        f"`pyenv install {LAMBDA_VERSION}`, then `pyenv local {LAMBDA_VERSION}`; {docker}."
+    )
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
@@ -29,24 +50,33 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def check_python(which: Callable[[str], str | None] | None = None, run: Runner = _run) -> str:
+def check_python(
+    which: Callable[[str], str | None] | None = None,
+    run: Runner = _run,
+    installed: list[str] | None = None,
+) -> str:
     """'' when a working python3.13 is first on PATH, else the problem and what to do."""
     found = (which or shutil.which)(LAMBDA_PYTHON)
+    problem = ""
     if found is None:
-        return f"no {LAMBDA_PYTHON} on PATH. {PYENV_HINT}"
-    try:
-        result = run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{found} does not run ({type(exc).__name__}). {PYENV_HINT}"
-    if result.returncode != 0:
-        # A pyenv shim exists for every version some environment has; it fails (exit 127,
-        # "pyenv: python3.13: command not found") when the active one has no 3.13.
-        said = (result.stderr or result.stdout).strip().splitlines()
-        first = said[0] if said else f"exit {result.returncode}"
-        return f"{found} is on PATH but fails: {first}. {PYENV_HINT}"
-    if result.stdout.strip() != "3.13":
-        return f"{found} is Python {result.stdout.strip()}, not 3.13. {PYENV_HINT}"
-    return ""
+        problem = f"no {LAMBDA_PYTHON} on PATH"
+    else:
+        try:
+            result = run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            problem = f"{found} does not run ({type(exc).__name__})"
+        else:
+            if result.returncode != 0:
+                # A pyenv shim exists for every version some environment has; it fails (exit
+                # 127, "pyenv: python3.13: command not found") when the selected one lacks it.
+                said = (result.stderr or result.stdout).strip().splitlines()
+                first = said[0] if said else f"exit {result.returncode}"
+                problem = f"{found} is on PATH but fails: {first}"
+            elif result.stdout.strip() != LAMBDA_VERSION:
+                problem = f"{found} is Python {result.stdout.strip()}, not {LAMBDA_VERSION}"
+    if not problem:
+        return ""
+    return f"{problem}. {python_hint(pyenv_versions() if installed is None else installed)}"
 
 
 def check_credentials() -> str:
@@ -85,32 +115,39 @@ def samconfig_env(env: str, path: Path = SAMCONFIG) -> tuple[dict[str, Any], str
     return parameters, ""
 
 
-def check_region(parameters: dict[str, Any]) -> str:
-    """'' when sam deploy will know the region (samconfig, environment or AWS config)."""
+def check_region(parameters: dict[str, Any], region: str) -> str:
+    """'' when `region` (see `configured_region`) is set and samconfig.toml names none.
+
+    samconfig.toml holds no region on purpose: `make doctor`, `secret` and `redrive` do not read
+    it, so a stack deployed to its region would be looked for in another.
+    """
     if parameters.get("region"):
-        return ""
-    import botocore.session
+        return (
+            f"samconfig.toml sets region = {parameters['region']!r}, which only `sam deploy` "
+            "reads: remove it, and set AWS_REGION (or pass REGION=… to make) instead"
+        )
+    return "" if region else f"no AWS region: {REGION_SOURCES}"
 
-    if botocore.session.Session().get_config_variable("region"):
-        return ""
-    return "no AWS region: set `region` in samconfig.toml, AWS_REGION, or run `aws configure`"
 
-
-def run_preflight(env: str) -> int:
+def run_preflight(env: str, region: str | None = None, build_only: bool = False) -> int:
     """Print each check; 1 when `sam build` / `sam deploy` would fail for a reason found here."""
-    parameters, samconfig_problem = samconfig_env(env)
-    checks = {
-        f"{LAMBDA_PYTHON} for sam build": check_python(),
-        "AWS credentials": check_credentials(),
-        f"samconfig.toml [{env}]": samconfig_problem,
-        "AWS region": check_region(parameters),
-    }
+    checks = {f"{LAMBDA_PYTHON} for sam build": check_python()}
+    if not build_only:
+        parameters, samconfig_problem = samconfig_env(env)
+        found = configured_region(region)
+        checks |= {
+            "AWS credentials": check_credentials(),
+            f"samconfig.toml [{env}]": samconfig_problem,
+            f"AWS region{f' ({found})' if found else ''}": check_region(parameters, found),
+        }
     for name, problem in checks.items():
         print(f"  {'PROBLEM' if problem else 'ok':<8} {name}" + (f": {problem}" if problem else ""))
-    if shutil.which("aws") is None:
+    if not build_only and shutil.which("aws") is None:
         print("  note     no AWS CLI: not needed, `make secret` fills the secret")
     problems = [problem for problem in checks.values() if problem]
     if problems:
-        print(f"Deploy prerequisites: {len(problems)} problem(s); nothing was built or deployed.")
+        what = "Build" if build_only else "Deploy"
+        done = "built" if build_only else "built or deployed"
+        print(f"{what} prerequisites: {len(problems)} problem(s); nothing was {done}.")
         return 1
     return 0

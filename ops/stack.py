@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +16,31 @@ SECRET_OUTPUT = "SecretArn"  # noqa: S105 - an output name, not a secret
 DEAD_LETTER_OUTPUT = "ResolverDeadLetterQueueUrl"
 
 
+# Where a region comes from, in the words of every "no region" message.
+REGION_SOURCES = (
+    "pass --region (REGION=… with make), set AWS_REGION or AWS_DEFAULT_REGION, "
+    "or give your profile one with `aws configure`"
+)
+
+
 class OpsError(Exception):
     """Something the operator must fix, said in plain words (printed without a traceback)."""
+
+
+def configured_region(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The region: `explicit`, else AWS_REGION, else AWS_DEFAULT_REGION, else the profile's.
+
+    '' when there is none. botocore (and so SAM CLI) reads AWS_DEFAULT_REGION only; AWS_REGION
+    is what the AWS CLI, the other SDKs and Lambda itself use, and it wins there too.
+    """
+    environ = os.environ if environ is None else environ
+    for candidate in (explicit, environ.get("AWS_REGION"), environ.get("AWS_DEFAULT_REGION")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    import botocore.session
+
+    region = botocore.session.Session().get_config_variable("region")
+    return str(region or "")
 
 
 @dataclass(frozen=True)
@@ -33,12 +58,9 @@ class Aws:
         """Clients for `region`, else the region of the AWS configuration (profile, env)."""
         import boto3  # imported here: `python -m ops --help` needs no AWS at all
 
-        session = boto3.session.Session(region_name=region or None)
+        session = boto3.session.Session(region_name=configured_region(region) or None)
         if not session.region_name:
-            raise OpsError(
-                "No AWS region: pass --region (REGION=… with make), set AWS_REGION, "
-                "or run `aws configure`."
-            )
+            raise OpsError(f"No AWS region: {REGION_SOURCES}.")
 
         def client(name: str) -> Any:
             return session.client(name)
