@@ -290,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, str(DEFAULT_TEMPLATE.parent / "layers" / "bridge"))
         return _sign_event(args)
     if args.command == "sam-env":
+        # The secret's keys come from the specs, in the layer.
+        sys.path.insert(0, str(DEFAULT_TEMPLATE.parent / "layers" / "bridge"))
         return _sam_env(args)
     from local_runner.demo import run_demo  # imported late: it needs the simulators
 

@@ -2,9 +2,9 @@
 
 SAM CLI sets only the variables a function declares in the template (Globals included), from the
 env.json's `Parameters` key (every function) or a logical id's key (that function alone). The
-template declares each integration's keys empty for this, so the file needs no list of its own:
-it carries every declared variable that .env or the environment sets, the local table, and the
-DynamoDB endpoint as the function's container reaches it.
+file carries every declared variable that .env or the environment sets, the local table, the
+DynamoDB endpoint as the function's container reaches it, and the secret's keys (which the
+template never declares) as one JSON object in `BRIDGE_LOCAL_SECRET`, read only under `sam local`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,29 @@ from urllib.parse import urlsplit, urlunsplit
 from local_runner.dynamodb import ENDPOINT_VARIABLE, dynamodb_client, ensure_table
 from local_runner.template import SamTemplate
 
+# The settings' `LOCAL_SECRET_VARIABLE` (the layer is imported lazily, so it is named here too).
+LOCAL_SECRET_VARIABLE = "BRIDGE_LOCAL_SECRET"  # noqa: S105 - a variable's name, not a secret
+
 # Without it, SAM passes the secret's logical id ("BridgeSecret") and the settings would ask
 # Secrets Manager for it; empty, they read the variables alone.
 SECRET_ID_VARIABLE = "BRIDGE_SECRET_ID"  # noqa: S105 - a variable's name, not a secret
 # DynamoDB Local's port (`docker run -p 8000:8000 amazon/dynamodb-local`).
 DEFAULT_ENDPOINT = "http://127.0.0.1:8000"
 _THIS_MACHINE = ("127.0.0.1", "localhost", "::1")
+
+
+def secret_keys() -> frozenset[str]:
+    """Every key the bridge keeps in its secret: each integration's (by its spec), the API's.
+
+    Needs `capture_bridge` importable (the runner puts the layer on `sys.path`).
+    """
+    from capture_bridge.api import sessions
+    from capture_bridge.capture import provider_specs
+    from capture_bridge.helpdesks import helpdesk_specs
+
+    keys = {key for spec in provider_specs() for key in spec.secret_keys}
+    keys |= {key for spec in helpdesk_specs() for key in (*spec.secret_keys, *spec.optional_keys)}
+    return frozenset(keys | set(sessions.SECRET_KEYS))
 
 
 def container_endpoint(endpoint: str) -> str:
@@ -45,6 +62,10 @@ def sam_env(
     """
     declared = {name for function in template.functions.values() for name in function.environment}
     parameters = {key: value for key, value in values.items() if key in declared and value.strip()}
+    # The secret's keys, which the template does not declare, go in as the secret's JSON.
+    kept = {key: value for key, value in values.items() if key in secret_keys() and value.strip()}
+    if kept:
+        parameters[LOCAL_SECRET_VARIABLE] = json.dumps(dict(sorted(kept.items())))
     for function in template.functions.values():
         for variable, table_id in function.table_env_vars.items():
             parameters.setdefault(variable, template.tables[table_id].name)

@@ -104,7 +104,9 @@ def test_every_function_gets_its_keys_table_and_endpoint_from_the_generated_env_
     resolved = sam_local_environment(out)
     assert set(resolved) == {"WebhookFunction", "SessionsFunction", "ResolverFunction"}
     for name, variables in resolved.items():
-        assert {key: variables.get(key) for key in keys} == {
+        # (the keys as the settings read them in the container, where SAM sets AWS_SAM_LOCAL)
+        settings = settings_in_container(variables)
+        assert {key: settings.secret(key) for key in keys} == {
             key: f"value-of-{key}" for key in keys
         }, name
         assert variables["ZENDESK_SUBDOMAIN"] == "acme", name
@@ -121,7 +123,41 @@ def test_without_env_json_sam_local_would_read_a_secret_and_set_no_key(tmp_path:
     resolved = sam_local_environment(empty)["WebhookFunction"]
     assert resolved["BRIDGE_SECRET_ID"] == "BridgeSecret"
     assert resolved["TABLE_NAME"] == "SessionsTable"
-    assert resolved["ZENDESK_WEBHOOK_SECRET"] == ""
+    assert resolved["BRIDGE_LOCAL_SECRET"] == ""
+    assert "ZENDESK_WEBHOOK_SECRET" not in resolved
+
+
+def settings_in_container(variables: dict[str, str]) -> Any:
+    """The settings the functions read from `variables` under `sam local` (AWS_SAM_LOCAL)."""
+    from capture_bridge import settings
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("AWS_", "BRIDGE_")) or name in variables:
+                patch.delenv(name)
+        for name, value in {**variables, "AWS_SAM_LOCAL": "true"}.items():
+            patch.setenv(name, value)
+        settings.reset_settings_cache()
+        try:
+            return settings.get_settings()
+        finally:
+            settings.reset_settings_cache()
+
+
+def test_the_local_secret_is_read_only_under_sam_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a function with keys in BRIDGE_LOCAL_SECRET (as env.json gives them)
+    from capture_bridge import settings
+
+    monkeypatch.setenv("TABLE_NAME", "sessions")
+    monkeypatch.delenv("BRIDGE_SECRET_ID", raising=False)
+    monkeypatch.setenv("BRIDGE_LOCAL_SECRET", '{"NOTTE_API_KEY": "from-env-json"}')
+    for local, expected in (("true", "from-env-json"), ("", "")):
+        # when SAM CLI runs it (AWS_SAM_LOCAL=true), and when anything else does (deployed)
+        monkeypatch.setenv("AWS_SAM_LOCAL", local)
+        settings.reset_settings_cache()
+        # then only the local run reads the keys from it
+        assert settings.get_settings().secret("NOTTE_API_KEY") == expected
+    settings.reset_settings_cache()
 
 
 def test_the_container_reaches_this_machine_as_host_docker_internal() -> None:

@@ -104,6 +104,34 @@ def settings_from(values: Mapping[str, str]) -> Settings:
     )
 
 
+# `sam local` only: the secret's JSON in one variable (`make local-env` writes it to env.json).
+# Read only where SAM CLI says the function runs locally, so that a value typed into a deployed
+# function's configuration (plain text there) is never used.
+LOCAL_SECRET_VARIABLE = "BRIDGE_LOCAL_SECRET"  # noqa: S105 - a variable's name, not a secret
+
+
+def _local_secret() -> dict[str, str]:
+    raw = os.environ.get(LOCAL_SECRET_VARIABLE, "").strip()
+    if not raw or os.environ.get("AWS_SAM_LOCAL") != "true":
+        return {}
+    try:
+        payload: Any = json.loads(raw)
+    except ValueError:
+        raise ConfigurationError(f"{LOCAL_SECRET_VARIABLE} must hold a JSON object") from None
+    if not isinstance(payload, dict):
+        raise ConfigurationError(f"{LOCAL_SECRET_VARIABLE} must hold a JSON object")
+    return _secret_values(payload)
+
+
+def _secret_values(payload: Mapping[Any, Any]) -> dict[str, str]:
+    """The settings in a secret's JSON object: setting names with a value."""
+    return {
+        key: str(value)
+        for key, value in payload.items()
+        if isinstance(key, str) and _SETTING_NAME.match(key) and value not in (None, "")
+    }
+
+
 def _read_secret(secret_id: str) -> dict[str, str]:
     import boto3  # imported here: only deployed functions with a secret pay for it
     from botocore.exceptions import BotoCoreError, ClientError
@@ -124,11 +152,7 @@ def _read_secret(secret_id: str) -> dict[str, str]:
         raise ConfigurationError(f"could not read the bridge secret: {type(exc).__name__}") from exc
     if not isinstance(payload, dict):
         raise ConfigurationError("the bridge secret must hold a JSON object")
-    return {
-        key: str(value)
-        for key, value in payload.items()
-        if isinstance(key, str) and _SETTING_NAME.match(key) and value not in (None, "")
-    }
+    return _secret_values(payload)
 
 
 _lock = threading.Lock()
@@ -144,6 +168,7 @@ def _read(now: float) -> Settings:
     secret_id = os.environ.get("BRIDGE_SECRET_ID", "").strip()
     if secret_id:
         values.update(_read_secret(secret_id))
+    values.update(_local_secret())
     values.update({key: value for key, value in os.environ.items() if value != ""})
     settings = settings_from(values)
     _cached = (now, settings)
