@@ -19,6 +19,8 @@ class Gap:
     needed: bool
     # Set when no helpdesk is configured: `missing` lists theirs, any one of them would do.
     alternatives: tuple[str, ...] = ()
+    # A capture source (its page is under docs/sources/), not a helpdesk.
+    source: bool = False
 
     def __str__(self) -> str:
         if self.alternatives:
@@ -27,9 +29,16 @@ class Gap:
                 "(in .env or the environment; docs/helpdesks/ has its page)"
             )
         keys = ", ".join(self.missing)
+        page = f"docs/{'sources' if self.source else 'helpdesks'}/{self.integration}.md"
         if self.needed:
-            return f"{self.integration}: {keys} not set (in .env or the environment)"
-        return f"{self.integration}: not configured (optional; set {keys} to use it)"
+            return (
+                f"{self.integration}: {keys} not set (in .env or the environment; {page} says "
+                "where to find them)"
+            )
+        return (
+            f"{self.integration}: not configured (optional; set {keys} in .env or the "
+            f"environment to use it; {page} says where to find them)"
+        )
 
 
 def credential_gaps(environ: Mapping[str, str]) -> list[Gap]:
@@ -48,15 +57,15 @@ def credential_gaps(environ: Mapping[str, str]) -> list[Gap]:
         every_key = tuple(key for names in helpdesks.values() for key in names)
         gaps.append(Gap("helpdesk", every_key, True, alternatives=tuple(helpdesks)))
     # A helpdesk in use (some key set) needs all of its keys; the others are not mentioned.
-    integrations = [(name, helpdesks[name], True) for name in touched]
+    integrations = [(name, helpdesks[name], True, False) for name in touched]
     integrations += [
         # A source other than the default is optional until a key for it is set.
-        (spec.name, spec.secret_keys, spec.name == DEFAULT_PROVIDER)
+        (spec.name, spec.secret_keys, spec.name == DEFAULT_PROVIDER, True)
         for spec in provider_specs()
     ]
-    for name, keys, always_needed in integrations:
+    for name, keys, always_needed, source in integrations:
         missing = tuple(key for key in keys if not environ.get(key, "").strip())
         if missing:
             needed = always_needed or len(missing) < len(keys)
-            gaps.append(Gap(name, missing, needed))
+            gaps.append(Gap(name, missing, needed, source=source))
     return gaps

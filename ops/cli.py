@@ -17,7 +17,7 @@ Connect = Callable[[str | None], Aws]
 def parser() -> argparse.ArgumentParser:
     """The commands and their flags."""
     root = argparse.ArgumentParser(
-        prog="python -m ops", description="Operate a deployed capture bridge stack."
+        prog=".venv/bin/python -m ops", description="Operate a deployed capture bridge stack."
     )
     commands = root.add_subparsers(dest="command", required=True)
 

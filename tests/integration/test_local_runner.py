@@ -645,3 +645,14 @@ def test_scheduler_keeps_ticking_after_a_failure(
     assert len(calls) >= 3
     assert "scheduled invocation of TickFunction failed" in caplog.text
     assert "tick TickFunction -> ok" in caplog.text
+
+
+def test_the_real_sessions_api_without_a_token_is_closed_locally() -> None:
+    # given the real template on the local runner, no IAM authorizer in front, and no token
+    env = {"SESSIONS_API_TOKEN": "", "TABLE_NAME": "sessions-local"}
+    with LocalRunner(port=0, start_schedules=False, env=env, embedded_dynamodb=True) as runner:
+        # when a caller lists sessions without credentials
+        answer = requests.get(f"{runner.url}/sessions?status=pending", timeout=10)
+    # then it is refused, naming the token to set: the API is never open
+    assert answer.status_code == 401
+    assert "SESSIONS_API_TOKEN" in answer.json()["detail"]
