@@ -173,7 +173,7 @@ def package_imports(path: Path) -> set[str]:
 
 
 # Modules of an integration folder that are no integration: the rules its integrations share.
-SHARED_MODULES = frozenset({"__init__.py", "common.py"})
+SHARED_MODULES = frozenset({"__init__.py", "common.py", "spec.py"})
 
 
 def integration_paths() -> list[Path]:

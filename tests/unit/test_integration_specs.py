@@ -9,15 +9,15 @@ import pytest
 
 from capture_bridge.capture import (
     DEFAULT_PROVIDER,
-    ApiTarget,
-    ProviderSpec,
     body_field_names,
     provider_spec,
     provider_specs,
     supported_providers,
 )
+from capture_bridge.capture.spec import ApiTarget, ProviderSpec
 from capture_bridge.errors import UnknownHelpdesk, UnknownProvider
-from capture_bridge.helpdesks import HelpdeskSpec, helpdesk_spec, helpdesk_specs
+from capture_bridge.helpdesks import helpdesk_spec, helpdesk_specs
+from capture_bridge.helpdesks.spec import HelpdeskSpec
 from tests.conftest import ROOT
 
 EXTENDING = (ROOT / "docs" / "extending.md").read_text()

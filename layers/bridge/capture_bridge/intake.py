@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
+from typing import NamedTuple
 
 from capture_bridge import metrics
 from capture_bridge.capture import CallBudget
@@ -22,8 +23,7 @@ from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import Idempotency
 
 
-@dataclass(frozen=True)
-class Opened:
+class Opened(NamedTuple):
     """A capture session standing for one capture the request asked for."""
 
     session: CaptureSession

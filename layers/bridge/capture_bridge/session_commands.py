@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from capture_bridge.capture import CallBudget, Outcome, provider_spec
 from capture_bridge.capture_flow import (
@@ -113,8 +114,9 @@ class CancelOutcome(StrEnum):
     BUSY = "busy"
 
 
-@dataclass(frozen=True)
-class Cancellation:
+class Cancellation(NamedTuple):
+    """What a cancel came to, and the session as it now stands."""
+
     outcome: CancelOutcome
     session: CaptureSession | None
 
@@ -164,8 +166,9 @@ class RefreshOutcome(StrEnum):
     UNAVAILABLE = "unavailable"
 
 
-@dataclass(frozen=True)
-class Refresh:
+class Refresh(NamedTuple):
+    """What a refresh came to, and the session as it now stands."""
+
     outcome: RefreshOutcome
     session: CaptureSession
 

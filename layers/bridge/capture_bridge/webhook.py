@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from capture_bridge import metrics
 from capture_bridge.api.edge import HttpRequest, Refusal, refusal_of, with_fresh_settings
@@ -37,8 +36,7 @@ _REFUSAL_REASONS = {
 }
 
 
-@dataclass(frozen=True)
-class WebhookAnswer:
+class WebhookAnswer(NamedTuple):
     """What the webhook answers: an HTTP status and a JSON object."""
 
     status: int

@@ -9,14 +9,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from capture_bridge.capture import (
     DEFAULT_PROVIDER,
-    ApiField,
-    ApiTarget,
     provider_spec,
     provider_specs,
     supported_providers,
@@ -25,6 +22,9 @@ from capture_bridge.helpdesks import supported_helpdesks
 from capture_bridge.models import SessionStatus, ticket_key
 from capture_bridge.session_commands import NewSession
 from capture_bridge.session_store import SessionIndex, SessionQuery
+
+if TYPE_CHECKING:
+    from capture_bridge.capture.spec import ApiField
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -38,8 +38,9 @@ _STATUSES = tuple(status.value for status in SessionStatus)
 _COMMON_FIELDS = ("helpdesk", "ticketId", "provider")
 
 
-@dataclass(frozen=True)
-class FieldError:
+class FieldError(NamedTuple):
+    """One field's problem: where it is (`loc`) and what is wrong (`msg`)."""
+
     loc: tuple[str | int, ...]
     msg: str
 
@@ -125,6 +126,9 @@ def new_session(body: bytes) -> NewSession:
         fields.error(
             str(name), f"not used by provider {provider}" if name in others else "unknown field"
         )
+    # Imported here: the spec types are built with the first create, not at every cold start.
+    from capture_bridge.capture.spec import ApiTarget
+
     values = dict.fromkeys(ApiTarget, "")
     for api_field in spec.api_fields:
         # The first field given wins a target (Bugpilot: the external id before the email).

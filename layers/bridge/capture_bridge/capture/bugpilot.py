@@ -19,17 +19,14 @@ from capture_bridge.access import (
 from capture_bridge.capture import (
     BRIDGE_ERROR,
     BRIDGE_ERROR_REASON,
-    ApiField,
-    ApiTarget,
-    BodyField,
     CallBudget,
     CaptureResult,
     Outcome,
-    ProviderSpec,
     header_seconds,
     is_safe_link,
     text_field,
 )
+from capture_bridge.capture.spec import ApiField, ApiTarget, BodyField, ProviderSpec
 from capture_bridge.errors import InvalidRequest
 from capture_bridge.http import HttpClient, HttpResponse, TransportError
 from capture_bridge.models import (

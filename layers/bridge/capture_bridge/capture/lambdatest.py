@@ -16,17 +16,14 @@ from capture_bridge.access import Access, AccessCheck, not_configured, read, uns
 from capture_bridge.capture import (
     BRIDGE_ERROR,
     BRIDGE_ERROR_REASON,
-    BodyField,
     CallBudget,
     CaptureResult,
-    ExistingSessions,
-    NamedSessions,
     Outcome,
-    ProviderSpec,
     failed_answer,
     is_safe_link,
     unreachable,
 )
+from capture_bridge.capture.spec import BodyField, ExistingSessions, NamedSessions, ProviderSpec
 from capture_bridge.http import HttpClient, HttpResponse, TransportError
 from capture_bridge.models import CaptureSession, ErrorCode, SessionStatus
 from capture_bridge.notes import format_seconds, labelled_lines, requested_at

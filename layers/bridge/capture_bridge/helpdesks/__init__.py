@@ -9,7 +9,7 @@ never import each other. `docs/extending.md` walks through adding one.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -20,7 +20,7 @@ from capture_bridge.errors import UnknownHelpdesk
 from capture_bridge.models import Delivery, TicketRequest
 
 if TYPE_CHECKING:
-    from capture_bridge.access import AccessCheck
+    from capture_bridge.helpdesks.spec import HelpdeskSpec
     from capture_bridge.http import HttpClient
     from capture_bridge.notes import Note
     from capture_bridge.settings import Settings
@@ -134,47 +134,6 @@ class HelpdeskAdapter(Protocol):
         ...
 
 
-# Signs or authenticates a webhook call as the helpdesk would: the headers to send with it.
-RequestSigner = Callable[[Mapping[str, str], WebhookRequest, datetime], dict[str, str]]
-# Makes a sample body current (a signed timestamp inside it) before it is signed again.
-BodyRefresher = Callable[[bytes, datetime], bytes]
-
-
-def unchanged_body(body: bytes, now: datetime) -> bytes:
-    """The `fresh_body` of helpdesks whose freshness is not in the body: the body as it is."""
-    return body
-
-
-@dataclass(frozen=True)
-class HelpdeskSpec:
-    """Everything the bridge, its operators' tools and the local runner know of one helpdesk."""
-
-    # The name in the webhook path (`/webhooks/<name>`) and on every session.
-    name: str
-    # Builds the adapter from the settings: `adapter(settings, http)`.
-    adapter: Callable[[Settings, HttpClient], HelpdeskAdapter]
-    # One read-only call proving the stored credentials (`ops doctor`); never in the request path.
-    probe: Callable[[Settings, HttpClient], AccessCheck]
-    # The settings its notes need that are not set (none: it can write notes); no call is made.
-    # The sessions API refuses a capture on a helpdesk that could never get its note.
-    unconfigured: Callable[[Settings], list[str]]
-    # The headers the helpdesk would send with a call (the local runner's `sign-event`, tests);
-    # raises `SecretNotConfigured` naming the key when its secret is missing.
-    sign_request: RequestSigner
-    # The secret key its webhooks are checked against (the doctor names it when missing).
-    webhook_secret_key: str
-    # Keys read from the bridge secret, all needed.
-    secret_keys: tuple[str, ...]
-    # The longest a note can take, every call at its timeouts (the resolver's time budget).
-    longest_note_seconds: float
-    # Settings read from the functions' environment (template parameters).
-    settings: tuple[str, ...] = ()
-    # Keys read from the secret too, with defaults.
-    optional_keys: tuple[str, ...] = ()
-    # Makes a sample body current before it is signed again, for bodies carrying their own time.
-    fresh_body: BodyRefresher = unchanged_body
-
-
 # The registry: adding a helpdesk is one line here and its module (which declares `SPEC`).
 _MODULES = {
     "freshdesk": "capture_bridge.helpdesks.freshdesk",
@@ -190,6 +149,9 @@ def supported_helpdesks() -> tuple[str, ...]:
 
 def helpdesk_spec(name: str) -> HelpdeskSpec:
     """The spec of helpdesk `name`, importing its module; raises `UnknownHelpdesk` otherwise."""
+    # Imported with the first integration: a handler's cold start does not build these types.
+    from capture_bridge.helpdesks.spec import HelpdeskSpec
+
     module_name = _MODULES.get(name)
     if module_name is None:
         raise UnknownHelpdesk(

@@ -13,7 +13,7 @@ from typing import Any
 
 from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.errors import ConfigurationError, InvalidRequest, SecretNotConfigured
-from capture_bridge.helpdesks import HelpdeskSpec, NoteOutcome, NoteResult, WebhookRequest
+from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     check_shared_secret,
     json_object,
@@ -22,6 +22,7 @@ from capture_bridge.helpdesks.common import (
     secure_url,
     send_note,
 )
+from capture_bridge.helpdesks.spec import HelpdeskSpec
 from capture_bridge.http import HttpClient
 from capture_bridge.models import Delivery, TicketRequest
 from capture_bridge.notes import Note

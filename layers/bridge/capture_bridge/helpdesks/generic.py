@@ -27,7 +27,7 @@ from capture_bridge.errors import (
     SecretNotConfigured,
     Unauthenticated,
 )
-from capture_bridge.helpdesks import HelpdeskSpec, NoteOutcome, NoteResult, WebhookRequest
+from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     json_object,
     secure_url,
@@ -36,6 +36,7 @@ from capture_bridge.helpdesks.common import (
     tags_field,
 )
 from capture_bridge.helpdesks.common import text_field as body_text
+from capture_bridge.helpdesks.spec import HelpdeskSpec
 from capture_bridge.http import HttpClient
 from capture_bridge.models import Delivery, TicketRequest, field_text, utc_now
 from capture_bridge.notes import Note, safe_text

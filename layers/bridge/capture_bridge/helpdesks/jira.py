@@ -24,7 +24,7 @@ from capture_bridge.errors import (
     SecretNotConfigured,
     Unauthenticated,
 )
-from capture_bridge.helpdesks import HelpdeskSpec, NoteOutcome, NoteResult, WebhookRequest
+from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     HmacHeader,
     check_shared_secret,
@@ -37,6 +37,7 @@ from capture_bridge.helpdesks.common import (
     text_field,
     ticket_request,
 )
+from capture_bridge.helpdesks.spec import HelpdeskSpec
 from capture_bridge.http import HttpClient
 from capture_bridge.models import Delivery, TicketRequest
 from capture_bridge.notes import Note, marked_up

@@ -12,13 +12,14 @@ from datetime import UTC, datetime, timedelta
 
 from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.errors import SecretNotConfigured, Unauthenticated
-from capture_bridge.helpdesks import HelpdeskSpec, NoteOutcome, NoteResult, WebhookRequest
+from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     read_json,
     rule_body,
     send_note,
     single_header,
 )
+from capture_bridge.helpdesks.spec import HelpdeskSpec
 from capture_bridge.http import HttpClient
 from capture_bridge.models import Delivery, TicketRequest
 from capture_bridge.notes import Note

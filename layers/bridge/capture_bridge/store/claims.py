@@ -12,9 +12,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from capture_bridge.errors import StoreUnavailable
 from capture_bridge.models import CaptureSession, SessionStatus, format_time
@@ -39,16 +38,14 @@ SAVE_ATTEMPTS = 4
 CONFLICT_PAUSE_SECONDS = 0.02
 
 
-@dataclass(frozen=True)
-class CancelWrite:
+class CancelWrite(NamedTuple):
     """What a conditional cancel found: committed, or the session as it stood (None: missing)."""
 
     committed: bool
     stored: CaptureSession | None = None
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     """A session now held by the caller, and whether a previous holder died before finishing."""
 
     session: CaptureSession

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from capture_bridge.errors import InvalidCursor
 from capture_bridge.models import (
@@ -77,16 +77,14 @@ class SessionQuery:
         return INDEX_PARTITION[self.index]
 
 
-@dataclass(frozen=True)
-class SessionPage:
+class SessionPage(NamedTuple):
     """A page of sessions, newest first, and the cursor of the next one (None on the last)."""
 
     sessions: list[CaptureSession]
     cursor: str | None
 
 
-@dataclass(frozen=True)
-class Idempotency:
+class Idempotency(NamedTuple):
     """An API call's Idempotency-Key and the fingerprint of the body it came with."""
 
     key: str
@@ -98,8 +96,7 @@ class Idempotency:
         return f"delivery#api#{hashlib.sha256(self.key.encode()).hexdigest()}"
 
 
-@dataclass(frozen=True)
-class Pointer:
+class Pointer(NamedTuple):
     """An item naming the session that stands for a delivery, or for an open capture (a guard).
 
     It counts until `expires`; `fingerprint` is an API call's body's, to tell a key used again
