@@ -48,6 +48,7 @@ def credential_gaps(environ: Mapping[str, str]) -> list[Gap]:
     """
     from capture_bridge.capture import DEFAULT_PROVIDER, provider_specs
     from capture_bridge.helpdesks import helpdesk_specs
+    from capture_bridge.settings import settings_from
 
     helpdesks = {spec.name: spec.secret_keys for spec in helpdesk_specs()}
     touched = [name for name, keys in helpdesks.items() if any(environ.get(k) for k in keys)]
@@ -57,15 +58,17 @@ def credential_gaps(environ: Mapping[str, str]) -> list[Gap]:
         every_key = tuple(key for names in helpdesks.values() for key in names)
         gaps.append(Gap("helpdesk", every_key, True, alternatives=tuple(helpdesks)))
     # A helpdesk in use (some key set) needs all of its keys; the others are not mentioned.
-    integrations = [(name, helpdesks[name], True, False) for name in touched]
-    integrations += [
-        # A source other than the default is optional until a key for it is set.
-        (spec.name, spec.secret_keys, spec.name == DEFAULT_PROVIDER, True)
-        for spec in provider_specs()
-    ]
-    for name, keys, always_needed, source in integrations:
-        missing = tuple(key for key in keys if not environ.get(key, "").strip())
+    for name in touched:
+        missing = tuple(key for key in helpdesks[name] if not environ.get(key, "").strip())
         if missing:
-            needed = always_needed or len(missing) < len(keys)
-            gaps.append(Gap(name, missing, needed, source=source))
+            gaps.append(Gap(name, missing, True))
+    # A source says what it lacks (keys, and settings such as LambdaTest's username); one other
+    # than the default is optional until something of it is set.
+    given = {key: value for key, value in environ.items() if value.strip()}
+    for spec in provider_specs():
+        needs = spec.unconfigured(settings_from({"TABLE_NAME": "-"}))
+        missing = tuple(spec.unconfigured(settings_from({**given, "TABLE_NAME": "-"})))
+        if missing:
+            needed = spec.name == DEFAULT_PROVIDER or len(missing) < len(needs)
+            gaps.append(Gap(spec.name, missing, needed, source=True))
     return gaps

@@ -28,6 +28,7 @@ COMPLETE_ENV = {
     "ZENDESK_WEBHOOK_SECRET": "webhook-secret",
     "BUGPILOT_WORKSPACE_ID": "ws",
     "BUGPILOT_API_KEY": "bugpilot-key",
+    "LAMBDATEST_USERNAME": "jane.doe",
     "LAMBDATEST_ACCESS_KEY": "lt-key",
     "NOTTE_API_KEY": "notte-key",
 }
@@ -65,6 +66,21 @@ class TestCredentialGaps:
         assert gap.needed
         assert set(gap.alternatives) == set(supported_helpdesks())
         assert all(name in str(gap) for name in supported_helpdesks())
+
+    def test_a_lambdatest_key_without_its_username_names_the_username(self) -> None:
+        # Given LambdaTest's access key in .env but not its username (a template parameter)
+        environ = {
+            key: value for key, value in COMPLETE_ENV.items() if key != "LAMBDATEST_USERNAME"
+        }
+        # When it is checked
+        [gap] = credential_gaps(environ)
+        # Then the username is named as needed, with the page that says where it comes from
+        assert (gap.integration, gap.missing, gap.needed) == (
+            "lambdatest",
+            ("LAMBDATEST_USERNAME",),
+            True,
+        )
+        assert "docs/sources/lambdatest.md" in str(gap)
 
     def test_the_default_source_is_always_needed(self) -> None:
         environ = {key: value for key, value in COMPLETE_ENV.items() if "BUGPILOT" not in key}

@@ -397,6 +397,12 @@ _UNVERIFIABLE = (
 )
 
 
+def unconfigured(settings: Settings) -> list[str]:
+    """What captures need and is not set: the workspace and its API key."""
+    own = BugpilotSettings.from_settings(settings)
+    return unset([("BUGPILOT_WORKSPACE_ID", own.workspace_id), ("BUGPILOT_API_KEY", own.api_key)])
+
+
 def probe(settings: Settings, http: HttpClient) -> AccessCheck:
     """`GET /api/v1/session-info/{workspace}/{made-up token}`: proves the API host answers.
 
@@ -405,9 +411,7 @@ def probe(settings: Settings, http: HttpClient) -> AccessCheck:
     workspace and an unknown token alike. So only reachability can be proven without a capture.
     """
     own = BugpilotSettings.from_settings(settings)
-    missing = unset(
-        [("BUGPILOT_WORKSPACE_ID", own.workspace_id), ("BUGPILOT_API_KEY", own.api_key)]
-    )
+    missing = unconfigured(settings)
     if missing:
         return not_configured(NAME, missing)
     url = (
@@ -445,6 +449,7 @@ SPEC = ProviderSpec(
     name=NAME,
     provider=provider,
     probe=probe,
+    unconfigured=unconfigured,
     # One call, at its timeouts: the action, or Session Info.
     longest_step_seconds=max(
         sum(ACTION_TIMEOUTS[CallBudget.BACKGROUND]), sum(SESSION_INFO_TIMEOUT)

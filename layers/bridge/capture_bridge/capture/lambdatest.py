@@ -265,12 +265,16 @@ class LambdaTestProvider(ExistingSessions):
         return reasons.get(code, f"LambdaTest kept failing ({code}).")
 
 
+def unconfigured(settings: Settings) -> list[str]:
+    """What reading sessions needs and is not set: the username (a parameter) and access key."""
+    own = LambdaTestSettings.from_settings(settings)
+    return unset([("LAMBDATEST_USERNAME", own.username), ("LAMBDATEST_ACCESS_KEY", own.access_key)])
+
+
 def probe(settings: Settings, http: HttpClient) -> AccessCheck:
     """`GET /automation/api/v1/sessions?limit=1`: lists at most one session, changes nothing."""
     own = LambdaTestSettings.from_settings(settings)
-    missing = unset(
-        [("LAMBDATEST_USERNAME", own.username), ("LAMBDATEST_ACCESS_KEY", own.access_key)]
-    )
+    missing = unconfigured(settings)
     if missing:
         return not_configured(NAME, missing)
     answer = read(
@@ -295,6 +299,7 @@ SPEC = ProviderSpec(
     name=NAME,
     provider=provider,
     probe=probe,
+    unconfigured=unconfigured,
     # The session, then its video, each at its timeouts.
     longest_step_seconds=2 * sum(TIMEOUT),
     settings=("LAMBDATEST_USERNAME", "LAMBDATEST_API_URL", "LAMBDATEST_SHARE_EXPIRY_DAYS"),

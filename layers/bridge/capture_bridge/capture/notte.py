@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from capture_bridge.access import Access, AccessCheck, not_configured, read
+from capture_bridge.access import Access, AccessCheck, not_configured, read, unset
 from capture_bridge.capture import (
     BRIDGE_ERROR,
     BRIDGE_ERROR_REASON,
@@ -273,11 +273,17 @@ def _reset_in(response: HttpResponse) -> int | None:
     return header_seconds(response)
 
 
+def unconfigured(settings: Settings) -> list[str]:
+    """What reading sessions needs and is not set: the API key."""
+    return unset([("NOTTE_API_KEY", NotteSettings.from_settings(settings).api_key)])
+
+
 def probe(settings: Settings, http: HttpClient) -> AccessCheck:
     """`GET /sessions?only_active=false&page=1&page_size=1`: lists one session, changes nothing."""
     own = NotteSettings.from_settings(settings)
-    if not own.api_key:
-        return not_configured(NAME, ["NOTTE_API_KEY"])
+    missing = unconfigured(settings)
+    if missing:
+        return not_configured(NAME, missing)
     answer = read(
         NAME,
         "Notte",
@@ -299,6 +305,7 @@ SPEC = ProviderSpec(
     name=NAME,
     provider=provider,
     probe=probe,
+    unconfigured=unconfigured,
     # The session, then its replay, each at its timeouts.
     longest_step_seconds=2 * sum(TIMEOUT),
     settings=("NOTTE_API_URL",),

@@ -77,6 +77,8 @@ class ProviderSpec:
     provider: Callable[[Settings, HttpClient, CallBudget], CaptureProvider]
     # One read-only call proving the stored credentials (`ops doctor`); never in the request path.
     probe: Callable[[Settings, HttpClient], AccessCheck]
+    # The settings and keys its captures need that are not set, named (no call is made).
+    unconfigured: Callable[[Settings], list[str]]
     # The longest a start or a check can take, every call at its timeouts (the resolver's budget).
     longest_step_seconds: float
     # Settings read from the functions' environment (template parameters).
