@@ -19,9 +19,9 @@ from capture_bridge.capture_flow import (
     deliver_note,
 )
 from capture_bridge.helpdesks import NoteOutcome, NoteResult
-from capture_bridge.models import CaptureRequest, CaptureSession, NoteState, SessionStatus
+from capture_bridge.models import CaptureSession, NoteState, SessionStatus
 from capture_bridge.notes import Note, marker
-from tests.conftest import START
+from tests.store_sessions import START, new_session
 
 NOW = START + timedelta(minutes=5)
 REPORT = "https://dash.bugpilot.io/report/r1"
@@ -57,18 +57,9 @@ class Source:
 
 def finished(**changes: object) -> CaptureSession:
     """A resolved session that owes its note."""
-    request = CaptureRequest(
-        helpdesk="zendesk",
-        ticket_id="1001",
-        provider="bugpilot",
-        action="upload-session",
-        subject="upload-session",
-        user_id="user-42",
+    done = new_session(claim_id=None).finish(
+        SessionStatus.RESOLVED, now=START, links={"report": REPORT}
     )
-    opened = CaptureSession.open(
-        request, now=START, max_wait=timedelta(minutes=30), claim_id=None, next_check_at=START
-    )
-    done = opened.finish(SessionStatus.RESOLVED, now=START, links={"report": REPORT})
     return replace(done, **changes)  # type: ignore[arg-type]
 
 
