@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from capture_bridge.observability import handler_logger
@@ -18,9 +17,4 @@ logger = handler_logger()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The HTTP API v2 fields a webhook needs are read directly (`receive_event`): Powertools'
     # event class would add to the cold start for no gain.
-    answer = receive_event(event)
-    return {
-        "statusCode": answer.status,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps(answer.body),
-    }
+    return receive_event(event).as_response()

@@ -7,7 +7,13 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from capture_bridge import metrics
-from capture_bridge.api.edge import HttpRequest, Refusal, refusal_of, with_fresh_settings
+from capture_bridge.api.edge import (
+    HttpRequest,
+    JsonAnswer,
+    Refusal,
+    refusal_of,
+    with_fresh_settings,
+)
 from capture_bridge.errors import (
     BridgeError,
     NothingToCapture,
@@ -41,6 +47,10 @@ class WebhookAnswer(NamedTuple):
 
     status: int
     body: dict[str, Any]
+
+    def as_response(self) -> dict[str, Any]:
+        """The HTTP API payload 2.0 response, as the edge writes every answer."""
+        return JsonAnswer(self.status, self.body).as_response()
 
 
 def accept(
