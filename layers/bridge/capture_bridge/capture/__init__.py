@@ -215,7 +215,7 @@ def failed_answer(response: HttpResponse, vendor: str) -> CaptureResult:
     if status in (401, 403):
         return CaptureResult(
             Outcome.REJECTED,
-            error_code=ErrorCode.INVALID_CREDENTIALS if status == 401 else "NO_ACCESS",
+            error_code=ErrorCode.INVALID_CREDENTIALS if status == 401 else ErrorCode.NO_ACCESS,
             message=f"{vendor} answered HTTP {status}",
         )
     if status == 404:
