@@ -88,15 +88,24 @@ class TestAdapterLifetime:
         # Then they share one adapter
         assert first.helpdesk("zendesk") is second.helpdesk("zendesk")
 
-    def test_new_settings_give_a_new_adapter(self) -> None:
+    def test_settings_read_again_unchanged_keep_the_adapter_and_its_token(self) -> None:
         # Given an adapter built from some settings
         before = build_runtime(settings_from({"TABLE_NAME": "t"})).helpdesk("zendesk")
-        # When the settings are read again (a new object, e.g. a rotated secret)
+        # When the settings are read again with the same values (a new object)
         after = build_runtime(settings_from({"TABLE_NAME": "t"})).helpdesk("zendesk")
+        # Then the adapter (and whatever token it holds) is kept
+        assert after is before
+
+    def test_changed_settings_give_a_new_adapter(self) -> None:
+        # Given an adapter built from some settings
+        before = build_runtime(settings_from({"TABLE_NAME": "t"})).helpdesk("zendesk")
+        # When the secret changes (a rotated credential)
+        rotated = settings_from({"TABLE_NAME": "t", "ZENDESK_API_TOKEN": "rotated"})
+        after = build_runtime(rotated).helpdesk("zendesk")
         # Then the adapter is rebuilt
         assert after is not before
 
-    def test_the_settings_cache_period_decides_when_adapters_are_rebuilt(
+    def test_the_settings_cache_period_decides_when_adapters_may_be_rebuilt(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # Given settings from the environment and a hand-moved cache clock
@@ -106,11 +115,13 @@ class TestAdapterLifetime:
         monkeypatch.setattr(settings_module, "monotonic", lambda: clock[0])
         reset_settings_cache()
         first = get_runtime().helpdesk("zendesk")
-        # When invoked again within the cache period, then the adapter is kept
-        clock[0] += SECRET_CACHE_SECONDS - 1
+        # When the period has passed and nothing changed, then the adapter is kept
+        clock[0] += SECRET_CACHE_SECONDS + 1
         assert get_runtime().helpdesk("zendesk") is first
-        # When the period has passed, then fresh settings build a fresh adapter
-        clock[0] += 2
+        # When the period has passed again after the settings changed, then a fresh one is built
+        monkeypatch.setenv("ZENDESK_API_TOKEN", "rotated")
+        assert get_runtime().helpdesk("zendesk") is first
+        clock[0] += SECRET_CACHE_SECONDS + 1
         assert get_runtime().helpdesk("zendesk") is not first
         reset_settings_cache()
 

@@ -36,10 +36,14 @@ def test_every_integration_declares_its_longest_call_sequence() -> None:
         assert helpdesk.longest_note_seconds > 0, helpdesk.name
 
 
+def longest_lookup_seconds() -> float:
+    return max(spec.longest_lookup_seconds for spec in helpdesk_specs())
+
+
 def test_the_session_reserve_covers_a_claim_the_longest_step_and_a_save() -> None:
-    worst_ms = 1000 * (
-        session_store.LONGEST_CALL_SECONDS + longest_step_seconds() + STORE_WRITE_SECONDS
-    )
+    # A requester look-up is a step of its own in the resolver (the start waits for the next run).
+    step = max(longest_step_seconds(), longest_lookup_seconds())
+    worst_ms = 1000 * (session_store.LONGEST_CALL_SECONDS + step + STORE_WRITE_SECONDS)
     assert worst_ms <= SESSION_BUDGET_MS < worst_ms + ROUNDING_MS
 
 

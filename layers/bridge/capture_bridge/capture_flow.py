@@ -32,7 +32,7 @@ from enum import StrEnum
 
 from capture_bridge import metrics
 from capture_bridge.capture import BRIDGE_ERROR, CaptureProvider, CaptureResult, Outcome
-from capture_bridge.helpdesks import HelpdeskAdapter, NoteOutcome
+from capture_bridge.helpdesks import HelpdeskAdapter, LookupOutcome, NoteOutcome
 from capture_bridge.models import RETENTION, CaptureSession, ErrorCode, NoteState, SessionStatus
 from capture_bridge.notes import marker, render_note
 from capture_bridge.observability import logger, session_fields
@@ -124,6 +124,16 @@ TRANSITIONS: dict[tuple[SessionStatus, Outcome], Transition] = {
     (_S.PENDING, Outcome.RETRYABLE): Continue(_S.PENDING, Wait.RETRY_BACKOFF, _S.FAILED),
     (_S.PENDING, Outcome.REJECTED): _FAILED,
     (_S.PENDING, Outcome.INVALID): _FAILED,
+}
+
+
+# A helpdesk whose payload names only a contact is asked who the requester is before the first
+# start (`identify`). A requester found lets the start go ahead; any other answer is taken as
+# that start's own answer would be (the table's rows for `requested`), with its error code.
+LOOKUP_OUTCOMES: dict[LookupOutcome, tuple[Outcome, ErrorCode]] = {
+    LookupOutcome.NOT_FOUND: (Outcome.INVALID, ErrorCode.REQUESTER_NOT_FOUND),
+    LookupOutcome.REJECTED: (Outcome.REJECTED, ErrorCode.REQUESTER_LOOKUP_REJECTED),
+    LookupOutcome.RETRYABLE: (Outcome.RETRYABLE, ErrorCode.REQUESTER_LOOKUP_FAILING),
 }
 
 
@@ -241,6 +251,41 @@ def advance(
         return session.finish(_unstarted_give_up(session.status), now=now, error=session.error)
     metrics.action_sent(session)
     return apply(session, _answered(session, provider.start(session)), now, policy)
+
+
+def needs_requester(session: CaptureSession) -> bool:
+    """Whether the session must learn its requester from the helpdesk before it can start."""
+    starting = session.status in (SessionStatus.REQUESTED, SessionStatus.WAITING_FOR_USER)
+    return starting and not session.user_id and bool(session.requester_ref)
+
+
+def identify(
+    session: CaptureSession, helpdesk: HelpdeskAdapter, now: datetime, policy: RetryPolicy
+) -> CaptureSession:
+    """Ask the helpdesk who the session's requester is (`needs_requester`); nothing else.
+
+    Found: the session, still to start, knows its user. Otherwise the answer moves it as
+    `LOOKUP_OUTCOMES` says: tried again later, or failed with a note explaining why. Nothing was
+    started, so an interrupted earlier look-up is simply asked again.
+    """
+    if now >= session.deadline_at:
+        return session.finish(SessionStatus.FAILED, now=now, error=session.error)
+    lookup = helpdesk.find_requester(session.requester_ref or "")
+    if lookup.outcome is LookupOutcome.FOUND and lookup.user:
+        logger.info("requester found", extra=session_fields(session))
+        return replace(session, user_id=lookup.user, error=None, updated_at=now)
+    outcome, error = LOOKUP_OUTCOMES.get(lookup.outcome, LOOKUP_OUTCOMES[LookupOutcome.NOT_FOUND])
+    (logger.warning if outcome is Outcome.RETRYABLE else logger.error)(
+        "could not look the requester up",
+        extra=session_fields(session, outcome=lookup.outcome.value, reason=lookup.message),
+    )
+    result = CaptureResult(
+        outcome,
+        error_code=error,
+        message=lookup.message,
+        retry_after_seconds=lookup.retry_after_seconds,
+    )
+    return apply(session, result, now, policy)
 
 
 def _answered(session: CaptureSession, result: CaptureResult) -> CaptureResult:

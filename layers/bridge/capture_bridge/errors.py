@@ -28,7 +28,12 @@ class NothingToCapture(BridgeError):
 
     Answered `200 {"ignored": "<reason>"}` with nothing stored: the sender did nothing wrong,
     and a 4xx would make it retry or disable the webhook. Raised only after verification.
+    A handshake the vendor expects an answer to (Front's challenge) gives that `answer` instead.
     """
+
+    def __init__(self, reason: str, *, answer: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.answer = answer
 
 
 class UnknownHelpdesk(BridgeError):

@@ -15,7 +15,14 @@ from typing import NamedTuple
 
 from capture_bridge import metrics
 from capture_bridge.capture import CallBudget
-from capture_bridge.capture_flow import CLAIM_LEASE, advance, releases_guard, report_step
+from capture_bridge.capture_flow import (
+    CLAIM_LEASE,
+    advance,
+    identify,
+    needs_requester,
+    releases_guard,
+    report_step,
+)
 from capture_bridge.errors import InvalidRequest, StoreUnavailable
 from capture_bridge.models import CaptureRequest, CaptureSession, Delivery
 from capture_bridge.observability import logger, mask_email, session_fields
@@ -36,19 +43,21 @@ def open_captures(
     *,
     now: datetime,
     clock: Callable[[], datetime],
-    delivery: Delivery | None = None,
+    deliveries: Sequence[Delivery | None] = (),
     idempotency: Idempotency | None = None,
 ) -> list[Opened]:
     """Store a session per request, then start those that need it (this call holds them).
 
-    Every session is stored before any call goes out, so a crash or an outage never loses one.
-    Captures that already exist (LambdaTest, Notte) are left due at once for the resolver, which
-    keeps this call short. Raises `StoreUnavailable`, `InvalidRequest` or `IdempotencyConflict`
-    after starting those already stored.
+    `deliveries` are the webhook deliveries the requests came in, one per request. Every session
+    is stored before any call goes out, so a crash or an outage never loses one. Captures that
+    already exist (LambdaTest, Notte) are left due at once for the resolver, which keeps this
+    call short. Raises `StoreUnavailable`, `InvalidRequest` or `IdempotencyConflict` after
+    starting those already stored.
     """
     opened: list[Opened] = []
     failure: StoreUnavailable | InvalidRequest | None = None
-    for request in requests:
+    for index, request in enumerate(requests):
+        delivery = deliveries[index] if index < len(deliveries) else None
         # A capture still to start is held by this call until it records the answer; the
         # resolver only steps in once the lease lapses, which means this call died.
         claim_id = uuid.uuid4().hex if request.reference is None else None
@@ -93,12 +102,24 @@ def open_captures(
 def _start(
     runtime: Runtime, session: CaptureSession, clock: Callable[[], datetime]
 ) -> CaptureSession:
-    """Make the session's first start and record its answer, releasing this call's claim."""
+    """Make the session's first start and record its answer, releasing this call's claim.
+
+    A requester the helpdesk named only by reference is looked up first (see `identified`).
+    """
     claim_id = session.claim_id or ""
-    provider = runtime.provider(session.provider, budget=CallBudget.INTERACTIVE)
-    updated = replace(
-        advance(session, provider, clock(), runtime.policy, interrupted=False), claim_id=None
-    )
+    try:
+        step = _identified(runtime, session, clock)
+    except StoreUnavailable:
+        # Stored and claimed: the resolver looks the requester up again once the claim lapses.
+        logger.exception("could not record the requester", extra=session_fields(session))
+        return session
+    if step is None:
+        logger.warning("lost the claim on a new session", extra=session_fields(session))
+        return session
+    if not needs_requester(step):
+        provider = runtime.provider(session.provider, budget=CallBudget.INTERACTIVE)
+        step = advance(step, provider, clock(), runtime.policy, interrupted=False)
+    updated = replace(step, claim_id=None)
     try:
         saved = runtime.store.save(
             updated, held_claim=claim_id, release_guard=releases_guard(session, updated)
@@ -113,3 +134,22 @@ def _start(
     report_step(session, updated)
     logger.info("capture requested", extra=session_fields(updated, error_code=updated.error))
     return updated
+
+
+def _identified(
+    runtime: Runtime, session: CaptureSession, clock: Callable[[], datetime]
+) -> CaptureSession | None:
+    """The session with its requester looked up when it needs one, else as it is.
+
+    A requester found is saved at once, the claim kept, before the capture starts: so the
+    helpdesk is asked once per capture, and a holder that dies after it is known to have died
+    before the start. A look-up that failed comes back as the table says (retried later, or
+    failed with its note owed), for the caller to save as any step. None: the claim was lost.
+    """
+    if not needs_requester(session):
+        return session
+    looked_up = identify(session, runtime.helpdesk(session.helpdesk), clock(), runtime.policy)
+    if needs_requester(looked_up):
+        return looked_up
+    saved = runtime.store.save(looked_up, held_claim=session.claim_id or "", release_guard=False)
+    return looked_up if saved else None

@@ -48,6 +48,11 @@ class ErrorCode(StrEnum):
     # A link the source gave that is not on its own hosts.
     UNTRUSTED_SESSION_INFO_URL = "UNTRUSTED_SESSION_INFO_URL"
     UNKNOWN = "UNKNOWN"
+    # The helpdesk, asked who the requester is (its payload named only a contact), said: nobody
+    # with an id or email; refused our credentials; or kept failing until the deadline.
+    REQUESTER_NOT_FOUND = "REQUESTER_NOT_FOUND"
+    REQUESTER_LOOKUP_REJECTED = "REQUESTER_LOOKUP_REJECTED"
+    REQUESTER_LOOKUP_FAILING = "REQUESTER_LOOKUP_FAILING"
 
 
 def http_error(status: int) -> str:
@@ -144,6 +149,17 @@ class TicketRequest:
     tags: tuple[str, ...] = ()
     # The body's own names for the requester, for a 400 when a source needs one and it is empty.
     requester_fields: str = "the requester's external id or email"
+    # When the payload names only a contact: the helpdesk's own reference to look the requester
+    # up by (`HelpdeskAdapter.find_requester`), once, after the session is stored.
+    requester_ref: str = ""
+    # This ticket's own delivery, for a call carrying several events each with its own id
+    # (HubSpot's `eventId`); None: the call's delivery (`HelpdeskAdapter.verify`).
+    delivery: Delivery | None = None
+
+    @property
+    def names_requester(self) -> bool:
+        """Whether a requester is given, or can be looked up."""
+        return bool(self.requester or self.requester_ref)
 
 
 @dataclass(frozen=True)
@@ -161,6 +177,8 @@ class CaptureRequest:
     description: str = ""
     # The provider's own reference when the capture already exists (an external session id).
     reference: str | None = None
+    # The helpdesk's reference to look the requester up by, when `user_id` is still unknown.
+    requester_ref: str = ""
 
     @property
     def capture_key(self) -> str:
@@ -219,6 +237,9 @@ class CaptureSession:
     interruptions: int = 0
     # The provider's handle on the capture: Bugpilot's session-info URL, an external session id.
     reference: str | None = None
+    # The helpdesk's reference to the requester while `user_id` is unknown: looked up once,
+    # before the capture starts (`capture_flow.identify`).
+    requester_ref: str | None = None
     # What the provider found once the capture was ready: named links and facts.
     links: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, str] = field(default_factory=dict)
@@ -255,6 +276,7 @@ class CaptureSession:
             user_id=request.user_id,
             description=request.description,
             reference=request.reference,
+            requester_ref=request.requester_ref or None,
             status=SessionStatus.REQUESTED if request.reference is None else SessionStatus.PENDING,
             created_at=now,
             updated_at=now,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from capture_bridge.models import CaptureSession
+from capture_bridge.models import CaptureSession, ErrorCode
 
 if TYPE_CHECKING:
     from capture_bridge.capture import CaptureProvider
@@ -141,6 +141,36 @@ def note_of(lines: Iterable[str], session: CaptureSession) -> Note:
     )
 
 
+# Why a capture never started, when the helpdesk could not say who its requester is.
+REQUESTER_REASONS = {
+    ErrorCode.REQUESTER_NOT_FOUND: (
+        "the helpdesk has no contact with an external id or an email for this conversation"
+    ),
+    ErrorCode.REQUESTER_LOOKUP_REJECTED: (
+        "the helpdesk refused the bridge's credentials when asked (an administrator must check "
+        "them with `make doctor`)"
+    ),
+    ErrorCode.REQUESTER_LOOKUP_FAILING: "the helpdesk kept failing when asked, until the deadline",
+}
+
+
+def requester_lines(session: CaptureSession) -> list[str] | None:
+    """The note of a capture that never started because its requester stayed unknown."""
+    reason = (
+        REQUESTER_REASONS.get(ErrorCode(session.error))
+        if session.error in REQUESTER_REASONS
+        else None
+    )
+    if session.user_id or reason is None:
+        return None
+    return [
+        f"No capture ({session.action}) was started for the request of {requested_at(session)}: "
+        "we could not tell who the requester is.",
+        f"Why: {reason}. Add an email address to the contact, then request the capture again.",
+    ]
+
+
 def render_note(session: CaptureSession, provider: CaptureProvider) -> Note:
     """The note for a session in a final status."""
-    return note_of(provider.render_note(session), session)
+    lines = requester_lines(session)
+    return note_of(lines if lines is not None else provider.render_note(session), session)

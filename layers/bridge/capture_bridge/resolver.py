@@ -16,6 +16,8 @@ from capture_bridge.capture_flow import (
     completed,
     deliver_note,
     give_up_if_faulting,
+    identify,
+    needs_requester,
     record_fault,
     releases_guard,
     report_step,
@@ -145,7 +147,12 @@ def _work(
     interrupted: bool,
 ) -> CaptureSession:
     """The session's next step: start or check an open capture, then deliver a note owed."""
-    if not session.status.is_final:
+    if needs_requester(session):
+        # A step of its own, whoever held the session before (nothing was started without the
+        # requester): the start follows in the next run, once the requester is recorded.
+        helpdesk = runtime.helpdesk(session.helpdesk)
+        session = identify(session, helpdesk, clock(), runtime.policy)
+    elif not session.status.is_final:
         provider = runtime.provider(session.provider)
         session = advance(session, provider, clock(), runtime.policy, interrupted=interrupted)
     if session.note_state is NoteState.PENDING:

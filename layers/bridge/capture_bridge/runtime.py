@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from capture_bridge.capture import CallBudget, CaptureProvider, get_provider, requests_for
@@ -36,8 +36,8 @@ class Runtime:
         """The adapter for helpdesk `name`, kept while the settings are; raises `UnknownHelpdesk`.
 
         An adapter lives as long as the warm function: it is built again only when the settings
-        object changes (they are re-read every `SECRET_CACHE_SECONDS`), so what it keeps between
-        calls (a token) follows rotated credentials.
+        change (they are re-read every `SECRET_CACHE_SECONDS`; equal values keep it), so what it
+        keeps between calls (a token) lasts while the credentials do and follows rotated ones.
         """
         return _adapters.get(name, self.settings, self.http)
 
@@ -46,8 +46,18 @@ class Runtime:
         return get_provider(name, self.settings, self.http, budget)
 
     def capture_requests(self, ticket: TicketRequest) -> list[CaptureRequest]:
-        """Every capture the ticket asks for; raises `InvalidRequest`."""
-        return requests_for(ticket, self.settings, self.http)
+        """Every capture the ticket asks for; raises `InvalidRequest`.
+
+        A capture whose user the payload did not name carries the helpdesk's reference to look
+        them up by.
+        """
+        found = requests_for(ticket, self.settings, self.http)
+        if not ticket.requester_ref:
+            return found
+        return [
+            request if request.user_id else replace(request, requester_ref=ticket.requester_ref)
+            for request in found
+        ]
 
 
 def _seconds(count: int) -> timedelta:
@@ -66,7 +76,8 @@ class AdapterCache:
         # Built under the lock, so that threads of one function share one adapter (and token).
         with self._lock:
             built = self._built.get(name)
-            if built is not None and built[0] is settings and built[1] is http:
+            # Equal settings re-read from the secret keep the adapter, and any token it holds.
+            if built is not None and built[1] is http and built[0] == settings:
                 return built[2]
             adapter = get_adapter(name, settings, http)
             self._built[name] = (settings, http, adapter)

@@ -68,9 +68,18 @@ def accept(
         raise PayloadTooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
     helpdesk = runtime.helpdesk(helpdesk_name)
     delivery = helpdesk.verify(request, now)
-    # Every capture is read and validated before anything is stored.
-    requests = runtime.capture_requests(helpdesk.parse(request.body))
-    return open_captures(runtime, requests, now=now, clock=clock, delivery=delivery)
+    parsed = helpdesk.parse(request.body)
+    tickets = parsed if isinstance(parsed, list) else [parsed]
+    if not tickets:
+        raise NothingToCapture("the call carries no event asking for a capture")
+    # Every capture is read and validated before anything is stored; each is remembered with
+    # its own event's delivery when the call carries several (HubSpot).
+    requests, deliveries = [], []
+    for ticket in tickets:
+        for capture in runtime.capture_requests(ticket):
+            requests.append(capture)
+            deliveries.append(ticket.delivery or delivery)
+    return open_captures(runtime, requests, now=now, clock=clock, deliveries=deliveries)
 
 
 def receive_event(
@@ -147,7 +156,7 @@ def _refused(exc: BridgeError) -> WebhookAnswer:
     if isinstance(exc, NothingToCapture):
         # Proven, and nothing asked for: a 2xx, so the sender neither retries nor disables it.
         logger.info("webhook call asks for no capture", extra={"reason": str(exc)})
-        return WebhookAnswer(200, {"ignored": str(exc)})
+        return WebhookAnswer(200, dict(exc.answer) if exc.answer else {"ignored": str(exc)})
     reason = _REFUSAL_REASONS.get(refusal.status)
     if reason is not None:
         metrics.webhook_refused(reason, missing_secret=isinstance(exc, SecretNotConfigured))

@@ -182,7 +182,7 @@ class BugpilotProvider:
         return self._request(ticket, self._settings.default_action)
 
     def _request(self, ticket: TicketRequest, action: str) -> CaptureRequest:
-        if not ticket.requester:
+        if not ticket.names_requester:
             raise InvalidRequest(
                 f"{ticket.requester_fields} is required to identify the Bugpilot user"
             )

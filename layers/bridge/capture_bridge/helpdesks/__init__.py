@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 from urllib.parse import parse_qs
 
 from capture_bridge.errors import UnknownHelpdesk
@@ -99,6 +99,27 @@ class NoteResult:
     status: int | None = None
 
 
+class LookupOutcome(StrEnum):
+    """What asking the helpdesk who a requester is came to (`capture_flow.LOOKUP_OUTCOMES`)."""
+
+    FOUND = "found"
+    # The contact does not exist, or has neither an external id nor an email.
+    NOT_FOUND = "not_found"
+    # Refused for a reason retrying will not fix (credentials, access).
+    REJECTED = "rejected"
+    # Rate limited, unreachable or failing upstream: try again later.
+    RETRYABLE = "retryable"
+
+
+class RequesterLookup(NamedTuple):
+    """A helpdesk's answer to who the requester is: their id as capture sources know them."""
+
+    outcome: LookupOutcome
+    user: str = ""
+    message: str = ""
+    retry_after_seconds: int | None = None
+
+
 class HelpdeskAdapter(Protocol):
     """Verifies a helpdesk's webhook, reads its capture request, and writes internal notes.
 
@@ -117,9 +138,10 @@ class HelpdeskAdapter(Protocol):
         """
         ...
 
-    def parse(self, body: bytes) -> TicketRequest:
+    def parse(self, body: bytes) -> TicketRequest | list[TicketRequest]:
         """Read a verified body: the ticket, its requester and the fields naming captures.
 
+        A body carrying several events gives a list, each ticket with its own `delivery`.
         Raises `InvalidRequest`, or `NothingToCapture` for an event that asks for no capture;
         the capture providers read the fields they own.
         """
@@ -131,6 +153,12 @@ class HelpdeskAdapter(Protocol):
 
     def has_note(self, ticket_id: str, marker: str) -> bool | None:
         """Whether a recent note on the ticket contains `marker`; None when that is unknown."""
+        ...
+
+    def find_requester(self, reference: str) -> RequesterLookup:
+        """Who the requester `parse` gave only a `requester_ref` for is (their external id, else
+        email). Called once per capture, after it is stored; never raises for an upstream failure.
+        """
         ...
 
 

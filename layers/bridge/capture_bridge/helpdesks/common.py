@@ -17,8 +17,14 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from capture_bridge.errors import ConfigurationError, InvalidRequest, Unauthenticated
-from capture_bridge.helpdesks import Headers, NoteOutcome, NoteResult
-from capture_bridge.http import HttpClient, TransportError
+from capture_bridge.helpdesks import (
+    Headers,
+    LookupOutcome,
+    NoteOutcome,
+    NoteResult,
+    RequesterLookup,
+)
+from capture_bridge.http import HttpClient, HttpResponse, TransportError
 from capture_bridge.models import TicketRequest, field_text, storable_text
 
 MAX_FIELD_LENGTH = 320
@@ -258,3 +264,71 @@ def secure_url(key: str, raw: str, *, base: bool = True) -> str:
     if base and (parts.query or parts.fragment):
         raise ConfigurationError(f"{key} must be a plain base URL, without query or fragment")
     return url
+
+
+class RequesterInBody:
+    """For helpdesks whose webhook body names the requester: there is never one to look up."""
+
+    name: str
+
+    def find_requester(self, reference: str) -> RequesterLookup:
+        """Never asked (their `parse` gives no `requester_ref`): not found, saying why."""
+        return RequesterLookup(
+            LookupOutcome.NOT_FOUND, message=f"{self.name} names the requester in its body"
+        )
+
+
+def requester_of(external_id: object, email: object) -> str:
+    """The requester as capture sources know them: the external id when set, else the email."""
+    for value in (external_id, email):
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()[:MAX_FIELD_LENGTH]
+    return ""
+
+
+def lookup_failure(
+    vendor: str, status: int, retry_after_seconds: int | None = None
+) -> RequesterLookup:
+    """What a helpdesk's answer other than 200 to a requester look-up means.
+
+    404 (and 410): nobody to find; 429 and 5xx: try again later; any other: refused.
+    """
+    message = f"{vendor} answered HTTP {status}"
+    if status in (404, 410):
+        return RequesterLookup(LookupOutcome.NOT_FOUND, message=message)
+    if status == 429 or status >= 500:
+        return RequesterLookup(
+            LookupOutcome.RETRYABLE, message=message, retry_after_seconds=retry_after_seconds
+        )
+    return RequesterLookup(LookupOutcome.REJECTED, message=message)
+
+
+def lookup_json(
+    http: HttpClient,
+    vendor: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    timeout: tuple[float, float],
+    auth: tuple[str, str] | None = None,
+    retry_after_header: str = "Retry-After",
+) -> Any | RequesterLookup:
+    """`GET url` for a requester look-up: the JSON of a 200, else what the failure means.
+
+    A look-up only reads, so no answer at all is simply retryable; a 200 that is not JSON is
+    an answer we cannot read, taken as a passing fault (retryable).
+    """
+    try:
+        response: HttpResponse = http.request(
+            "GET", url, headers=headers, auth=auth, timeout=timeout
+        )
+    except TransportError as exc:
+        return RequesterLookup(LookupOutcome.RETRYABLE, message=str(exc))
+    if response.status != 200:
+        return lookup_failure(
+            vendor, response.status, retry_after(response.header(retry_after_header))
+        )
+    payload = response.json()
+    if payload is None:
+        return RequesterLookup(LookupOutcome.RETRYABLE, message=f"{vendor} answered with no JSON")
+    return payload

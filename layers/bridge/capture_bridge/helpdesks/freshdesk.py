@@ -15,6 +15,7 @@ from capture_bridge.access import Access, AccessCheck, not_configured, read, uns
 from capture_bridge.errors import ConfigurationError, InvalidRequest, SecretNotConfigured
 from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
+    RequesterInBody,
     check_shared_secret,
     json_object,
     read_json,
@@ -118,7 +119,7 @@ def delivery_fingerprint(body: bytes) -> str:
     return hashlib.sha256(b"rule\n" + subject.encode()).hexdigest()
 
 
-class FreshdeskAdapter:
+class FreshdeskAdapter(RequesterInBody):
     """Freshdesk, configured by the FRESHDESK_* keys of the bridge secret."""
 
     name = NAME

@@ -29,6 +29,7 @@ from capture_bridge.errors import (
 )
 from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
+    RequesterInBody,
     json_object,
     secure_url,
     send_note,
@@ -181,7 +182,7 @@ def _provider_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-class GenericAdapter:
+class GenericAdapter(RequesterInBody):
     """A tool speaking Standard Webhooks, configured by the GENERIC_* keys of the secret."""
 
     name = NAME

@@ -27,6 +27,7 @@ from capture_bridge.errors import (
 from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
     HmacHeader,
+    RequesterInBody,
     check_shared_secret,
     json_object,
     read_json,
@@ -161,7 +162,7 @@ def wiki_note(note: Note) -> str:
     return "\n".join(_LINE_BLOCK.sub("\\1\u200b\\2.", line) for line in rendered)
 
 
-class JiraAdapter:
+class JiraAdapter(RequesterInBody):
     """Jira Service Management Cloud, configured by the JIRA_* keys of the bridge secret."""
 
     name = NAME

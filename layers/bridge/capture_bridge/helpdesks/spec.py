@@ -51,6 +51,9 @@ class HelpdeskSpec:
     secret_keys: tuple[str, ...]
     # The longest a note can take, every call at its timeouts (the resolver's time budget).
     longest_note_seconds: float
+    # The longest a requester look-up can take, every call at its timeouts (none: never looks
+    # one up, the payload names them).
+    longest_lookup_seconds: float = 0.0
     # Settings read from the functions' environment (template parameters).
     settings: tuple[str, ...] = ()
     # Keys read from the secret too, with defaults.

@@ -14,6 +14,7 @@ from capture_bridge.access import Access, AccessCheck, not_configured, read, uns
 from capture_bridge.errors import SecretNotConfigured, Unauthenticated
 from capture_bridge.helpdesks import NoteOutcome, NoteResult, WebhookRequest
 from capture_bridge.helpdesks.common import (
+    RequesterInBody,
     read_json,
     rule_body,
     send_note,
@@ -93,7 +94,7 @@ def _parse_timestamp(raw: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class ZendeskAdapter:
+class ZendeskAdapter(RequesterInBody):
     """Zendesk Support, configured by the ZENDESK_* settings."""
 
     name = NAME

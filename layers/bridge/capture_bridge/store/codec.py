@@ -48,7 +48,7 @@ _TEXT_FIELDS = (
     "user_id",
     "description",
 )
-_OPTIONAL_TEXT = ("reference", "error", "fault", "claim_id")
+_OPTIONAL_TEXT = ("reference", "requester_ref", "error", "fault", "claim_id")
 _MAPS = ("links", "details")
 
 
@@ -218,6 +218,7 @@ def from_item(item: Mapping[str, Any]) -> CaptureSession:
         user_id=str(item.get("user_id", "")),
         description=str(item.get("description", "")),
         reference=_optional_text(item, "reference") or _optional_text(item, "session_info_url"),
+        requester_ref=_optional_text(item, "requester_ref"),
         links=links,
         details=_text_map(item.get("details")),
         error=_optional_text(item, "error"),
