@@ -5,6 +5,7 @@ from collections.abc import Callable
 from ._server import RecordedRequest
 from .bugpilot import BugpilotSimulator
 from .freshdesk import FreshdeskSimulator
+from .front import FrontSimulator
 from .generic import GenericSimulator
 from .helpdesk import HelpdeskSimulator
 from .jira import JiraSimulator
@@ -16,6 +17,7 @@ from .zendesk import ZendeskSimulator
 # The helpdesks `make demo HELPDESK=…` can run: one line per helpdesk simulator.
 HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
     "freshdesk": FreshdeskSimulator,
+    "front": FrontSimulator,
     "generic": GenericSimulator,
     "jira": JiraSimulator,
     "zendesk": ZendeskSimulator,
@@ -33,6 +35,7 @@ __all__ = [
     "PROVIDER_SIMULATORS",
     "BugpilotSimulator",
     "FreshdeskSimulator",
+    "FrontSimulator",
     "GenericSimulator",
     "HelpdeskSimulator",
     "JiraSimulator",

@@ -165,6 +165,7 @@ class HelpdeskAdapter(Protocol):
 # The registry: adding a helpdesk is one line here and its module (which declares `SPEC`).
 _MODULES = {
     "freshdesk": "capture_bridge.helpdesks.freshdesk",
+    "front": "capture_bridge.helpdesks.front",
     "generic": "capture_bridge.helpdesks.generic",
     "jira": "capture_bridge.helpdesks.jira",
     "zendesk": "capture_bridge.helpdesks.zendesk",
