@@ -173,7 +173,9 @@ class Demo:
         """(1) A ticket whose requester is online: Bugpilot gets a capture request."""
         say()
         say("1. user-42 has the app open, so Bugpilot can reach them.")
+        # Known to Bugpilot by its id, or by its email where the helpdesk only knows that.
         self.bugpilot.connect_user("user-42")
+        self.bugpilot.connect_user("ada@example.com")
         ticket = self.tickets[0]
         delivery = self.make_delivery(ticket, "user-42", "ada@example.com")
         say(f"   {self.desk.sender} calls the webhook for ticket {ticket} (with its proof):")
@@ -214,6 +216,7 @@ class Demo:
         ticket = self.tickets[1]
         say(f"4. Ticket {ticket}: its requester user-7 does not have the app open.")
         self.bugpilot.disconnect_user("user-7")
+        self.bugpilot.disconnect_user("grace@example.com")
         delivery = self.make_delivery(ticket, "user-7", "grace@example.com")
         answer = self.post(delivery)
         self.expect(answer, 202)
@@ -221,6 +224,7 @@ class Demo:
         watch.wait_status("waiting_for_user")
         say("   user-7 opens the app; the resolver retries the capture request...")
         self.bugpilot.connect_user("user-7")
+        self.bugpilot.connect_user("grace@example.com")
         self.wait_for_note(ticket, watch)
 
     def step_lambdatest(self) -> None:
