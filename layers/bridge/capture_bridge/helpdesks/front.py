@@ -76,7 +76,7 @@ CAPTURE_TAGS = BUGPILOT_TAGS | {LINKS_TAG}
 # A conversation's subject goes with the capture (its description, and text read for links).
 MAX_SUBJECT_LENGTH = 1000
 
-NOTE_TIMEOUT = (3.05, 10.0)
+NOTE_TIMEOUT = (3.05, 5.0)
 LOOKUP_TIMEOUT = (3.05, 5.0)
 # Comments are read a page at a time (Front's `_pagination.next`); past this many pages an
 # earlier note is "unknown", so the note is retried later rather than posted twice.
