@@ -15,6 +15,7 @@ import pytest
 
 from capture_bridge.helpdesks.front import DELIVERY_MEMORY, sign_webhook
 from capture_bridge.models import NoteState, SessionStatus
+from capture_bridge.notes import markdown_escaped
 from capture_bridge.observability import logger
 from capture_bridge.webhook import receive, receive_event
 from local_runner.simulators import BugpilotSimulator, FrontSimulator
@@ -32,12 +33,14 @@ HTTP_ACCEPTED = 202
 HTTP_BAD_REQUEST = 400
 HTTP_UNAUTHORIZED = 401
 HTTP_TOO_MANY = 429
+# Markup a recipient's email handle can carry (no spaces): the note names the requester.
 HOSTILE = (
-    "<script>alert(1)</script>",
-    '"><img src=x onerror=alert(1)>',
-    "[x](javascript:alert(1))",
-    "![x](https://evil.test/pixel.png)",
-    "<a href='javascript:alert(1)'>x</a>",
+    "<script>alert(1)</script>@evil.test",
+    '"><img/src=x/onerror=alert(1)>@evil.test',
+    "[x](javascript:alert(1))@evil.test",
+    "![x](https://evil.test/pixel.png)@evil.test",
+    "<a/href='javascript:alert(1)'>x</a>@evil.test",
+    "`code`@evil.test",
 )
 
 
@@ -356,17 +359,20 @@ class TestHostilePayloads:
     def test_payload_markup_never_becomes_live_in_the_posted_comment(
         self, desk: Desk, hostile: str
     ) -> None:
-        # Given a subject (the capture's description) carrying markup
-        session_id = desk.created(tag_event(desk, subject=f"Broken {hostile}"))
+        # Given a recipient whose handle (the requester the note names) and subject carry markup
+        desk.bugpilot.connect_user(hostile)
+        session_id = desk.created(tag_event(desk, handle=hostile, subject=f"Broken {hostile}"))
         # When the comment is posted
         report = desk.report_ready(session_id)
-        # Then no piece of it can open a link, an image or HTML; the report stays whole
+        # Then Front received it escaped: no piece can open a link, an image, HTML or code
         [post] = desk.simulator.requests("comment")
         sent = post.json()["body"]
+        assert markdown_escaped(hostile) in sent
         unescaped = [
             i for i, char in enumerate(sent) if char in "[]<>`" and sent[i - 1 : i] != "\\"
         ]
         assert unescaped == [], sent
+        # and the report stays whole
         assert report in sent
 
 

@@ -300,6 +300,7 @@ class TestTagEvent:
             (tag_event(target={"data": {"name": 7.5}}), "payload.target.data.name"),
             (tag_event(target={"data": {}}), "payload.target.data.name is required"),
             (tag_event(id=None), "payload.id is required"),
+            (tag_event(id="evt 1; drop"), "payload.id must be a Front event id"),
             (tag_event(conversation=None), "payload.conversation.id must be"),
             (tag_event(conversation={"id": "../me"}), "payload.conversation.id must be"),
             (

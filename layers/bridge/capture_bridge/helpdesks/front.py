@@ -63,8 +63,8 @@ MAX_SKEW = timedelta(minutes=5)
 # The event's id stays the same across Front's retries, whose schedule it does not document:
 # remembered a day.
 DELIVERY_MEMORY = timedelta(days=1)
-# Without a readable event id the signature (time and body) stands for the call; a copy older
-# than MAX_SKEW is refused anyway.
+# A body without a readable event id is ignored or refused by `parse`, so stores nothing; its
+# signature (time and body) stands for it. A copy older than MAX_SKEW is refused anyway.
 SIGNATURE_MEMORY = timedelta(hours=1)
 
 # The tags that ask for a capture: Zendesk's (capture.bugpilot.ACTION_TAGS), which Bugpilot reads
@@ -207,8 +207,12 @@ class FrontAdapter:
             raise InvalidRequest(f"{prefix}target.data.name is required")
         if tag not in CAPTURE_TAGS:
             raise NothingToCapture(f"the tag {tag[:40]!r} asks for no capture")
-        if not _named(event, "id", f"{prefix}id"):
+        # The delivery id (`verify` reads it the same way): a call without one stores nothing.
+        event_id = _named(event, "id", f"{prefix}id")
+        if not event_id:
             raise InvalidRequest(f"{prefix}id is required")
+        if not _EVENT_ID.match(event_id):
+            raise InvalidRequest(f"{prefix}id must be a Front event id (letters, digits, _ and -)")
         conversation = _object(event.get("conversation"), f"{prefix}conversation")
         conversation_id = _named(conversation, "id", f"{prefix}conversation.id")
         if not _CONVERSATION_ID.match(conversation_id):
