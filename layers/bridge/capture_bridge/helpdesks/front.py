@@ -191,8 +191,8 @@ class FrontAdapter:
     def parse(self, body: bytes) -> TicketRequest:
         """Read the tag event; every problem is a 400 naming the field.
 
-        An app's webhook wraps the event (`{"type", "authorization", "payload": event}`); a rule
-        sends the event itself: both are read.
+        An app's webhook wraps the event (`{"type", "authorization", "payload": event}`); a bare
+        event (Front's event resource, as its rules and Events API give it) is read too.
         """
         payload = json_object(body)
         event, prefix = _event(payload)
