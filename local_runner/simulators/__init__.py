@@ -7,6 +7,7 @@ from .bugpilot import BugpilotSimulator
 from .freshdesk import FreshdeskSimulator
 from .generic import GenericSimulator
 from .helpdesk import HelpdeskSimulator
+from .helpscout import HelpScoutSimulator
 from .jira import JiraSimulator
 from .lambdatest import LambdaTestSimulator
 from .notte import NotteSimulator
@@ -17,6 +18,7 @@ from .zendesk import ZendeskSimulator
 HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
     "freshdesk": FreshdeskSimulator,
     "generic": GenericSimulator,
+    "helpscout": HelpScoutSimulator,
     "jira": JiraSimulator,
     "zendesk": ZendeskSimulator,
 }
@@ -34,6 +36,7 @@ __all__ = [
     "BugpilotSimulator",
     "FreshdeskSimulator",
     "GenericSimulator",
+    "HelpScoutSimulator",
     "HelpdeskSimulator",
     "JiraSimulator",
     "LambdaTestSimulator",
