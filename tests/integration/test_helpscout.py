@@ -171,7 +171,9 @@ class TestTheToken:
             desk.bugpilot.complete_report(token)
         desk.simulator.script("note", 200, delay=0.2, times=MANY)
         for session_id in sessions:
-            desk.clock.now = max(desk.clock.now, runtime.store.get(session_id).next_check_at)
+            session = runtime.store.get(session_id)
+            assert session is not None and session.next_check_at is not None
+            desk.clock.now = max(desk.clock.now, session.next_check_at)
         # When it runs
         desk.run()
         # Then all notes landed with one token

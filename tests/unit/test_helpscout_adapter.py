@@ -312,9 +312,10 @@ class TestParse:
             ["bugpilot_screenshot", "vip"],
             [{"tag": "bugpilot_screenshot"}],
             [{"id": 1, "name": "bugpilot_screenshot"}],
+            [{"id": 1, "tag": None, "name": "bugpilot_screenshot"}],
             [" bugpilot_screenshot "],
         ],
-        ids=["strings", "tag objects", "name objects", "padded"],
+        ids=["strings", "tag objects", "name objects", "null tag and a name", "padded"],
     )
     def test_tags_may_be_names_or_objects_with_tag_or_name(self, tags: list[Any]) -> None:
         assert read(tags_body(tags=tags)).action == "upload-screenshot"
@@ -579,3 +580,71 @@ class TestModule:
         headers = signed(body, "example-helpscout-webhook-secret")
         assert event["headers"]["x-helpscout-signature"] == headers["X-HelpScout-Signature"]
         assert read(body).user_id == EMAIL
+
+
+class TestOddAnswers:
+    def test_a_token_answer_without_a_token_sends_nothing_and_is_retryable(self) -> None:
+        class NoToken(FakeHttp):
+            def request(self, method: str, url: str, **kwargs: Any) -> HttpResponse:
+                if url.endswith("/v2/oauth2/token"):
+                    self.calls.append((method, url, {}, None, None))
+                    return HttpResponse(200, {}, b'{"token_type": "bearer"}')
+                return super().request(method, url, **kwargs)
+
+        http = NoToken()
+        result = adapter_for(http).post_note(CONVERSATION, X_NOTE)
+        assert result.outcome is NoteOutcome.RETRYABLE
+        assert len(http.calls) == 1
+
+    def test_a_customer_answer_that_is_not_json_is_retryable(self) -> None:
+        http = FakeHttp({"GET https://api.helpscout.test/v2/customers": [HttpResponse(200)]})
+        found = adapter_for(http).find_requester(str(CUSTOMER_ID))
+        assert found.outcome is LookupOutcome.RETRYABLE
+
+    def test_an_unanswered_look_up_is_retryable(self) -> None:
+        class Down(FakeHttp):
+            def request(self, method: str, url: str, **kwargs: Any) -> HttpResponse:
+                raise TransportError("connection failed", maybe_delivered=False)
+
+        found = adapter_for(Down()).find_requester(str(CUSTOMER_ID))
+        assert found.outcome is LookupOutcome.RETRYABLE
+
+    @pytest.mark.parametrize("status", [401, 403])
+    def test_a_refused_look_up_is_rejected(self, status: int) -> None:
+        http = FakeHttp({"GET https://api.helpscout.test/v2/customers": [HttpResponse(status)]})
+        assert adapter_for(http).find_requester("7").outcome is LookupOutcome.REJECTED
+
+
+class TestOddPayloads:
+    def test_a_conversation_without_tags_field_asks_for_nothing(self) -> None:
+        with pytest.raises(NothingToCapture):
+            adapter_for().parse(tags_body(tags=None))
+
+    def test_an_overlong_tag_is_refused_naming_tags(self) -> None:
+        with pytest.raises(InvalidRequest, match="tags must be at most"):
+            adapter_for().parse(tags_body(tags=["bugpilot_session", "x" * 400]))
+
+    def test_a_subject_that_is_not_text_is_left_out(self) -> None:
+        assert adapter_for().parse(tags_body(subject=["x"])).fields == {}
+
+
+class TestProbe:
+    def test_an_invalid_api_url_fails_naming_it_without_a_call(self) -> None:
+        check = helpscout.probe(make_settings(HELPSCOUT_API_URL="http://x.test"), FakeHttp())
+        assert check.access.name == "FAILED"
+        assert "HELPSCOUT_API_URL" in check.detail
+
+    def test_an_unreachable_help_scout_is_said_so(self) -> None:
+        class Down(FakeHttp):
+            def request(self, method: str, url: str, **kwargs: Any) -> HttpResponse:
+                raise TransportError("connection failed", maybe_delivered=False)
+
+        values = {"HELPSCOUT_APP_ID": APP_ID, "HELPSCOUT_APP_SECRET": APP_SECRET}
+        check = helpscout.probe(make_settings(**values), Down())
+        assert check.access.name == "UNREACHABLE"
+
+    def test_an_answer_without_a_user_fails(self) -> None:
+        http = FakeHttp({"GET https://api.helpscout.net/v2/users/me": [HttpResponse(200)]})
+        values = {"HELPSCOUT_APP_ID": APP_ID, "HELPSCOUT_APP_SECRET": APP_SECRET}
+        check = helpscout.probe(make_settings(**values), http)
+        assert check.access.name == "FAILED"

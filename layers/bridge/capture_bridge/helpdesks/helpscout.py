@@ -140,7 +140,7 @@ def _tag_names(payload: Mapping[str, Any]) -> tuple[str, ...]:
     for item in value:
         name = item
         if isinstance(item, dict):
-            name = item.get("tag", item.get("name"))
+            name = item.get("tag") if item.get("tag") is not None else item.get("name")
         if not isinstance(name, str):
             raise InvalidRequest(problem)
         text = storable_text("tags", name).strip()
