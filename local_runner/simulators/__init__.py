@@ -8,6 +8,7 @@ from .freshdesk import FreshdeskSimulator
 from .front import FrontSimulator
 from .generic import GenericSimulator
 from .helpdesk import HelpdeskSimulator
+from .helpscout import HelpScoutSimulator
 from .jira import JiraSimulator
 from .lambdatest import LambdaTestSimulator
 from .notte import NotteSimulator
@@ -19,6 +20,7 @@ HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
     "freshdesk": FreshdeskSimulator,
     "front": FrontSimulator,
     "generic": GenericSimulator,
+    "helpscout": HelpScoutSimulator,
     "jira": JiraSimulator,
     "zendesk": ZendeskSimulator,
 }
@@ -37,6 +39,7 @@ __all__ = [
     "FreshdeskSimulator",
     "FrontSimulator",
     "GenericSimulator",
+    "HelpScoutSimulator",
     "HelpdeskSimulator",
     "JiraSimulator",
     "LambdaTestSimulator",

@@ -1,8 +1,8 @@
 """Every helpdesk, any input: a delivery is read or refused as a client error, never a crash.
 
-The webhook maps `Unauthenticated` to 401 and `InvalidRequest` to 400; any other exception from
-an adapter or the providers reading its request would be a 5xx. These run over the registry, so
-a new helpdesk is held to them without a line here.
+The webhook maps `Unauthenticated` to 401, `InvalidRequest` to 400 and `NothingToCapture` to 200;
+any other exception from an adapter or the providers reading its request would be a 5xx. These
+run over the registry, so a new helpdesk is held to them without a line here.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ header_names = st.sampled_from(
         "webhook-signature",
         "x-zendesk-webhook-signature",
         "x-zendesk-webhook-signature-timestamp",
+        "x-helpscout-signature",
+        "x-helpscout-event",
     ]
 )
 any_headers = st.lists(st.tuples(header_names, st.text(max_size=80)), max_size=6)

@@ -167,6 +167,7 @@ _MODULES = {
     "freshdesk": "capture_bridge.helpdesks.freshdesk",
     "front": "capture_bridge.helpdesks.front",
     "generic": "capture_bridge.helpdesks.generic",
+    "helpscout": "capture_bridge.helpdesks.helpscout",
     "jira": "capture_bridge.helpdesks.jira",
     "zendesk": "capture_bridge.helpdesks.zendesk",
 }
