@@ -118,6 +118,18 @@ class TestNotes:
         assert "HUBSPOT_ACCESS_TOKEN" in result.message
         assert hubspot.requests() == []
 
+    def test_a_ticket_id_that_is_no_hubspot_id_goes_into_no_url(
+        self, hubspot: HubSpotSimulator
+    ) -> None:
+        # given a ticket named through the sessions API with something that is not a record id
+        adapter = adapter_for(hubspot)
+        odd = "../contacts/1"
+        # then nothing is sent: the note is refused, the look-ups say so
+        assert adapter.post_note(odd, Note("x", "<p>x</p>")).outcome is NoteOutcome.REJECTED
+        assert adapter.has_note(odd, MARKER) is None
+        assert adapter.find_requester(odd).outcome is LookupOutcome.NOT_FOUND
+        assert hubspot.requests() == []
+
 
 class TestHasNote:
     def test_finds_the_marker_in_the_tickets_notes(self, hubspot: HubSpotSimulator) -> None:

@@ -315,6 +315,35 @@ class TestRateLimits:
         desk.run_when_due(session_id)
         assert len(desk.notes(TICKET)) == 1
 
+    def test_a_note_that_landed_although_its_answer_failed_is_not_posted_again(
+        self, desk: Desk
+    ) -> None:
+        # given a note post answered 503, though HubSpot did store it
+        session_id = desk.created(trigger())
+        desk.simulator.script("post", 503)
+        desk.report_ready(session_id)
+        desk.simulator.add_note(TICKET, f"<p>Capture session: {session_id}</p>")
+        # when the resolver tries again, then it finds the note and posts nothing more
+        desk.run_when_due(session_id)
+        assert len(desk.simulator.requests("post")) == 1
+        assert desk.note_state(session_id) is NoteState.POSTED
+
+    def test_while_hubspot_cannot_say_whether_the_note_landed_nothing_is_posted(
+        self, desk: Desk
+    ) -> None:
+        # given a failed first post, and the ticket's notes unreadable too
+        session_id = desk.created(trigger())
+        desk.simulator.script("post", 503)
+        desk.report_ready(session_id)
+        desk.simulator.script("ticket_notes", 500)
+        # when the resolver tries again, then it posts nothing while that is unknown
+        desk.run_when_due(session_id)
+        assert len(desk.simulator.requests("post")) == 1
+        # and once the notes can be read, the note lands once
+        desk.run_when_due(session_id)
+        assert len(desk.notes(TICKET)) == 1
+        assert len(desk.simulator.requests("post")) == 2
+
 
 class TestHostilePayloads:
     def test_markup_in_the_contacts_email_never_becomes_live_in_the_note(

@@ -95,6 +95,7 @@ _WEB_LINK = re.compile(r"https?://", re.IGNORECASE)
 # id stays the same across them.
 EVENT_MEMORY = timedelta(days=1)
 
+# HubSpot's record ids (tickets, contacts, notes): numbers. Checked before one goes into a path.
 _TICKET_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 # A property's internal name: lower-case letters, digits and underscores, from a letter.
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
@@ -291,6 +292,8 @@ class HubSpotAdapter:
             return RequesterLookup(
                 LookupOutcome.REJECTED, message="HUBSPOT_ACCESS_TOKEN is not set"
             )
+        if not _TICKET_ID.match(reference):
+            return RequesterLookup(LookupOutcome.NOT_FOUND, message="not a HubSpot ticket id")
         base = self._settings.api_url
         associations = self._lookup(
             f"{base}/crm/v4/objects/tickets/{reference}/associations/contacts?limit=1"
@@ -342,6 +345,11 @@ class HubSpotAdapter:
         """
         if not self._settings.access_token:
             return NoteResult(NoteOutcome.REJECTED, "HUBSPOT_ACCESS_TOKEN must be set")
+        if not _TICKET_ID.match(ticket_id):
+            # A ticket named through the sessions API: HubSpot's ids are numbers.
+            return NoteResult(
+                NoteOutcome.REJECTED, f"{ticket_id[:40]!r} is not a HubSpot ticket id"
+            )
         now = datetime.now(UTC)
         body = {
             "properties": {
@@ -381,7 +389,7 @@ class HubSpotAdapter:
 
         The ticket's notes are its associations (one page), their bodies one batch read.
         """
-        if not self._settings.access_token:
+        if not self._settings.access_token or not _TICKET_ID.match(ticket_id):
             return None
         base = self._settings.api_url
         associations = _read(
@@ -442,8 +450,11 @@ def _associated_ids(payload: Any, *, complete: bool = True) -> list[str] | None:
     ids = []
     for item in payload["results"]:
         found = item.get("toObjectId") if isinstance(item, dict) else None
-        if isinstance(found, str | int) and not isinstance(found, bool) and str(found).strip():
-            ids.append(str(found).strip())
+        if isinstance(found, str | int) and not isinstance(found, bool):
+            if not _TICKET_ID.match(str(found)):
+                # Not a record id: nothing read from it could be trusted.
+                return None
+            ids.append(str(found))
     return ids
 
 
