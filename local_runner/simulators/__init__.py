@@ -9,6 +9,7 @@ from .front import FrontSimulator
 from .generic import GenericSimulator
 from .helpdesk import HelpdeskSimulator
 from .helpscout import HelpScoutSimulator
+from .hubspot import HubSpotSimulator
 from .jira import JiraSimulator
 from .lambdatest import LambdaTestSimulator
 from .notte import NotteSimulator
@@ -21,6 +22,7 @@ HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
     "front": FrontSimulator,
     "generic": GenericSimulator,
     "helpscout": HelpScoutSimulator,
+    "hubspot": HubSpotSimulator,
     "jira": JiraSimulator,
     "zendesk": ZendeskSimulator,
 }
@@ -41,6 +43,7 @@ __all__ = [
     "GenericSimulator",
     "HelpScoutSimulator",
     "HelpdeskSimulator",
+    "HubSpotSimulator",
     "JiraSimulator",
     "LambdaTestSimulator",
     "NotteSimulator",

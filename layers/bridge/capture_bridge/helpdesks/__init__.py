@@ -168,6 +168,7 @@ _MODULES = {
     "front": "capture_bridge.helpdesks.front",
     "generic": "capture_bridge.helpdesks.generic",
     "helpscout": "capture_bridge.helpdesks.helpscout",
+    "hubspot": "capture_bridge.helpdesks.hubspot",
     "jira": "capture_bridge.helpdesks.jira",
     "zendesk": "capture_bridge.helpdesks.zendesk",
 }
