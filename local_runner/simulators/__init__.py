@@ -7,6 +7,7 @@ from .bugpilot import BugpilotSimulator
 from .freshdesk import FreshdeskSimulator
 from .generic import GenericSimulator
 from .helpdesk import HelpdeskSimulator
+from .intercom import IntercomSimulator
 from .jira import JiraSimulator
 from .lambdatest import LambdaTestSimulator
 from .notte import NotteSimulator
@@ -17,6 +18,7 @@ from .zendesk import ZendeskSimulator
 HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
     "freshdesk": FreshdeskSimulator,
     "generic": GenericSimulator,
+    "intercom": IntercomSimulator,
     "jira": JiraSimulator,
     "zendesk": ZendeskSimulator,
 }
@@ -35,6 +37,7 @@ __all__ = [
     "FreshdeskSimulator",
     "GenericSimulator",
     "HelpdeskSimulator",
+    "IntercomSimulator",
     "JiraSimulator",
     "LambdaTestSimulator",
     "NotteSimulator",

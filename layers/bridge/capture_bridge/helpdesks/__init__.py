@@ -166,6 +166,7 @@ class HelpdeskAdapter(Protocol):
 _MODULES = {
     "freshdesk": "capture_bridge.helpdesks.freshdesk",
     "generic": "capture_bridge.helpdesks.generic",
+    "intercom": "capture_bridge.helpdesks.intercom",
     "jira": "capture_bridge.helpdesks.jira",
     "zendesk": "capture_bridge.helpdesks.zendesk",
 }
