@@ -29,3 +29,15 @@ def new_session(ticket: str = "1001", claim_id: str | None = "webhook-claim") ->
         claim_id=claim_id,
         next_check_at=START + LEASE,
     )
+
+
+def unidentified_request(helpdesk: str = "hubspot", ticket: str = "512") -> CaptureRequest:
+    """A Bugpilot capture whose helpdesk named only contact `c-7`: its user is still to find."""
+    return CaptureRequest(
+        helpdesk=helpdesk,
+        ticket_id=ticket,
+        provider="bugpilot",
+        action="upload-session",
+        subject="upload-session",
+        requester_ref="c-7",
+    )

@@ -12,7 +12,9 @@ resolver share them and the rules are tested without DynamoDB.
         ├──user offline──▶ waiting_for_user ──(started again)──▶ pending | timed_out
         └──rejected / invalid / interrupted / unconfirmed*──▶ failed
 
-Sessions whose capture already exists (LambdaTest, Notte) open `pending`. Every final status but
+Sessions whose capture already exists (LambdaTest, Notte) open `pending`. A `requested` session
+whose helpdesk named only a contact first learns who the requester is (`identify`, before any
+start); the look-up's failures take the `requested` rows (`LOOKUP_OUTCOMES`). Every final status but
 `cancelled` owes the ticket exactly one note (`note_state`). Any open session may be cancelled
 (`cancel_verdict`, `cancelled`), but only while no live claim holds it: a holder may be posting
 its note, and no note may ever follow `cancelled`.
@@ -264,16 +266,17 @@ def identify(
 ) -> CaptureSession:
     """Ask the helpdesk who the session's requester is (`needs_requester`); nothing else.
 
-    Found: the session, still to start, knows its user. Otherwise the answer moves it as
-    `LOOKUP_OUTCOMES` says: tried again later, or failed with a note explaining why. Nothing was
-    started, so an interrupted earlier look-up is simply asked again.
+    Found: the session, still to start and due at once, knows its user. Otherwise the answer
+    moves it as `LOOKUP_OUTCOMES` says: tried again later, or failed with a note explaining why.
+    Nothing was started, so an interrupted earlier look-up is simply asked again.
     """
     if now >= session.deadline_at:
         return session.finish(SessionStatus.FAILED, now=now, error=session.error)
     lookup = helpdesk.find_requester(session.requester_ref or "")
     if lookup.outcome is LookupOutcome.FOUND and lookup.user:
         logger.info("requester found", extra=session_fields(session))
-        return replace(session, user_id=lookup.user, error=None, updated_at=now)
+        # Due at once: the start is the next step (in the resolver, the next run's).
+        return replace(session, user_id=lookup.user, error=None, updated_at=now, next_check_at=now)
     outcome, error = LOOKUP_OUTCOMES.get(lookup.outcome, LOOKUP_OUTCOMES[LookupOutcome.NOT_FOUND])
     (logger.warning if outcome is Outcome.RETRYABLE else logger.error)(
         "could not look the requester up",

@@ -104,7 +104,7 @@ def _start(
 ) -> CaptureSession:
     """Make the session's first start and record its answer, releasing this call's claim.
 
-    A requester the helpdesk named only by reference is looked up first (see `identified`).
+    A requester the helpdesk named only by reference is looked up first (`_identified`).
     """
     claim_id = session.claim_id or ""
     try:
@@ -116,7 +116,7 @@ def _start(
     if step is None:
         logger.warning("lost the claim on a new session", extra=session_fields(session))
         return session
-    if not needs_requester(step):
+    if not (step.status.is_final or needs_requester(step)):
         provider = runtime.provider(session.provider, budget=CallBudget.INTERACTIVE)
         step = advance(step, provider, clock(), runtime.policy, interrupted=False)
     updated = replace(step, claim_id=None)
@@ -149,7 +149,7 @@ def _identified(
     if not needs_requester(session):
         return session
     looked_up = identify(session, runtime.helpdesk(session.helpdesk), clock(), runtime.policy)
-    if needs_requester(looked_up):
+    if not looked_up.user_id:
         return looked_up
     saved = runtime.store.save(looked_up, held_claim=session.claim_id or "", release_guard=False)
     return looked_up if saved else None
