@@ -167,6 +167,19 @@ class TestOneNotePerCapture:
         assert stored(desk.table) == 0
         assert desk.bugpilot.requests("action") == []
 
+    def test_the_bridges_own_note_coming_back_as_a_notification_asks_for_nothing(
+        self, desk: Desk
+    ) -> None:
+        # given a capture noted on the conversation
+        session_id = desk.created(noted())
+        desk.report_ready(session_id)
+        [note] = desk.notes(CONVERSATION)
+        # when Intercom notifies the app of that note (an admin's note, like any other)
+        answer = desk.send(notification(CONVERSATION, note, notification_id="notif_own"))
+        # then it is no command: nothing more is captured
+        assert answer.status == HTTP_OK
+        assert len(desk.bugpilot.requests("action")) == 1
+
     def test_a_pasted_link_opens_that_capture_alone(self, desk: Desk) -> None:
         # given a note whose line links a Notte session (which exists)
         session = "33c3c8bf-9d6d-4dff-8248-142eaf347f59"
@@ -200,12 +213,6 @@ class TestRequesterLookUp:
         assert action.json()["userId"] == EMAIL
         assert len(desk.notes(CONVERSATION)) == 1
 
-    # The seam's webhook path (intake._start) still starts a session whose look-up just failed
-    # it: Bugpilot is asked with no user and its MISSING_FIELDS replaces the reason. Strict, so
-    # that this shows once the seam skips the start of a finished session.
-    @pytest.mark.xfail(
-        strict=True, reason="seam: intake._start advances a session the look-up has finished"
-    )
     @pytest.mark.parametrize(
         ("status", "error"),
         [(404, ErrorCode.REQUESTER_NOT_FOUND), (401, ErrorCode.REQUESTER_LOOKUP_REJECTED)],
