@@ -10,6 +10,7 @@ from .generic import GenericSimulator
 from .helpdesk import HelpdeskSimulator
 from .helpscout import HelpScoutSimulator
 from .hubspot import HubSpotSimulator
+from .intercom import IntercomSimulator
 from .jira import JiraSimulator
 from .lambdatest import LambdaTestSimulator
 from .notte import NotteSimulator
@@ -23,6 +24,7 @@ HELPDESK_SIMULATORS: dict[str, Callable[[], HelpdeskSimulator]] = {
     "generic": GenericSimulator,
     "helpscout": HelpScoutSimulator,
     "hubspot": HubSpotSimulator,
+    "intercom": IntercomSimulator,
     "jira": JiraSimulator,
     "zendesk": ZendeskSimulator,
 }
@@ -44,6 +46,7 @@ __all__ = [
     "HelpScoutSimulator",
     "HelpdeskSimulator",
     "HubSpotSimulator",
+    "IntercomSimulator",
     "JiraSimulator",
     "LambdaTestSimulator",
     "NotteSimulator",

@@ -169,6 +169,7 @@ _MODULES = {
     "generic": "capture_bridge.helpdesks.generic",
     "helpscout": "capture_bridge.helpdesks.helpscout",
     "hubspot": "capture_bridge.helpdesks.hubspot",
+    "intercom": "capture_bridge.helpdesks.intercom",
     "jira": "capture_bridge.helpdesks.jira",
     "zendesk": "capture_bridge.helpdesks.zendesk",
 }
