@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from capture_bridge import helpdesks
+from capture_bridge import helpdesks, intake
 from capture_bridge.capture_flow import CLAIM_LEASE
 from capture_bridge.helpdesks import LookupOutcome, RequesterLookup
 from capture_bridge.models import CaptureSession, ErrorCode, SessionStatus
@@ -208,3 +208,38 @@ def test_a_session_stored_without_a_reference_starts_as_before(
     assert (started.status, started.user_id) == (SessionStatus.PENDING, "user-9")
     assert replace(started).requester_ref is None
     assert directory.lookups == []
+
+
+def test_captures_left_when_the_call_has_no_time_are_started_by_the_resolver_never_interrupted(
+    runtime: Runtime,
+    clock: Clock,
+    bugpilot: BugpilotSimulator,
+    directory: Directory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a call whose time for starting captures itself is already over (many events)
+    monkeypatch.setattr(intake, "INLINE_START_SECONDS", 0.0)
+    directory.contacts.update({"c-1": "user-1", "c-2": "user-2"})
+    bugpilot.connect_user("user-1")
+    bugpilot.connect_user("user-2")
+    # When it carries two events
+    answer = send(
+        runtime, clock, {"events": [event("e-1", "T-1", "c-1"), event("e-2", "T-2", "c-2")]}
+    )
+    # Then both are stored, released and due at once, nothing asked or started yet
+    ids = [item["session_id"] for item in answer.body["sessions"]]
+    for session_id in ids:
+        released = session(runtime, session_id)
+        assert (released.status, released.claim_id) == (SessionStatus.REQUESTED, None)
+        assert released.next_check_at == clock()
+    assert directory.lookups == []
+    assert bugpilot.requests("action") == []
+    # When the resolver runs twice: the requesters are looked up, then the captures started
+    run(runtime, clock)
+    run(runtime, clock)
+    # Then each is started once, none taken for interrupted
+    for session_id in ids:
+        started = session(runtime, session_id)
+        assert (started.status, started.interruptions) == (SessionStatus.PENDING, 0)
+    assert sorted(directory.lookups) == ["c-1", "c-2"]
+    assert len(bugpilot.requests("action")) == 2

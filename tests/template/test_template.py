@@ -167,6 +167,21 @@ def test_a_stack_update_never_overwrites_the_secret(template: dict[str, Any]) ->
     assert "GenerateSecretString" not in secret
 
 
+def test_a_capture_start_the_webhook_begins_ends_before_it_times_out(
+    template: dict[str, Any],
+) -> None:
+    # A start cut off by the function's timeout would be failed as interrupted: the webhook begins
+    # one only within INLINE_START_SECONDS, and Bugpilot's interactive start (the only capture a
+    # webhook starts) then ends, every call at its timeout, with seconds to spare for the save.
+    from capture_bridge.capture import CallBudget
+    from capture_bridge.capture.bugpilot import ACTION_TIMEOUTS
+    from capture_bridge.intake import INLINE_START_SECONDS
+
+    timeout = template["Resources"]["WebhookFunction"]["Properties"]["Timeout"]
+    worst_start = sum(ACTION_TIMEOUTS[CallBudget.INTERACTIVE])
+    assert INLINE_START_SECONDS + worst_start + 1.5 < timeout
+
+
 def test_claim_lease_outlives_every_function(template: dict[str, Any]) -> None:
     from capture_bridge.capture_flow import CLAIM_LEASE
 

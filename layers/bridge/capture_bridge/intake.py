@@ -7,6 +7,7 @@ and started exactly as one asked for by a webhook.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -28,6 +29,13 @@ from capture_bridge.models import CaptureRequest, CaptureSession, Delivery
 from capture_bridge.observability import logger, mask_email, session_fields
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import Idempotency
+
+# A call starts its captures itself only while it is young, so that every start it begins ends
+# well inside the function's timeout (the webhook's is 15 s; Bugpilot's interactive start takes
+# at most 8.05 s, tests/unit/test_requester_lookup.py): a start cut off by the timeout would be
+# failed as interrupted. Captures left when the time is up (a call carrying many events, a slow
+# requester look-up) are released due at once, and the resolver starts them in its next run.
+INLINE_START_SECONDS = 5.0
 
 
 class Opened(NamedTuple):
@@ -54,6 +62,7 @@ def open_captures(
     call short. Raises `StoreUnavailable`, `InvalidRequest` or `IdempotencyConflict` after
     starting those already stored.
     """
+    begun = time.monotonic()
     opened: list[Opened] = []
     failure: StoreUnavailable | InvalidRequest | None = None
     for index, request in enumerate(requests):
@@ -87,9 +96,13 @@ def open_captures(
             "capture request stored" if created else "duplicate capture request",
             extra=session_fields(stored, user=mask_email(stored.user_id)),
         )
-    # Only now do calls go out: to start the new sessions this call holds.
+    # Only now do calls go out: to start the new sessions this call holds, while it has the time.
+
+    def in_time() -> bool:
+        return time.monotonic() - begun < INLINE_START_SECONDS
+
     opened = [
-        Opened(_start(runtime, item.session, clock), True)
+        Opened(_start(runtime, item.session, clock, in_time), True)
         if item.created and item.session.claim_id
         else item
         for item in opened
@@ -100,13 +113,19 @@ def open_captures(
 
 
 def _start(
-    runtime: Runtime, session: CaptureSession, clock: Callable[[], datetime]
+    runtime: Runtime,
+    session: CaptureSession,
+    clock: Callable[[], datetime],
+    in_time: Callable[[], bool],
 ) -> CaptureSession:
     """Make the session's first start and record its answer, releasing this call's claim.
 
-    A requester the helpdesk named only by reference is looked up first (`_identified`).
+    A requester the helpdesk named only by reference is looked up first (`_identified`). Each
+    call goes out only while `in_time()`; else the session is released, due at once.
     """
     claim_id = session.claim_id or ""
+    if not in_time():
+        return _release(runtime, session, clock)
     try:
         step = _identified(runtime, session, clock)
     except StoreUnavailable:
@@ -117,6 +136,8 @@ def _start(
         logger.warning("lost the claim on a new session", extra=session_fields(session))
         return session
     if not (step.status.is_final or needs_requester(step)):
+        if not in_time():
+            return _release(runtime, step, clock)
         provider = runtime.provider(session.provider, budget=CallBudget.INTERACTIVE)
         step = advance(step, provider, clock(), runtime.policy, interrupted=False)
     updated = replace(step, claim_id=None)
@@ -153,3 +174,20 @@ def _identified(
         return looked_up
     saved = runtime.store.save(looked_up, held_claim=session.claim_id or "", release_guard=False)
     return looked_up if saved else None
+
+
+def _release(
+    runtime: Runtime, session: CaptureSession, clock: Callable[[], datetime]
+) -> CaptureSession:
+    """Give a session this call holds to the resolver without starting it: due at once."""
+    released = replace(session, claim_id=None, next_check_at=clock())
+    try:
+        saved = runtime.store.save(released, held_claim=session.claim_id or "")
+    except StoreUnavailable:
+        logger.exception("could not release a new session", extra=session_fields(session))
+        return session
+    if not saved:
+        logger.warning("lost the claim on a new session", extra=session_fields(session))
+        return session
+    logger.info("capture left for the resolver to start", extra=session_fields(released))
+    return released
