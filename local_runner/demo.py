@@ -43,8 +43,6 @@ LAMBDATEST_SESSION = "bc02fd99593f14e37850745d66197f89"
 NOTTE_SESSION = "33c3c8bf-9d6d-4dff-8248-142eaf347f59"
 SESSIONS_API_TOKEN = "demo-sessions-token"  # noqa: S105 - credential of the local demo only
 DEFAULT_HELPDESK = "zendesk"
-# Said when a helpdesk's fixed payload cannot name a step's capture (tests/integration/test_demo).
-CANNOT_NAME = "This helpdesk cannot name that capture"
 SCHEDULE_SECONDS = 1.0
 NOTE_TIMEOUT = 30.0
 STATUS_TIMEOUT = 10.0
@@ -243,8 +241,6 @@ class Demo:
             lambdatest_session_id=LAMBDATEST_SESSION,
         )
         answer = self.post(delivery)
-        if self.cannot_name(answer):
-            return
         self.expect(answer, 202)
         watch = SessionWatch(self.table_name, self.session_id(answer))
         watch.wait_status("pending")
@@ -266,8 +262,6 @@ class Demo:
             text=f"Reproduced in https://console.notte.cc/sessions/{NOTTE_SESSION}",
         )
         answer = self.post(delivery)
-        if self.cannot_name(answer):
-            return
         self.expect(answer, 202)
         watch = SessionWatch(self.table_name, self.session_id(answer))
         watch.wait_status("pending")
@@ -358,15 +352,6 @@ class Demo:
             payload = response.text
         say(f"   -> {response.status_code} {json.dumps(payload)}")
         return {"status": response.status_code, "body": payload}
-
-    def cannot_name(self, answer: dict[str, Any]) -> bool:
-        """Whether the helpdesk's fixed payload could not name this capture (Help Scout's can ask
-        for Bugpilot's by tag only): the bridge answered 200 ignored, and the step is skipped."""
-        body = answer["body"]
-        if answer["status"] != 200 or not (isinstance(body, dict) and "ignored" in body):
-            return False
-        say(f"   {CANNOT_NAME} ({self.desk.sender} sends a fixed payload): step skipped.")
-        return True
 
     @staticmethod
     def expect(answer: dict[str, Any], status: int) -> None:

@@ -28,6 +28,10 @@ USER_ID = 4
 USER_EMAIL = "bridge-agent@example.com"
 # The first id the simulator gives customers it makes up for the demo's conversations.
 FIRST_CUSTOMER_ID = 238_604
+# The tag asking for the sessions a conversation links, and the links the demo names them by.
+LINKS_TAG = "capture_links"
+LAMBDATEST_LOGS = "https://automation.lambdatest.com/logs/?sessionID={id}"
+NOTTE_SESSION = "https://console.notte.cc/sessions/{id}"
 
 
 class HelpScoutSimulator(JsonHttpServer):
@@ -101,8 +105,13 @@ class HelpScoutSimulator(JsonHttpServer):
         # The v2 conversation object Help Scout posts on `convo.tags`, abridged. Its customer is
         # named by id only, so the bridge looks the email up (`GET /v2/customers/{id}`); Help
         # Scout knows customers by email, and the demo's app identifies its user by that id.
+        # The payload is fixed: a session to capture can only be linked in the subject, and the
+        # agent asks for it with the capture_links tag.
         customer_id = self.add_customer(user_id or email)
-        subject = fields.get("description") or fields.get("text") or "The app misbehaves"
+        subject, links = _subject(fields)
+        names = tags.split()
+        if links and LINKS_TAG not in names:
+            names.append(LINKS_TAG)
         conversation: dict[str, Any] = {
             "id": int(ticket_id),
             "number": int(ticket_id),
@@ -113,7 +122,7 @@ class HelpScoutSimulator(JsonHttpServer):
             "mailboxId": 13,
             "tags": [
                 {"id": 9150 + index, "color": "#929499", "tag": tag}
-                for index, tag in enumerate(tags.split())
+                for index, tag in enumerate(names)
             ],
             "primaryCustomer": {"id": customer_id, "type": "customer"},
             "createdAt": utc_stamp(),
@@ -271,3 +280,16 @@ class HelpScoutSimulator(JsonHttpServer):
                 },
             },
         )
+
+
+def _subject(fields: Mapping[str, str]) -> tuple[str, bool]:
+    """The conversation's subject, linking the sessions the demo names in capture fields, and
+    whether it was given any (a session id or a text)."""
+    parts = [fields.get("description") or "The app misbehaves"]
+    if fields.get("lambdatest_session_id"):
+        parts.append(LAMBDATEST_LOGS.format(id=fields["lambdatest_session_id"]))
+    if fields.get("notte_session_id"):
+        parts.append(NOTTE_SESSION.format(id=fields["notte_session_id"]))
+    if fields.get("text"):
+        parts.append(fields["text"])
+    return " ".join(parts), len(parts) > 1

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from capture_bridge.access import Access
+from capture_bridge.capture import requests_for
 from capture_bridge.helpdesks import LookupOutcome, NoteOutcome
 from capture_bridge.helpdesks.helpscout import (
     RENEW_BEFORE_SECONDS,
@@ -25,6 +26,7 @@ from tests.unit.test_helpscout_adapter import (
     APP_SECRET,
     CONVERSATION,
     HTTP_CREATED,
+    NOTTE_SESSION,
     SECRET,
     TOKEN_LIFETIME,
     X_NOTE,
@@ -427,3 +429,40 @@ class TestSimulator:
         assert "email" not in made["primaryCustomer"]
         customer = str(made["primaryCustomer"]["id"])
         assert adapter_for(desk).find_requester(customer).user == "user-42"
+
+    @pytest.mark.parametrize(
+        ("fields", "provider"),
+        [
+            ({"lambdatest_session_id": "bc02fd99593f14e37850745d66197f89"}, "lambdatest"),
+            ({"text": f"Reproduced in https://console.notte.cc/sessions/{NOTTE_SESSION}"}, "notte"),
+        ],
+    )
+    def test_the_demo_links_a_named_session_in_the_subject_and_tags_capture_links(
+        self, desk: HelpScoutSimulator, fields: dict[str, str], provider: str
+    ) -> None:
+        # given the demo naming a LambdaTest session, or linking a Notte one in its text
+        body = desk.webhook_body(
+            CONVERSATION, user_id="", email="qa@example.com", tags="qa", fields=fields
+        )
+        # when the adapter reads the body Help Scout would send
+        ticket = adapter_for(desk).parse(body)
+        # then the subject links the session and the conversation is tagged capture_links
+        assert ticket.tags == ("qa", "capture_links")
+        [capture] = requests_for(ticket, make_settings(), HttpClient())
+        assert capture.provider == provider
+        assert capture.reference in ticket.fields["text"]
+
+    def test_a_demo_body_naming_no_session_gets_no_capture_links_tag(
+        self, desk: HelpScoutSimulator
+    ) -> None:
+        made = json.loads(
+            desk.webhook_body(
+                CONVERSATION,
+                user_id="user-42",
+                email="",
+                tags="bugpilot_session vip",
+                fields={"description": "Checkout freezes"},
+            )
+        )
+        assert [tag["tag"] for tag in made["tags"]] == ["bugpilot_session", "vip"]
+        assert made["subject"] == "Checkout freezes"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from local_runner.demo import CANNOT_NAME, NOTE_MARKUP
+from local_runner.demo import NOTE_MARKUP
 from local_runner.simulators import HELPDESK_SIMULATORS
 from tests.conftest import ROOT
 
@@ -16,10 +16,6 @@ from tests.conftest import ROOT
 DEMO_CAPTURES = 4
 DEMO_TICKETS = (1001, 1002, 1003, 1004)
 DEMO_SECONDS = 180
-# Helpdesks whose fixed payload can ask for Bugpilot captures only: the demo skips the LambdaTest
-# and Notte steps, saying so.
-FIXED_PAYLOADS = frozenset({"helpscout"})
-SKIPPED_STEPS = 2
 # Settings of this test process that must not reach the demo: the runner owns its environment.
 OWN_SETTINGS = ("AWS_", "BUGPILOT_", "LAMBDATEST_", "NOTTE_", "CAPTURE_", "TABLE_NAME")
 
@@ -39,17 +35,14 @@ def test_demo_runs_end_to_end(helpdesk: str) -> None:
         timeout=DEMO_SECONDS,
         check=False,
     )
-    # then every step happened: each ticket got its note, the redelivery was a duplicate (the
-    # steps a fixed payload cannot ask for are skipped, saying so)
+    # then every step happened: each ticket got its note, the redelivery was a duplicate
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Done: every step happened as expected." in result.stdout
-    skipped = result.stdout.count(CANNOT_NAME)
-    assert skipped == (SKIPPED_STEPS if helpdesk in FIXED_PAYLOADS else 0), skipped
     desk = HELPDESK_SIMULATORS[helpdesk]()
-    for number in DEMO_TICKETS[: len(DEMO_TICKETS) - skipped]:
+    for number in DEMO_TICKETS:
         ticket = desk.ticket_id(number)
         assert f"Internal note on {helpdesk.capitalize()} ticket {ticket}:" in result.stdout
-    assert result.stdout.count("Capture session: ") >= DEMO_CAPTURES - skipped
+    assert result.stdout.count("Capture session: ") >= DEMO_CAPTURES
     assert '"duplicate": true' in result.stdout
     # and a note whose raw body reads oddly (Jira's escapes) is explained once, before the first
     for line in NOTE_MARKUP.get(helpdesk, ()):
@@ -57,7 +50,7 @@ def test_demo_runs_end_to_end(helpdesk: str) -> None:
         assert result.stdout.index(line) < result.stdout.index("Capture session: ")
     # and it ends with the captures as the sessions API's command line shows them
     assert "$ .venv/bin/capture-bridge sessions list --status resolved" in result.stdout
-    assert result.stdout.count("  resolved  ") >= DEMO_CAPTURES - skipped
+    assert result.stdout.count("  resolved  ") >= DEMO_CAPTURES
 
 
 def test_an_unknown_helpdesk_is_refused_naming_those_the_demo_runs() -> None:

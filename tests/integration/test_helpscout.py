@@ -1,11 +1,13 @@
 """Help Scout end to end: webhook, resolver and note against moto and the simulators; the shared
 token across warm calls and the resolver's threads, redeliveries, the rate limit, hostile
-payloads, the requester look-up, the events file and `sign-event`."""
+payloads, the requester look-up, LambdaTest and Notte sessions asked for with `capture_links`,
+the events file and `sign-event`."""
 
 from __future__ import annotations
 
 import html
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +20,12 @@ from capture_bridge.helpdesks.helpscout import DEDUPE_WINDOW
 from capture_bridge.models import NoteState
 from capture_bridge.observability import logger
 from capture_bridge.webhook import receive, receive_event
-from local_runner.simulators import BugpilotSimulator, HelpScoutSimulator
+from local_runner.simulators import (
+    BugpilotSimulator,
+    HelpScoutSimulator,
+    LambdaTestSimulator,
+    NotteSimulator,
+)
 from tests.conftest import EVENTS, ROOT, START, Clock, load_event, runtime_with
 from tests.helpdesk_desk import HelpdeskDesk, stored
 from tests.unit.test_helpscout_adapter import (
@@ -27,6 +34,10 @@ from tests.unit.test_helpscout_adapter import (
     CONVERSATION,
     CUSTOMER_ID,
     EMAIL,
+    LAMBDATEST_LINK,
+    LAMBDATEST_SESSION,
+    NOTTE_LINK,
+    NOTTE_SESSION,
     SECRET,
     signed,
     tags_body,
@@ -389,6 +400,100 @@ class TestHostilePayloads:
         assert "javascript:" not in sent.replace(html.escape(hostile), "")
         assert sent.count("<a ") == 1
         assert f'<a href="{report}">' in sent
+
+
+LINKS_TAG = [{"id": 9152, "color": "#929499", "tag": "capture_links"}]
+_HREF = re.compile(r'<a href="([^"]*)"')
+
+
+class TestLinkedSessions:
+    def test_a_linked_lambdatest_session_gets_its_capture_and_one_note(
+        self, desk: Desk, lambdatest: LambdaTestSimulator
+    ) -> None:
+        # Given a running LambdaTest test, and a conversation tagged capture_links whose
+        # subject links it
+        lambdatest.add_session(LAMBDATEST_SESSION, status="running")
+        body = tags_body(tags=LINKS_TAG, subject=f"Checkout test failed: {LAMBDATEST_LINK}")
+        # When Help Scout delivers convo.tags
+        answer = desk.send(body)
+        # Then that session alone is the capture: Bugpilot is asked for nothing
+        assert answer.status == HTTP_ACCEPTED, answer.body
+        [opened] = answer.body["sessions"]
+        assert (opened["provider"], opened["status"]) == ("lambdatest", "pending")
+        assert desk.bugpilot.requests("action") == []
+        # And while the test runs there is no note
+        desk.run()
+        assert notes_on(desk) == []
+        # When it finishes, then exactly one note carries its facts and its video as a link
+        lambdatest.finish_session(LAMBDATEST_SESSION, status="failed")
+        desk.run_when_due(opened["session_id"])
+        [note] = notes_on(desk)
+        assert f"Capture session: {opened['session_id']}" in note
+        assert "Status: failed" in note
+        assert f'<a href="{html.escape(lambdatest.view_video_url(LAMBDATEST_SESSION))}">' in note
+        # And the redelivery of the same ask adds nothing
+        again = desk.send(body)
+        assert again.status == HTTP_ACCEPTED and again.body["duplicate"] is True
+        desk.clock.advance(hours=1)
+        desk.run()
+        assert len(notes_on(desk)) == 1
+
+    def test_a_linked_notte_session_gets_its_capture_and_one_note(
+        self, desk: Desk, notte: NotteSimulator
+    ) -> None:
+        # Given a closed Notte browser session, and a conversation tagged capture_links whose
+        # newest thread (its preview) links it
+        notte.add_session(NOTTE_SESSION, created_at=START)
+        notte.close_session(NOTTE_SESSION)
+        body = tags_body(tags=LINKS_TAG, preview=f"Reproduced in {NOTTE_LINK}")
+        # When Help Scout delivers convo.tags
+        answer = desk.send(body)
+        assert answer.status == HTTP_ACCEPTED, answer.body
+        [opened] = answer.body["sessions"]
+        assert opened["provider"] == "notte"
+        # Then the resolver notes its replay once
+        desk.run()
+        [note] = notes_on(desk)
+        assert f"Notte browser session {NOTTE_SESSION}" in note
+        assert f"Capture session: {opened['session_id']}" in note
+        assert desk.bugpilot.requests("action") == []
+
+    def test_capture_links_on_a_conversation_linking_nothing_is_200_and_stores_nothing(
+        self, desk: Desk, lambdatest: LambdaTestSimulator
+    ) -> None:
+        # Given a conversation tagged capture_links alone whose subject and preview link nothing
+        body = tags_body(tags=LINKS_TAG, subject="Checkout broken", preview="See the log")
+        # When it is delivered
+        answer = desk.send(body)
+        # Then it is answered 200 ignored, saying why, and nothing is stored or asked for
+        assert answer.status == HTTP_OK
+        assert "link no LambdaTest or Notte session" in answer.body["ignored"]
+        assert stored(desk.table) == 0
+        assert desk.bugpilot.requests("action") == []
+        assert lambdatest.requests() == []
+
+    @pytest.mark.parametrize("hostile", HOSTILE)
+    def test_markup_around_the_link_never_becomes_live_in_the_note(
+        self, desk: Desk, lambdatest: LambdaTestSimulator, hostile: str
+    ) -> None:
+        # Given a subject that wraps the session's link in markup, and a test whose remark (the
+        # vendor's text the note shows) carries the same markup
+        lambdatest.add_session(LAMBDATEST_SESSION, status="running")
+        body = tags_body(tags=LINKS_TAG, subject=f"{hostile} {LAMBDATEST_LINK} {hostile}")
+        [opened] = desk.send(body).body["sessions"]
+        lambdatest.finish_session(LAMBDATEST_SESSION, remark=hostile)
+        desk.run_when_due(opened["session_id"])
+        # Then what Help Scout received shows the markup as escaped text
+        [post] = desk.simulator.requests("note")
+        sent = post.json()["text"]
+        assert html.escape(hostile) in sent
+        assert "<script" not in sent and "<img" not in sent
+        assert "javascript:" not in sent.replace(html.escape(hostile), "")
+        # And its only links are the session's own, on LambdaTest's (simulated) hosts
+        links = _HREF.findall(sent)
+        assert links
+        assert all(link.startswith(("http://127.0.0.1", "https://")) for link in links), links
+        assert not any("alert" in link for link in links), links
 
 
 class TestEventsFile:

@@ -55,6 +55,10 @@ CUSTOMER_ID = 238604
 EMAIL = "ada@example.com"
 TOKEN_LIFETIME = 172_800
 HTTP_CREATED = 201
+LAMBDATEST_SESSION = "bc02fd99593f14e37850745d66197f89"
+LAMBDATEST_LINK = f"https://automation.lambdatest.com/logs/?sessionID={LAMBDATEST_SESSION}"
+NOTTE_SESSION = "33c3c8bf-9d6d-4dff-8248-142eaf347f59"
+NOTTE_LINK = f"https://console.notte.cc/sessions/{NOTTE_SESSION}"
 
 
 def make_settings(**values: str) -> Settings:
@@ -175,6 +179,11 @@ def read(body: bytes) -> CaptureRequest:
     return request
 
 
+def captures(body: bytes) -> list[CaptureRequest]:
+    """Every capture a body asks for, read as the webhook reads them."""
+    return requests_for(adapter_for().parse(body), make_settings(), HttpClient())
+
+
 def text_note(*lines: str, links: tuple[str, ...] = ()) -> Note:
     named = {f"link{number}": url for number, url in enumerate(links)}
     return Note("\n".join(lines), html_lines(lines, links), lines, named)
@@ -246,7 +255,7 @@ class TestEvents:
     def test_a_conversation_without_a_capture_tag_asks_for_nothing(self) -> None:
         body = tags_body(tags=[{"id": 1, "tag": "vip"}, {"id": 2, "tag": "bugpilot"}])
         verify(signed(body), body)
-        with pytest.raises(NothingToCapture, match="no bugpilot_"):
+        with pytest.raises(NothingToCapture, match=r"no bugpilot_\* or capture_links tag"):
             adapter_for().parse(body)
 
     def test_a_conversation_without_tags_asks_for_nothing(self) -> None:
@@ -260,6 +269,7 @@ class TestDeliveryFingerprint:
         [
             tags_body(status="pending"),
             tags_body(subject="Something else"),
+            tags_body(preview="A later reply"),
             tags_body(tags=["vip", "bugpilot_session", "billing"]),
             tags_body(id=CONVERSATION),
             tags_body(primaryCustomer={"id": 1, "email": "other@example.com"}),
@@ -274,6 +284,7 @@ class TestDeliveryFingerprint:
             tags_body(id=1002),
             tags_body(tags=["bugpilot_screenshot"]),
             tags_body(tags=["bugpilot_session", "bugpilot_recording"]),
+            tags_body(tags=["bugpilot_session", "capture_links"], subject=LAMBDATEST_LINK),
         ],
     )
     def test_another_conversation_or_another_ask_is_another_call(self, other: bytes) -> None:
@@ -338,6 +349,76 @@ class TestParse:
         ticket = adapter_for().parse(tags_body(subject="x" * 5000))
         assert len(ticket.fields["description"]) == helpscout.MAX_SUBJECT_LENGTH
 
+    def test_the_subject_and_preview_are_the_captures_text(self) -> None:
+        # given a conversation with a subject and a preview of its newest thread
+        ticket = adapter_for().parse(tags_body(subject=" Checkout freezes ", preview="It hangs"))
+        # then the subject is the description, and both are the text read for links
+        assert ticket.fields == {
+            "description": "Checkout freezes",
+            "text": "Checkout freezes\nIt hangs",
+        }
+
+    def test_a_long_subject_and_preview_are_cut_not_refused(self) -> None:
+        # given a subject and a preview far longer than the bounds
+        ticket = adapter_for().parse(tags_body(subject="x" * 5000, preview="y" * 5000))
+        # then each is cut to its bound
+        subject, preview = ticket.fields["text"].split("\n")
+        assert (len(subject), len(preview)) == (
+            helpscout.MAX_SUBJECT_LENGTH,
+            helpscout.MAX_PREVIEW_LENGTH,
+        )
+
+    def test_without_subject_or_preview_there_is_no_text(self) -> None:
+        assert adapter_for().parse(tags_body(subject=None, preview=None)).fields == {}
+        assert adapter_for().parse(tags_body(subject="  ")).fields == {}
+
+    @pytest.mark.parametrize("where", ["subject", "preview"])
+    def test_capture_links_asks_only_for_the_lambdatest_session_linked(self, where: str) -> None:
+        # given a conversation tagged capture_links alone, its subject or preview linking a
+        # LambdaTest session
+        body = tags_body(tags=["capture_links", "vip"], **{where: f"Failed run {LAMBDATEST_LINK}"})
+        # when the webhook reads it
+        [capture] = captures(body)
+        # then that session is the one capture: no Bugpilot capture is asked for
+        assert (capture.provider, capture.reference) == ("lambdatest", LAMBDATEST_SESSION)
+
+    def test_capture_links_asks_for_a_linked_notte_session(self) -> None:
+        # given a conversation tagged capture_links whose subject links a Notte session
+        body = tags_body(tags=["capture_links"], subject=f"Reproduced in {NOTTE_LINK}")
+        # then that Notte session is the one capture
+        [capture] = captures(body)
+        assert (capture.provider, capture.reference) == ("notte", NOTTE_SESSION)
+
+    def test_capture_links_with_both_links_asks_for_both(self) -> None:
+        body = tags_body(tags=["capture_links"], subject=LAMBDATEST_LINK, preview=NOTTE_LINK)
+        assert [capture.provider for capture in captures(body)] == ["lambdatest", "notte"]
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            {"subject": "Checkout broken"},
+            {"subject": None, "preview": None},
+            {"subject": "https://automation.lambdatest.com.evil.example/logs/?sessionID=abc"},
+        ],
+        ids=["plain subject", "no text", "look-alike host"],
+    )
+    def test_capture_links_on_a_conversation_linking_nothing_asks_for_nothing(
+        self, text: dict[str, Any]
+    ) -> None:
+        # given a conversation tagged capture_links alone whose text links no session
+        body = tags_body(tags=["capture_links"], **text)
+        # then it asks for nothing (rather than for Bugpilot's default capture)
+        with pytest.raises(NothingToCapture, match="link no LambdaTest or Notte session"):
+            adapter_for().parse(body)
+        # and its fingerprint is that of the body, like any body that stores nothing
+        assert delivery_fingerprint(body) == delivery_fingerprint(body)
+
+    def test_a_bugpilot_tag_with_a_linked_session_asks_for_both(self) -> None:
+        # given a conversation tagged bugpilot_session whose subject links a LambdaTest session
+        body = tags_body(subject=f"See {LAMBDATEST_LINK}")
+        # then the Bugpilot capture and the linked session are both asked for
+        assert [capture.provider for capture in captures(body)] == ["bugpilot", "lambdatest"]
+
     @pytest.mark.parametrize(
         ("body", "message"),
         [
@@ -354,6 +435,11 @@ class TestParse:
             (tags_body(primaryCustomer={"email": ["x"]}), "primaryCustomer.email must be"),
             (tags_body(primaryCustomer={"id": "x/../1"}), "primaryCustomer.id must be"),
             (tags_body(number=[1]), "number must be a string"),
+            (tags_body(subject=["x"]), "subject must be a string"),
+            (tags_body(subject=7), "subject must be a string"),
+            (tags_body(preview={"text": "x"}), "preview must be a string"),
+            (tags_body(preview=False), "preview must be a string"),
+            (tags_body(subject="\ud800"), "subject is not valid UTF-8"),
             (tags_body(primaryCustomer=None), "primaryCustomer.email .*is required"),
             (tags_body(primaryCustomer={"first": "Ada"}), "primaryCustomer.email .*is required"),
         ],
@@ -624,8 +710,11 @@ class TestOddPayloads:
         with pytest.raises(InvalidRequest, match="tags must be at most"):
             adapter_for().parse(tags_body(tags=["bugpilot_session", "x" * 400]))
 
-    def test_a_subject_that_is_not_text_is_left_out(self) -> None:
-        assert adapter_for().parse(tags_body(subject=["x"])).fields == {}
+    def test_a_subject_that_is_not_text_is_refused_naming_it(self) -> None:
+        # given a subject that is not a string
+        # then the body is refused as a 400 naming the field, not read without it
+        with pytest.raises(InvalidRequest, match="subject must be a string"):
+            adapter_for().parse(tags_body(subject=["x"]))
 
 
 class TestProbe:

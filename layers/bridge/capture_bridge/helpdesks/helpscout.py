@@ -2,7 +2,8 @@
 
 Help Scout's webhook payload is fixed: the conversation object, signed
 `X-HelpScout-Signature: <base64 HMAC-SHA1 of the body>`, its event named in `X-HelpScout-Event`.
-A conversation tagged as in Zendesk (`bugpilot_session`, ...) asks for a capture. Notes go
+A conversation tagged as in Zendesk (`bugpilot_session`, ...) asks for a capture, and one tagged
+`capture_links` for the LambdaTest or Notte sessions its subject or preview links. Notes go
 through the Mailbox API v2 with a client-credentials token, which this adapter fetches once and
 shares between warm invocations and the resolver's threads until it is about to expire.
 """
@@ -73,9 +74,13 @@ TAGS_EVENT = "convo.tags"
 # Help Scout sends no delivery id and no time, and does not document its retries: the same
 # conversation asking for the same thing within this window is taken for a redelivery.
 DEDUPE_WINDOW = timedelta(hours=2)
-# The tags that ask for a capture: Zendesk's names (Bugpilot's action tags). Kept here, not
-# imported: an adapter reads no capture source's module.
-CAPTURE_TAGS = frozenset({"bugpilot_session", "bugpilot_screenshot", "bugpilot_recording"})
+# The tags that ask for a capture: Zendesk's names (Bugpilot's action tags), kept here, not
+# imported (an adapter reads no capture source's module); and `capture_links`, which asks only
+# for the LambdaTest or Notte sessions the conversation's subject or preview links (Help Scout's
+# payload is fixed: it has no field to name them in).
+BUGPILOT_TAGS = frozenset({"bugpilot_session", "bugpilot_screenshot", "bugpilot_recording"})
+LINKS_TAG = "capture_links"
+CAPTURE_TAGS = BUGPILOT_TAGS | {LINKS_TAG}
 
 # Every Mailbox API call, the token's included. Short: the resolver's note budget holds the
 # worst case (two token requests, the thread read, and the post tried twice).
@@ -90,7 +95,10 @@ THREAD_PAGES = 1
 _CONVERSATION_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 _CUSTOMER_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 LABEL = "Help Scout conversation #{number}"
+# The subject and the preview (of the newest thread) go with the capture: the subject as its
+# description, both as its text, read for session links. Cut to these lengths, never refused.
 MAX_SUBJECT_LENGTH = 1000
+MAX_PREVIEW_LENGTH = 1000
 _JSON = "application/json"
 
 
@@ -174,27 +182,50 @@ def _customer(payload: Mapping[str, Any]) -> tuple[str, str]:
     return email, customer_id
 
 
-def _subject(payload: Mapping[str, Any]) -> str:
-    """The conversation's subject, cut to length: what the customer wrote about, never a 400."""
-    subject = payload.get("subject")
-    if not isinstance(subject, str):
+def _text(payload: Mapping[str, Any], name: str, limit: int) -> str:
+    """A text of the conversation (`subject`, `preview`), cut to `limit`; a 400 naming it when it
+    is not a string. Absent or null: empty."""
+    value = payload.get(name)
+    if value is None:
         return ""
-    return storable_text("subject", subject).strip()[:MAX_SUBJECT_LENGTH]
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be a string")
+    return storable_text(name, value).strip()[:limit].strip()
+
+
+def _links_a_session(text: str) -> bool:
+    """Whether `text` links a session some capture source reads from a ticket's text."""
+    # Imported only for this tag: it loads the capture sources' modules.
+    from capture_bridge.capture import provider_specs
+
+    return any(spec.named.ids_in(text) for spec in provider_specs() if spec.named is not None)
 
 
 def read_conversation(body: bytes) -> TicketRequest:
     """A `convo.tags` body (the conversation object) read; every problem is a 400 naming it.
 
-    A conversation with none of the capture tags asks for nothing (`NothingToCapture`).
+    A conversation with none of the capture tags asks for nothing (`NothingToCapture`), nor does
+    one tagged `capture_links` alone whose subject and preview link no session.
     """
     payload = json_object(body)
     conversation = _conversation_id(payload)
     tags = _tag_names(payload)
     number = text_field(payload, "number")
     email, customer_id = _customer(payload)
-    subject = _subject(payload)
-    if not set(tags) & CAPTURE_TAGS:
-        raise NothingToCapture("the conversation carries no bugpilot_* tag")
+    subject = _text(payload, "subject", MAX_SUBJECT_LENGTH)
+    preview = _text(payload, "preview", MAX_PREVIEW_LENGTH)
+    text = "\n".join(part for part in (subject, preview) if part)
+    asks = set(tags) & CAPTURE_TAGS
+    if not asks:
+        raise NothingToCapture("the conversation carries no bugpilot_* or capture_links tag")
+    if not asks & BUGPILOT_TAGS and not _links_a_session(text):
+        # Else the ticket would name no capture, and get Bugpilot's default one.
+        raise NothingToCapture(
+            "the conversation's subject and preview link no LambdaTest or Notte session"
+        )
+    fields: dict[str, Any] = {"description": subject} if subject else {}
+    if text:
+        fields["text"] = text
     return TicketRequest(
         helpdesk=NAME,
         ticket_id=conversation,
@@ -203,19 +234,21 @@ def read_conversation(body: bytes) -> TicketRequest:
         requester=email,
         requester_ref="" if email else customer_id,
         label=LABEL.format(number=number or conversation),
-        # The subject is what the customer reported: it goes with the capture as its text.
-        fields={"description": subject} if subject else {},
+        # The subject is what the customer reported (the capture's description); it and the
+        # preview are the text the capture sources read links from.
+        fields=fields,
         tags=tags,
         requester_fields="primaryCustomer.email (or primaryCustomer.id)",
     )
 
 
 def delivery_fingerprint(body: bytes) -> str:
-    """The same for every redelivery: the conversation and the capture tags it carries.
+    """The same for every redelivery: the conversation and the capture tags it carries
+    (`capture_links` among them).
 
     Help Scout sends no delivery id, so the conversation and what it asks for stand for the
-    call; its other tags, status or subject do not. A body that cannot be read is fingerprinted
-    as it is: `parse` refuses it with a 400 anyway.
+    call; its other tags, status, subject or preview do not. A body that cannot be read is
+    fingerprinted as it is: `parse` refuses it with a 400 anyway (or stores nothing).
     """
     try:
         ticket = read_conversation(body)
