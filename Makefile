@@ -6,6 +6,8 @@ SAM_VENV := .venv-sam
 BIN := $(VENV)/bin
 SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 # Which deployed stack `deploy`, `secret`, `doctor` and `redrive` work on: ENV=default|staging|prod.
 # The names are samconfig.toml's stack_name of each config env (tests/ops keeps them equal).
@@ -29,8 +31,8 @@ STACK_ARGS = --stack $(STACK) $(REGION_ARG)
 BUILD_NOTE := note: sam build warns 'requirements.txt file not found' once per function: \
 	expected, their dependencies are the layer's (layers/bridge/requirements.txt).
 
-.PHONY: help demo dev local-env test fuzz lint typecheck unit validate build deploy preflight secret doctor \
-	redrive bench cost clean
+.PHONY: help demo dev local-env test fuzz lint typecheck checkov unit validate build deploy preflight \
+	secret doctor redrive bench cost clean
 
 ## Lists the targets with what each one does.
 help:
@@ -53,6 +55,13 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
 	@touch $@
 
+# Checkov pins dependencies that conflict with ours and SAM CLI's, so it too has its own
+# virtual environment; requirements-checkov.txt pins its version.
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
 ## The demo: webhook -> capture -> internal note, on built-in simulators (HELPDESK=zendesk|...).
 demo: $(BIN)/.installed
 	$(BIN)/python -m local_runner demo --helpdesk $(HELPDESK)
@@ -65,9 +74,9 @@ dev: $(BIN)/.installed
 local-env: $(BIN)/.installed
 	$(BIN)/python -m local_runner sam-env $(if $(ENDPOINT),--endpoint $(ENDPOINT))
 
-## The whole suite: lint, types, template checks, unit and integration tests with coverage.
-test: lint typecheck $(SAM_VENV)/.installed
-	SAM_CLI=$(SAM) $(BIN)/pytest --cov --cov-branch --cov-report=term
+## The whole suite: lint, types, Checkov, template checks, unit and integration tests, coverage.
+test: lint typecheck checkov $(SAM_VENV)/.installed
+	SAM_CLI=$(SAM) CHECKOV=$(CHECKOV) $(BIN)/pytest --cov --cov-branch --cov-report=term
 
 ## The property-based tests with many more examples than `make test` runs (several minutes).
 fuzz: $(BIN)/.installed
@@ -81,6 +90,10 @@ lint: $(BIN)/.installed
 ## mypy (strict).
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
+
+## Checkov on template.yaml: fails on any failing check not waived in the template with a reason.
+checkov: $(CHECKOV_VENV)/.installed
+	$(CHECKOV) --file template.yaml --framework cloudformation --skip-download --compact --quiet
 
 ## The unit tests alone.
 unit: $(BIN)/.installed
@@ -129,4 +142,4 @@ cost: $(BIN)/.installed
 
 ## Removes the virtual environments and build output.
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage

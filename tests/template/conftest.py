@@ -33,3 +33,11 @@ def sam_cli() -> str:
     if not found:
         pytest.fail("SAM CLI not found: run the suite with `make test`, which installs it")
     return found
+
+
+def checkov_cli() -> str:
+    """Checkov, from its own virtual environment (`make test` installs it and sets CHECKOV)."""
+    candidate = os.environ.get("CHECKOV") or str(ROOT / ".venv-checkov/bin/checkov")
+    if Path(candidate).exists():
+        return str(Path(candidate).absolute())
+    pytest.fail("Checkov not found: run the suite with `make test`, which installs it")
