@@ -243,7 +243,8 @@ def write_results(r: dict[str, Any], plots: list[str]) -> None:
         " handler making the same calls with boto3 and requests"
         f" ({_calls(r['webhook']['calls'])} and {r['webhook']['http_calls']} Bugpilot call),"
         " alternating which goes first. A p99 is one of the few slowest calls of each side, so"
-        " it moves with the machine's other work from run to run.",
+        " on shared cores it can land either side of its target from one run to the next:"
+        " read it beside other runs' (the README quotes two).",
         f"- **Resolver throughput** (`bench/resolver_scale.py`, {r['resolver']['rounds']} rounds"
         f" over pools {r['resolver']['pools']}): ready sessions noted by one run, every vendor"
         f" call answered after {r['resolver']['latency'] * 1000:.0f} ms; a session makes"
