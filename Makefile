@@ -132,9 +132,14 @@ doctor: $(BIN)/.installed
 redrive: $(BIN)/.installed
 	$(OPS) redrive $(STACK_ARGS)
 
-## Cold-start import cost of each handler, as a ratio to `import boto3, requests`.
-bench: $(BIN)/.installed
-	$(BIN)/python bench/import_cost.py
+# matplotlib for `make bench`'s plots, in .venv only (never in the Lambda layer).
+$(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $@
+
+## Every figure of issue 26 §4 (about 7 minutes): bench/results.md and the plots in bench/plots/.
+bench: $(BIN)/.bench-installed
+	$(BIN)/python bench/run.py
 
 ## What 10,000 captures a month cost in AWS, from calls and log bytes measured end to end.
 cost: $(BIN)/.installed

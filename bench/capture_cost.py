@@ -23,7 +23,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "bridge")]
 
-# List prices, us-east-1, arm64 (check https://aws.amazon.com/pricing before relying on them).
+# List prices, us-east-1, arm64, of the AWS pricing pages (Lambda, API Gateway HTTP APIs, DynamoDB
+# on-demand, Secrets Manager, CloudWatch, SQS standard queues) as read on PRICES_AS_OF, when this
+# file was written; not re-checked since (check https://aws.amazon.com/pricing before relying on
+# them).
+PRICES_AS_OF = "2026-11-25"
 LAMBDA_PER_GB_SECOND = 0.0000133334
 LAMBDA_PER_REQUEST = 0.20 / 1_000_000
 HTTP_API_PER_REQUEST = 1.00 / 1_000_000
@@ -35,6 +39,9 @@ LOGS_PER_GB = 0.50
 METRIC_PER_MONTH = 0.30
 ALARM_PER_MONTH = 0.10
 DASHBOARD_PER_MONTH = 3.00
+SQS_PER_REQUEST = 0.40 / 1_000_000
+# Today nothing goes through SQS except the resolver's failed runs (its dead-letter queue).
+SQS_REQUESTS_PER_CAPTURE = 0
 # Billed durations assumed per invocation: the vendors' latency dominates and is not ours to
 # measure here. The memory is the template's.
 MEMORY_GB = 256 / 1024
@@ -61,6 +68,7 @@ class Meter:
         self.calls: Counter[str] = Counter()
         self.write_units = 0.0
         self.read_units = 0.0
+        self.items_written = 0
 
     def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         name = model.name
@@ -70,8 +78,12 @@ class Meter:
             self.write_units += sum(
                 2 * _units(next(iter(item.values()))) for item in params["TransactItems"]
             )
+            self.items_written += sum(
+                1 for item in params["TransactItems"] if "ConditionCheck" not in item
+            )
         elif name in WRITE_OPERATIONS:
             self.write_units += _units(params)
+            self.items_written += 1
         elif name in READ_OPERATIONS:
             # Strongly consistent reads of items under 4 KB: one unit each (Query: per 4 KB read).
             self.read_units += 1
@@ -153,8 +165,17 @@ def measure(captures: int) -> dict[str, Any]:
         meter.__init__()  # type: ignore[misc]
         output.seek(0)
         output.truncate()
+        webhook: dict[str, Any] = {}
+
+        def webhooks_done() -> None:
+            webhook.update(
+                calls={name: count / captures for name, count in meter.calls.items()},
+                items_written=meter.items_written / captures,
+                write_units=meter.write_units / captures,
+            )
+
         with contextlib.redirect_stdout(output):
-            runs = _run(captures, runtime, bugpilot, zendesk, secret, now)
+            runs = _run(captures, runtime, bugpilot, zendesk, secret, now, webhooks_done)
         notes = sum(len(zendesk.comments(str(1000 + n))) for n in range(captures))
         if notes != captures:
             raise RuntimeError(f"{notes} notes for {captures} captures")
@@ -163,6 +184,8 @@ def measure(captures: int) -> dict[str, Any]:
             "resolver_runs": runs,
             "idle_run": idle,
             "calls": {name: count / captures for name, count in meter.calls.items()},
+            "webhook": webhook,
+            "items_written": meter.items_written / captures,
             "write_units": meter.write_units / captures,
             "read_units": meter.read_units / captures,
             "vendor_calls": (len(bugpilot.requests()) + len(zendesk.requests())) / captures,
@@ -171,7 +194,13 @@ def measure(captures: int) -> dict[str, Any]:
 
 
 def _run(
-    captures: int, runtime: Any, bugpilot: Any, zendesk: Any, secret: str, now: list[datetime]
+    captures: int,
+    runtime: Any,
+    bugpilot: Any,
+    zendesk: Any,
+    secret: str,
+    now: list[datetime],
+    webhooks_done: Any = None,
 ) -> int:
     """`captures` webhook calls, then resolver runs a minute apart until every note is out."""
     from capture_bridge.helpdesks.zendesk import sign_webhook
@@ -202,6 +231,8 @@ def _run(
         )
         if answer.status != ACCEPTED:
             raise RuntimeError(f"webhook answered {answer.status}: {answer.body}")
+    if webhooks_done is not None:
+        webhooks_done()
     for token in bugpilot.tokens:
         bugpilot.complete_report(token)
     runs = 0
@@ -210,6 +241,14 @@ def _run(
         resolve_due_sessions(runtime, lambda: 60_000, clock)
         runs += 1
     return runs
+
+
+def lambda_gb_seconds(captures: int = CAPTURES) -> dict[str, float]:
+    """The Lambda GB-seconds of a month with `captures` captures (the durations assumed above)."""
+    return {
+        "per captures": captures * (WEBHOOK_SECONDS + RESOLVER_SESSION_SECONDS) * MEMORY_GB,
+        "scheduled runs": RUNS_PER_MONTH * RESOLVER_RUN_SECONDS * MEMORY_GB,
+    }
 
 
 def monthly_cost(figures: dict[str, Any], captures: int = CAPTURES) -> dict[str, float]:
@@ -230,6 +269,9 @@ def monthly_cost(figures: dict[str, Any], captures: int = CAPTURES) -> dict[str,
             + figures["read_units"] * DYNAMODB_PER_READ_UNIT
         )
         + idle_reads * DYNAMODB_PER_READ_UNIT,
+        "SQS (no queue on the capture path today)": captures
+        * SQS_REQUESTS_PER_CAPTURE
+        * SQS_PER_REQUEST,
         "Secrets Manager": SECRETS_PER_SECRET_MONTH + SECRET_READS_PER_MONTH * SECRETS_PER_CALL,
         "CloudWatch Logs ingestion": captures * figures["log_bytes"] / 1e9 * LOGS_PER_GB,
     }
@@ -245,11 +287,19 @@ def main() -> int:
         print(f"  DynamoDB {name:20s} {count:6.2f} calls")
     print(f"  DynamoDB write units      {figures['write_units']:6.2f}")
     print(f"  DynamoDB read units       {figures['read_units']:6.2f}")
+    print(f"  DynamoDB items written    {figures['items_written']:6.2f}")
+    webhook = figures["webhook"]
+    print(
+        f"  of which the webhook      {webhook['items_written']:6.2f} items,"
+        f" {webhook['write_units']:.2f} write units"
+    )
     print(f"  vendor HTTP calls         {figures['vendor_calls']:6.2f}")
     print(f"  log bytes                 {figures['log_bytes']:6.0f}")
     print(f"An idle resolver run: {figures['idle_run']['calls']}")
     cost = monthly_cost(figures)
-    print(f"\nA month with {CAPTURES:,} captures (list prices, us-east-1, arm64):")
+    print(
+        f"\nA month with {CAPTURES:,} captures (list prices of {PRICES_AS_OF}, us-east-1, arm64):"
+    )
     for item, dollars in cost.items():
         print(f"  {item:40s} ${dollars:8.2f}")
     print(f"  {'total':40s} ${sum(cost.values()):8.2f}")
