@@ -30,7 +30,7 @@ BUILD_NOTE := note: sam build warns 'requirements.txt file not found' once per f
 	expected, their dependencies are the layer's (layers/bridge/requirements.txt).
 
 .PHONY: help demo dev local-env test fuzz lint typecheck unit validate build deploy preflight secret doctor \
-	redrive bench cost clean
+	redrive app bench cost clean
 
 ## Lists the targets with what each one does.
 help:
@@ -118,6 +118,10 @@ doctor: $(BIN)/.installed
 ## Lists the resolver's dead letters, runs it once, and deletes them if that run succeeds.
 redrive: $(BIN)/.installed
 	$(OPS) redrive $(STACK_ARGS)
+
+## The Zendesk sidebar app's zip in dist/ for API_URL=… (else the ENV stack's SessionsApiUrl).
+app: $(BIN)/.installed
+	$(OPS) app $(if $(API_URL),--api-url $(API_URL),$(STACK_ARGS))
 
 ## Cold-start import cost of each handler, as a ratio to `import boto3, requests`.
 bench: $(BIN)/.installed
