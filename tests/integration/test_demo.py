@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from local_runner.demo import CANNOT_NAME, NOTE_MARKUP
+from local_runner.demo import CANNOT_NAME, NOTE_MARKUP, PANEL_HINT
 from local_runner.simulators import HELPDESK_SIMULATORS
 from tests.conftest import ROOT
 
@@ -43,6 +43,8 @@ def test_demo_runs_end_to_end(helpdesk: str) -> None:
     # steps a fixed payload cannot ask for are skipped, saying so)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Done: every step happened as expected." in result.stdout
+    # and it ends saying how to open the sidebar app locally
+    assert result.stdout.rstrip().endswith("\n".join(PANEL_HINT))
     skipped = result.stdout.count(CANNOT_NAME)
     assert skipped == (SKIPPED_STEPS if helpdesk in FIXED_PAYLOADS else 0), skipped
     desk = HELPDESK_SIMULATORS[helpdesk]()
