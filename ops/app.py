@@ -184,8 +184,8 @@ def run_app(api_url: str, *, out_dir: Path | None = None) -> int:
     except ValueError:
         shown = target
     print(f"{shown}: the Zendesk app for {api_url.strip()} (whitelisted host {api_host(api_url)})")
-    print("Install it: Zendesk Admin Center > Apps and integrations > Zendesk Support apps >")
-    print("  Upload private app, choose this zip, then fill in the settings:")
+    print("Install it: Zendesk Admin Center > Apps and integrations > Apps > Zendesk Support apps")
+    print("  > Upload private app, choose this zip, then fill in the settings:")
     print(f"  API URL   = {api_url.strip()}  (the stack's {API_URL_OUTPUT} output)")
     print("  API token = the SESSIONS_API_TOKEN of the stack's secret (make secret)")
     return 0

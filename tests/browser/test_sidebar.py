@@ -83,6 +83,17 @@ def test_a_request_goes_from_requested_to_waiting_to_ready_with_its_link_and_one
     [action, *_] = [r.json() for r in bridge.bugpilot.requests("action")]
     assert action.get("userProvidedDescription") == "The checkout page"
 
+    # When the agent then asks for a screenshot of the same ticket
+    panel.page.get_by_role("combobox", name="Capture type").select_option(label="Screenshot")
+    panel.request_button().click()
+    # Then it is listed first (newest first), open, beside the ready recording
+    expect(panel.captures()).to_have_count(2)
+    expect(panel.captures().first).to_contain_text("Bugpilot · Screenshot")
+    expect(panel.captures().first).to_contain_text("capturing, waiting for the report")
+    expect(panel.captures().nth(1)).to_contain_text("report ready")
+    # (this state is docs/images/sidebar.png, copied from the screenshots folder)
+    panel.screenshot("10-panel")
+
 
 def test_a_double_click_makes_one_capture_and_says_the_second_started_nothing(
     open_panel: OpenPanel, bridge: Bridge
