@@ -39,8 +39,11 @@
         return context.then((ctx) => {
           const answer = { errors: {} };
           for (const path of wanted) {
-            if (Object.prototype.hasOwnProperty.call(ctx.data, path)) answer[path] = ctx.data[path];
-            else answer.errors[path] = { message: `"${path}" Could not find handler for: "${path}"` };
+            if (Object.prototype.hasOwnProperty.call(ctx.data, path)) {
+              answer[path] = ctx.data[path];
+            } else {
+              answer.errors[path] = { message: `Could not find handler for: "${path}"` };
+            }
           }
           return answer;
         });
@@ -99,7 +102,9 @@
     // Like Zendesk, the app hears app.registered once the host knows it, then follows the
     // page's visibility as app.activated / app.deactivated.
     // (After the context arrives, which is after init() returned and the app listened.)
-    context.then((ctx) => host.trigger("app.registered", { metadata: ctx.metadata, context: ctx.context }));
+    context.then((ctx) =>
+      host.trigger("app.registered", { metadata: ctx.metadata, context: ctx.context }),
+    );
     document.addEventListener("visibilitychange", () => {
       host.trigger(document.hidden ? "app.deactivated" : "app.activated", {});
     });

@@ -230,7 +230,7 @@ def open_panel(browser: Any, bridge: Bridge) -> Iterator[OpenPanel]:
             page.on("response", lambda response: panel.responses.append(response))
             page.clock.install()
             if paused:
-                page.clock.pause_at(time.time() * 1000 + 1000)
+                page.clock.pause_at(time.time() + 1)  # (Python: Unix time in seconds)
             page.goto(standin.page_url)
             page.get_by_role("button", name="Request capture", exact=True).wait_for()
             return panel

@@ -209,6 +209,66 @@ def test_a_bridge_answering_5xx_is_the_same_alert(open_panel: OpenPanel, failing
     expect(panel.page.get_by_role("alert")).to_contain_text("The capture bridge cannot be reached")
 
 
+@pytest.fixture
+def flaky_api() -> Iterator[tuple[str, list[str]]]:
+    """An API whose first two POSTs fail with 503 (they may have landed); it records the
+    Idempotency-Key of every POST."""
+    keys: list[str] = []
+
+    class Flaky(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, payload: Any) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._send(200, {"sessions": [], "nextCursor": None})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            keys.append(self.headers.get("Idempotency-Key", ""))
+            if len(keys) <= 2:
+                self._send(503, {"detail": "Service Unavailable"})
+                return
+            self._send(201, {"status": "requested", "provider": "bugpilot", "data": {}})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", keys
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_request_that_may_have_landed_is_retried_with_its_key_and_a_new_one_gets_a_new_key(
+    open_panel: OpenPanel, flaky_api: tuple[str, list[str]]
+) -> None:
+    url, keys = flaky_api
+    panel = open_panel(settings={"api_url": url, "api_token": SESSIONS_API_TOKEN})
+    alert = panel.page.get_by_role("alert")
+    # When a request fails with a 5xx, and the agent tries the very same request again
+    panel.request_button().click()
+    expect(alert).to_contain_text("cannot be reached")
+    panel.request_button().click()
+    # (the answer is in once the panel no longer says it is asking)
+    expect(panel.news()).not_to_contain_text("Asking")
+    # Then both carried the same Idempotency-Key: at most one capture can come of them
+    assert len(keys) == 2
+    assert keys[0] == keys[1]
+    assert re.fullmatch(r"zendesk-1001-upload-session-[0-9a-f-]{36}", keys[0])
+    # When the agent changes the description and asks again, it is a new request, a new key
+    panel.page.get_by_role("textbox", name="Description").fill("Another view")
+    panel.request_button().click()
+    expect(panel.news()).to_contain_text("Session recording requested")
+    assert len(keys) == 3
+    assert keys[2] != keys[0]
+
+
 def test_a_refused_token_says_to_check_the_apps_settings(
     open_panel: OpenPanel, bridge: Bridge
 ) -> None:
@@ -362,12 +422,19 @@ def test_the_panel_asks_the_host_to_resize_it_to_its_content(
 
 
 def settle(panel: Panel, reads: int) -> None:
-    """Wait (real time) until the page has read the list `reads` times, and no more."""
-    panel.page.wait_for_function("() => true")
-    deadline = time.monotonic() + 5
+    """Wait (real time) until the page has read the list `reads` times, has taken the last
+    answer in and planned its next read (the list is no longer aria-busy), and read no more."""
+    busy = "() => document.getElementById('captures').getAttribute('aria-busy')"
+    deadline = time.monotonic() + 10
+    # A timer the fake clock fired runs its callback once the page is next called into.
+    panel.page.evaluate("() => 0")
     while panel.proxied("GET") < reads and time.monotonic() < deadline:
+        panel.page.evaluate("() => 0")
         time.sleep(0.05)
-    time.sleep(0.3)  # the answer reaches the page, which plans its next read
+    while panel.page.evaluate(busy) != "false" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    assert panel.page.evaluate(busy) == "false"
     assert panel.proxied("GET") == reads
 
 
@@ -444,6 +511,32 @@ def test_the_token_is_nowhere_in_the_page_its_storage_or_its_requests(
     assert len(calls) >= 3
     assert all("Bearer {{setting.api_token}}" in call["body"] for call in calls)
     assert all(entry.secure and entry.filled for entry in panel.standin.proxied)
+
+
+def test_the_stand_in_client_resolves_and_rejects_as_zaf_does(
+    open_panel: OpenPanel, bridge: Bridge
+) -> None:
+    # Given the stand-in client in the page
+    panel = open_panel()
+    call = """(options) => ZAFClient.init().request(options).then(
+        (value) => ({resolved: value}), (error) => ({rejected: error}))"""
+    secure = {"secure": True, "headers": {"Authorization": "Bearer {{setting.api_token}}"}}
+    listing = f"{bridge.url}/sessions?helpdesk=zendesk&ticketId={TICKET}"
+    # When a request succeeds without httpCompleteResponse, its promise gives the parsed body
+    assert panel.page.evaluate(call, {"url": listing, **secure}) == {
+        "resolved": {"sessions": [], "nextCursor": None}
+    }
+    # When the API refuses it, the promise is rejected with status and responseJSON
+    refused = panel.page.evaluate(call, {"url": f"{bridge.url}/sessions?status=nope", **secure})
+    assert refused["rejected"]["status"] == 400
+    assert refused["rejected"]["responseJSON"]["detail"][0]["loc"] == ["query", "status"]
+    assert json.loads(refused["rejected"]["responseText"]) == refused["rejected"]["responseJSON"]
+    # and without `secure` the placeholder is not filled in, so the token is refused
+    plain = panel.page.evaluate(call, {"url": listing, "headers": secure["headers"]})
+    assert plain["rejected"]["status"] == 401
+    # and a host nothing answers on is status 0
+    nothing = panel.page.evaluate(call, {"url": "http://127.0.0.1:9/sessions", **secure})
+    assert nothing["rejected"]["status"] == 0
 
 
 def test_the_page_loads_nothing_from_the_network_but_zendesks_sdk(open_panel: OpenPanel) -> None:

@@ -27,7 +27,6 @@ const ui = {
   form: $("request-form"),
   type: $("capture-type"),
   description: $("description"),
-  button: $("request-capture"),
   news: $("news"),
   alert: $("alert"),
   list: $("captures"),
@@ -42,23 +41,34 @@ const state = {
   sessions: [],
   inFlight: new Set(), // actions whose POST has not been answered yet
   repeated: new Set(), // actions clicked again while in flight (the answer then says so)
-  keys: new Map(), // action -> Idempotency-Key kept until the API has surely answered it
+  keys: new Map(), // action -> {key, data}: an Idempotency-Key kept until surely answered
   visible: true,
   timer: null,
   round: 0,
   lastSeen: "",
-  alertFrom: null, // what showed the alert: "setup", "action" or "refresh" (which clears its own)
 };
 
 function say(text) {
   ui.news.textContent = text;
 }
 
-/** Show or clear the one alert (role=alert is announced by screen readers when it changes). */
+// What each part of the panel has to tell the agent: the set-up (settings, requester), the last
+// action (request, cancel) and the last read of the list. Each part clears only its own, so a
+// failed list read never hides why a request failed.
+const alerts = { action: "", refresh: "", setup: "" };
+
+/** Set or clear (`text` empty) one part's alert; the alert region (role=alert) shows them all. */
 function alertAgent(text, from = "action") {
-  state.alertFrom = text ? from : null;
-  ui.alert.textContent = text || "";
-  ui.alert.hidden = !text;
+  alerts[from] = text || "";
+  const shown = [...new Set([alerts.action, alerts.refresh, alerts.setup].filter(Boolean))];
+  ui.alert.replaceChildren(
+    ...shown.map((line) => {
+      const paragraph = document.createElement("p");
+      paragraph.textContent = line;
+      return paragraph;
+    }),
+  );
+  ui.alert.hidden = shown.length === 0;
   resize();
 }
 
@@ -123,7 +133,8 @@ function render() {
   ui.list.replaceChildren(...state.sessions.map(renderCapture));
   ui.empty.hidden = state.sessions.length > 0;
   if (focusedId) {
-    const again = ui.list.querySelector(`[data-session-id="${CSS.escape(focusedId)}"] button, [data-session-id="${CSS.escape(focusedId)}"] a`);
+    const item = ui.list.querySelector(`[data-session-id="${CSS.escape(focusedId)}"]`);
+    const again = item && item.querySelector("button, a");
     if (again) again.focus();
   }
   resize();
@@ -132,12 +143,14 @@ function render() {
 async function call(options) {
   // With httpCompleteResponse the answer is {status, headers, responseText, responseJSON}.
   const answer = await state.client.request(options);
-  return answer.responseJSON !== undefined ? answer.responseJSON : JSON.parse(answer.responseText || "null");
+  if (answer.responseJSON !== undefined) return answer.responseJSON;
+  return JSON.parse(answer.responseText || "null");
 }
 
 async function refresh() {
   if (!state.apiUrl || state.ticketId === null) return;
   clearTimeout(state.timer);
+  ui.list.setAttribute("aria-busy", "true"); // being read again: announce the result, not each step
   try {
     const page = await call(listRequest(state.apiUrl, state.ticketId));
     // Anything new or changed starts the schedule again from its quick end.
@@ -145,12 +158,13 @@ async function refresh() {
     if (seen !== state.lastSeen) state.round = 0;
     state.lastSeen = seen;
     state.sessions = page.sessions;
-    if (state.alertFrom === "refresh") alertAgent("");
+    alertAgent("", "refresh");
     render();
   } catch (failure) {
     alertAgent(failureWords(failure, "reading the ticket's captures"), "refresh");
   }
   schedule();
+  ui.list.setAttribute("aria-busy", "false");
 }
 
 /** Plan the next re-read: only while a capture is open and the app is visible. */
@@ -171,7 +185,9 @@ async function requestCapture(event) {
     alertAgent(NO_REQUESTER, "setup");
     return;
   }
-  const open = state.sessions.find((s) => s.provider === "bugpilot" && s.action === action && isOpen(s));
+  const open = state.sessions.find(
+    (s) => s.provider === "bugpilot" && s.action === action && isOpen(s),
+  );
   if (state.inFlight.has(action)) {
     state.repeated.add(action);
     say(`A ${label} is already on its way: nothing new was started.`);
@@ -183,22 +199,28 @@ async function requestCapture(event) {
   }
   state.inFlight.add(action);
   say(`Asking for a ${label}…`); // at once: the agent knows the click was taken
-  const key = state.keys.get(action) || newKey(state.ticketId, action);
-  state.keys.set(action, key);
-  try {
-    const options = createRequest(state.apiUrl, {
+  const request = (key) =>
+    createRequest(state.apiUrl, {
       ticketId: state.ticketId,
       requester: state.requester,
       action,
       description: ui.description.value,
       key,
     });
+  // The key of a request that may have landed is reused for the very same request only: the
+  // API answers a key with another body 409.
+  const kept = state.keys.get(action);
+  const same = kept && kept.data === request("").data;
+  const key = same ? kept.key : newKey(state.ticketId, action);
+  const options = request(key);
+  state.keys.set(action, { key, data: options.data });
+  try {
     const session = await call(options);
     state.keys.delete(action);
     const again = state.repeated.has(action) ? " The second click started nothing." : "";
     say(`${actionName(action)} requested (${statusWords(session)}).${again}`);
     ui.description.value = "";
-    if (state.alertFrom !== "setup") alertAgent("");
+    alertAgent("", "action");
     state.round = 0;
   } catch (failure) {
     // A request that may have landed keeps its key: the next click is then the same request.
@@ -218,7 +240,7 @@ async function cancelCapture(session, button) {
   try {
     await call(cancelRequest(state.apiUrl, session.sessionId));
     say(`The ${actionName(session.action).toLowerCase()} is cancelled.`);
-    if (state.alertFrom !== "setup") alertAgent("");
+    alertAgent("", "action");
   } catch (failure) {
     say("");
     alertAgent(failureWords(failure, "the cancellation"));
@@ -264,8 +286,11 @@ async function start(client) {
 const client = window.ZAFClient && window.ZAFClient.init();
 if (client) {
   client.on("app.registered", () => {
-    start(client).catch(() => alertAgent("The app could not start: reload the ticket to try again."));
+    start(client).catch(() =>
+      alertAgent("The app could not start: reload the ticket to try again.", "setup"),
+    );
   });
 } else {
-  alertAgent("This page runs inside Zendesk's ticket sidebar: install it as a Zendesk app.");
+  const where = "This page runs inside Zendesk's ticket sidebar: install it as a Zendesk app.";
+  alertAgent(where, "setup");
 }

@@ -61,7 +61,7 @@ export function safeLinks(session) {
 export const FIRST_POLL_MS = 5000;
 export const MAX_POLL_MS = 30000;
 
-/** The wait before the `round`-th re-read (0-based) since the last change: 5, 5, 10, 20, 30, 30… */
+/** The wait before the `round`-th re-read (from 0) since the last change: 5, 5, 10, 20, 30… s */
 export function pollDelay(round) {
   return Math.min(MAX_POLL_MS, FIRST_POLL_MS * 2 ** Math.max(0, round - 1));
 }
@@ -156,7 +156,9 @@ export function failureWords(failure, doing) {
     );
   }
   const detail = detailText(failure);
-  if (status === 409) return detail || `The capture has already finished, so ${doing} did not happen.`;
+  if (status === 409) {
+    return detail || `The capture has already finished, so ${doing} did not happen.`;
+  }
   if (status === 404) return "That capture no longer exists; the list is read again.";
   return `The capture bridge turned down ${doing}${detail ? `: ${detail}` : ""} (HTTP ${status}).`;
 }
