@@ -191,6 +191,7 @@ def open_panel(browser: Any, bridge: Bridge) -> Iterator[OpenPanel]:
             settings: dict[str, str] | None = None,
             color_scheme: str = "light",
             paused: bool = False,
+            dev: bool = False,
         ) -> Panel:
             standin = ZafStandin(
                 settings=settings or {"api_url": bridge.url, "api_token": SESSIONS_API_TOKEN},
@@ -231,7 +232,8 @@ def open_panel(browser: Any, bridge: Bridge) -> Iterator[OpenPanel]:
             page.clock.install()
             if paused:
                 page.clock.pause_at(time.time() + 1)  # (Python: Unix time in seconds)
-            page.goto(standin.page_url)
+            # `dev`: the page `make dev` serves, whose SDK address is the stand-in's own
+            page.goto(standin.panel_url if dev else standin.page_url)
             page.get_by_role("button", name="Request capture", exact=True).wait_for()
             return panel
 

@@ -539,6 +539,20 @@ def test_the_stand_in_client_resolves_and_rejects_as_zaf_does(
     assert nothing["rejected"]["status"] == 0
 
 
+def test_the_page_make_dev_serves_works_with_no_routing_at_all(
+    open_panel: OpenPanel, bridge: Bridge
+) -> None:
+    # Given the panel as `make dev` serves it (the stand-in's SDK address, nothing routed)
+    bridge.bugpilot.connect_user(USER)
+    panel = open_panel(dev=True)
+    # When the agent asks for a capture
+    panel.request_button().click()
+    # Then it is made, and the page asked nothing of any other host
+    expect(panel.captures().first).to_contain_text("capturing, waiting for the report")
+    assert len(bridge.sessions()) == 1
+    assert all(r["url"].startswith(panel.standin.url) for r in panel.requests)
+
+
 def test_the_page_loads_nothing_from_the_network_but_zendesks_sdk(open_panel: OpenPanel) -> None:
     panel = open_panel()
     expect(panel.page.get_by_text("No captures yet.")).to_be_visible()
