@@ -32,7 +32,7 @@ BUILD_NOTE := note: sam build warns 'requirements.txt file not found' once per f
 	expected, their dependencies are the layer's (layers/bridge/requirements.txt).
 
 .PHONY: help demo dev local-env test fuzz lint typecheck checkov unit validate build deploy preflight \
-	secret doctor redrive bench cost clean
+	secret doctor redrive app bench cost clean
 
 ## Lists the targets with what each one does.
 help:
@@ -131,6 +131,10 @@ doctor: $(BIN)/.installed
 ## Lists the resolver's dead letters, runs it once, and deletes them if that run succeeds.
 redrive: $(BIN)/.installed
 	$(OPS) redrive $(STACK_ARGS)
+
+## The Zendesk sidebar app's zip in dist/ for API_URL=… (else the ENV stack's SessionsApiUrl).
+app: $(BIN)/.installed
+	$(OPS) app $(if $(API_URL),--api-url $(API_URL),$(STACK_ARGS))
 
 # matplotlib for `make bench`'s plots, in .venv only (never in the Lambda layer).
 $(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed

@@ -12,11 +12,15 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from local_runner.logs import make_handler_logs_readable
 from local_runner.preflight import credential_gaps
 from local_runner.runner import DEFAULT_TEMPLATE, LocalRunner
 from local_runner.template import TemplateError
+
+if TYPE_CHECKING:
+    from local_runner.zaf import ZafStandin
 
 # The interpreter a printed command names: the project's `.venv` (which `make` creates), since a
 # bare `python` on a clean machine lacks the runner's dependencies.
@@ -60,6 +64,26 @@ def _parser() -> argparse.ArgumentParser:
         help="KEY=VALUE file with settings and secrets (default: .env if it exists)",
     )
     serve.add_argument("--template", type=Path, default=None, help="SAM template to run")
+    serve.add_argument(
+        "--panel-port",
+        type=int,
+        default=3001,
+        help="port of the Zendesk sidebar app's page, on a stand-in ZAF client (default: 3001)",
+    )
+    serve.add_argument("--no-panel", action="store_true", help="do not serve the sidebar app")
+    serve.add_argument(
+        "--panel-ticket", type=int, default=1001, help="the panel's ticket id (default: 1001)"
+    )
+    serve.add_argument(
+        "--panel-user-id",
+        default="user-42",
+        help="the ticket requester's external id (default: user-42; '' for none)",
+    )
+    serve.add_argument(
+        "--panel-email",
+        default="ada@example.com",
+        help="the ticket requester's email (default: ada@example.com; '' for none)",
+    )
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     demo = commands.add_parser(
@@ -237,6 +261,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     for route, function in runner.template.routes:
         log.info("route %s -> %s", route.route_key, function.logical_id)
+    panel = None if args.no_panel else _start_panel(args, runner.url, log)
     log.info("listening on %s (Ctrl-C to stop)", runner.url)
     for command in sample_commands(runner.url, os.environ):
         log.info("%s", command)
@@ -247,8 +272,43 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         log.info("stopping")
+        if panel is not None:
+            panel.stop()
         runner.stop()
     return 0
+
+
+def _start_panel(args: argparse.Namespace, api_url: str, log: logging.Logger) -> ZafStandin | None:
+    """The Zendesk sidebar app on the stand-in ZAF client, against this local API.
+
+    Its token setting is SESSIONS_API_TOKEN, which the stand-in's proxy fills in server-side,
+    as Zendesk does: the page never sees it. A busy port only costs the panel, not the API.
+    """
+    from local_runner.zaf import Ticket, ZafStandin
+    from ops.app import manifest_for
+
+    token = os.environ.get("SESSIONS_API_TOKEN", "")
+    standin = ZafStandin(
+        settings={"api_url": api_url, "api_token": token},
+        manifest=manifest_for(api_url),
+        ticket=Ticket(args.panel_ticket, args.panel_email or None, args.panel_user_id or None),
+        port=args.panel_port,
+    )
+    try:
+        standin.start()
+    except OSError as error:
+        log.warning("sidebar app not served (port %s: %s); --panel-port N", args.panel_port, error)
+        return None
+    requester = " / ".join(filter(None, [args.panel_user_id, args.panel_email])) or "none"
+    log.info(
+        "sidebar app: %s (ticket %s, requester %s; a stand-in ZAF client)",
+        standin.panel_url,
+        args.panel_ticket,
+        requester,
+    )
+    if not token:
+        log.warning("sidebar app: set SESSIONS_API_TOKEN in .env, or the API refuses its calls")
+    return standin
 
 
 def sample_commands(url: str, values: Mapping[str, str]) -> list[str]:

@@ -57,6 +57,13 @@ NOTE_MARKUP: dict[str, tuple[str, ...]] = {
     ),
 }
 HTTP_TIMEOUT = 15.0
+# The demo's last words: where to try the Zendesk sidebar app (apps/zendesk) on this machine.
+PANEL_HINT = (
+    "Try the Zendesk sidebar app (apps/zendesk) on this machine: put SESSIONS_API_TOKEN=<any",
+    "value> in .env (beside the Zendesk and Bugpilot keys `make dev` needs), run `make dev`, and",
+    "open http://127.0.0.1:3001/panel/ (a stand-in for Zendesk's ticket sidebar, on the local",
+    "API). On the simulators instead: .venv/bin/pytest tests/browser. See docs/sidebar-app.md.",
+)
 
 
 class DemoError(Exception):
@@ -166,6 +173,9 @@ class Demo:
         self.step_command_line(watch.session_id)
         say()
         say("Done: every step happened as expected.")
+        say()
+        for line in PANEL_HINT:
+            say(line)
 
     # --- the steps ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The command line: `python -m ops {secret,doctor,redrive,preflight} --help`."""
+"""The command line: `python -m ops {secret,doctor,redrive,preflight,app} --help`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from ops.stack import Aws, OpsError, aws_problem
+from ops.stack import Aws, OpsError, aws_problem, describe_stack
 
 Connect = Callable[[str | None], Aws]
 
@@ -58,6 +58,14 @@ def parser() -> argparse.ArgumentParser:
     preflight.add_argument(
         "--build", action="store_true", help="check only what `sam build` needs (python3.13)"
     )
+    app = commands.add_parser(
+        "app",
+        help="Package the Zendesk sidebar app for a stack's sessions API (into dist/).",
+        description="Package the Zendesk sidebar app for a stack's sessions API (into dist/).",
+    )
+    app.add_argument("--api-url", help="the sessions API's base URL (else the stack's output)")
+    app.add_argument("--stack", help="read the URL from this stack's SessionsApiUrl output")
+    app.add_argument("--region", help="AWS region (default: your AWS configuration's)")
     return root
 
 
@@ -69,13 +77,20 @@ def main(argv: list[str] | None = None, connect: Connect = Aws.connect) -> int:
             from ops.preflight import run_preflight
 
             return run_preflight(args.env, args.region, build_only=args.build)
+        if args.command == "app":
+            from ops.app import API_URL_OUTPUT, run_app
+
+            api_url = args.api_url
+            if not api_url:
+                if not args.stack:
+                    raise OpsError("give the sessions API's URL (API_URL=…) or a stack (--stack)")
+                api_url = describe_stack(connect(args.region), args.stack).output(API_URL_OUTPUT)
+            return run_app(api_url)
         aws = connect(args.region)
         if args.command == "doctor":
             from ops.doctor import run_doctor
 
             return run_doctor(aws, args.stack)
-        from ops.stack import describe_stack
-
         stack = describe_stack(aws, args.stack)
         if args.command == "secret":
             from ops.secret import run_secret

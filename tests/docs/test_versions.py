@@ -1,12 +1,14 @@
 """One version, one description, and an installable command line: pyproject.toml is the source.
 
-The OpenAPI document and the CHANGELOG repeat the version; `pipx install .` installs the
-command line with pyproject's dependencies alone, so they must name everything it imports.
+The OpenAPI document, the Zendesk app's manifest and the CHANGELOG repeat the version;
+`pipx install .` installs the command line with pyproject's dependencies alone, so they must name
+everything it imports.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import re
 import sys
 import tomllib
@@ -50,6 +52,12 @@ def test_the_openapi_document_has_the_projects_version() -> None:
     # then the sessions API's document carries the same one
     document = yaml.safe_load((ROOT / "openapi" / "sessions.yaml").read_text())
     assert document["info"]["version"] == version
+
+
+def test_the_zendesk_apps_manifest_has_the_projects_version() -> None:
+    # given the version pyproject.toml declares, then the sidebar app (and its zip) carry it
+    manifest = json.loads((ROOT / "apps" / "zendesk" / "manifest.json").read_text())
+    assert manifest["version"] == project()["version"]
 
 
 def test_the_changelogs_newest_entry_is_the_projects_version() -> None:

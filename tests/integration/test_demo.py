@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from local_runner.demo import NOTE_MARKUP
+from local_runner.demo import NOTE_MARKUP, PANEL_HINT
 from local_runner.simulators import HELPDESK_SIMULATORS
 from tests.conftest import ROOT
 
@@ -38,6 +38,8 @@ def test_demo_runs_end_to_end(helpdesk: str) -> None:
     # then every step happened: each ticket got its note, the redelivery was a duplicate
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Done: every step happened as expected." in result.stdout
+    # and it ends saying how to open the sidebar app locally
+    assert result.stdout.rstrip().endswith("\n".join(PANEL_HINT))
     desk = HELPDESK_SIMULATORS[helpdesk]()
     for number in DEMO_TICKETS:
         ticket = desk.ticket_id(number)

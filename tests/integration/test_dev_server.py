@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +21,17 @@ from local_runner.preflight import credential_gaps
 from tests.conftest import ROOT
 
 START_SECONDS = 60
-SERVE = [sys.executable, "-m", "local_runner", "serve", "--port", "0", "--no-schedules"]
+SERVE = [
+    sys.executable,
+    "-m",
+    "local_runner",
+    "serve",
+    "--port",
+    "0",
+    "--no-schedules",
+    "--panel-port",
+    "0",
+]
 # Everything every integration needs, as a complete .env would set it.
 COMPLETE_ENV = {
     "ZENDESK_EMAIL": "agent@example.com",
@@ -175,3 +186,18 @@ def test_the_dev_server_says_what_is_missing_and_where_dynamodb_is(
     assert handler_lines
     assert not [line for line in handler_lines if line.startswith("{")]
     assert "WARNING webhook refused" in output
+
+
+def test_the_dev_server_serves_the_sidebar_app_on_the_stand_in_client(
+    dev_server: tuple[subprocess.Popen[str], str, list[str]],
+) -> None:
+    # Given the dev server started (its .env has no SESSIONS_API_TOKEN)
+    _, url, start_lines = dev_server
+    startup = "".join(start_lines)
+    # Then it names the panel's page, which loads the stand-in ZAF client
+    [panel] = re.findall(r"sidebar app: (http://127\.0\.0\.1:\d+/panel/)", startup)
+    assert "/zaf/zaf_sdk.min.js" in requests.get(panel, timeout=START_SECONDS).text
+    # whose settings point at the local API, and it says the token is needed
+    context = requests.get(panel.replace("/panel/", "/zaf/context"), timeout=START_SECONDS)
+    assert context.json()["metadata"]["settings"] == {"api_url": url}
+    assert "sidebar app: set SESSIONS_API_TOKEN in .env" in startup
