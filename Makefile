@@ -31,7 +31,7 @@ STACK_ARGS = --stack $(STACK) $(REGION_ARG)
 BUILD_NOTE := note: sam build warns 'requirements.txt file not found' once per function: \
 	expected, their dependencies are the layer's (layers/bridge/requirements.txt).
 
-.PHONY: help demo dev local-env test fuzz lint typecheck checkov unit validate build deploy preflight \
+.PHONY: help demo dev local-env test fuzz lint typecheck checkov chromium unit validate build deploy preflight \
 	secret doctor redrive app bench cost clean
 
 ## Lists the targets with what each one does.
@@ -74,9 +74,18 @@ dev: $(BIN)/.installed
 local-env: $(BIN)/.installed
 	$(BIN)/python -m local_runner sam-env $(if $(ENDPOINT),--endpoint $(ENDPOINT))
 
-## The whole suite: lint, types, Checkov, template checks, unit and integration tests, coverage.
-test: lint typecheck checkov $(SAM_VENV)/.installed
+## The whole suite: lint, types, Checkov, template checks, unit, integration and browser tests.
+test: lint typecheck checkov chromium $(SAM_VENV)/.installed
 	SAM_CLI=$(SAM) CHECKOV=$(CHECKOV) $(BIN)/pytest --cov --cov-branch --cov-report=term
+
+# Debian's Chromium (no browser download); where it cannot be installed, the suite says so.
+## Chromium for the browser suite (tests/browser), from Debian's packages.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
+	  { command -v apt-get >/dev/null 2>&1 && $$sudo apt-get update -qq && \
+	    $$sudo apt-get install -y -qq chromium; } || \
+	  echo "note: chromium could not be installed; the browser suite will be skipped"; }
 
 ## The property-based tests with many more examples than `make test` runs (several minutes).
 fuzz: $(BIN)/.installed

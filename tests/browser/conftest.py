@@ -47,7 +47,7 @@ CHROMIUM_ARGS = [
 ]
 SKIP_REASON = (
     "browser suite skipped: no Chromium at {path} (install it with `apt-get install -y "
-    "chromium`; .ci/run does) {extra}"
+    "chromium`; `make test` does) {extra}"
 )
 RESOLVER = "ResolverFunction"
 TICKET = 1001
