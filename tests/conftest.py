@@ -22,9 +22,15 @@ from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 
 from capture_bridge import metrics
-from capture_bridge.helpdesks import Headers, WebhookRequest
+from capture_bridge.helpdesks import (
+    Headers,
+    WebhookRequest,
+    notes_per_minute_key,
+    supported_helpdesks,
+)
 from capture_bridge.helpdesks.zendesk import sign_webhook
 from capture_bridge.models import CaptureSession, Delivery
+from capture_bridge.pacing import MAX_PER_MINUTE
 from capture_bridge.resolver import RunOutcome, resolve_due_sessions
 from capture_bridge.runtime import Runtime, build_runtime
 from capture_bridge.session_store import SessionStore
@@ -176,6 +182,9 @@ def env(
         "ZENDESK_API_TOKEN": "zd-test-token",
         "ZENDESK_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "CAPTURE_MAX_WAIT_MINUTES": "30",
+        # The tests' clocks stand still while a run works, so a note's pace would sleep for
+        # real: paced as fast as the bucket goes (its tests set their own pace).
+        **{notes_per_minute_key(name): str(MAX_PER_MINUTE) for name in supported_helpdesks()},
     }
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 import html
 import json
+import math
 import re
-from collections.abc import Mapping
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from ._server import (
@@ -61,8 +64,15 @@ class ZendeskSimulator(JsonHttpServer):
         port: int = 0,
         known_tickets: set[str] | None = None,
         comment_limit: int = COMMENT_LIMIT,
+        per_minute_limit: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`known_tickets` None means every numeric ticket id exists."""
+        """`known_tickets` None means every numeric ticket id exists.
+
+        `per_minute_limit` enforces an account's plan limit as Zendesk does: more calls than that
+        in any 60 seconds (of `clock`, in seconds) are answered 429 with `Retry-After`, and every
+        answer says `X-Rate-Limit` and `X-Rate-Limit-Remaining`.
+        """
         super().__init__(
             port=port,
             routes=[
@@ -80,6 +90,35 @@ class ZendeskSimulator(JsonHttpServer):
         self._next_id = 40_000_000_001
         # The role of the user the API token belongs to; "end-user" makes notes impossible.
         self.api_user_role = "admin"
+        self.per_minute_limit = per_minute_limit
+        self.clock = clock
+        self._calls: deque[float] = deque()
+        # Calls answered 429 by the per-minute limit.
+        self.throttled = 0
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        """Every call counts against the per-minute limit, when one is set."""
+        limit = self.per_minute_limit
+        if limit is None:
+            return super().handle(request)
+        now = self.clock()
+        with self._lock:
+            while self._calls and self._calls[0] <= now - 60:
+                self._calls.popleft()
+            if len(self._calls) >= limit:
+                self.throttled += 1
+                wait = max(1, math.ceil(self._calls[0] + 60 - now))
+                headers = {
+                    "Retry-After": str(wait),
+                    "X-Rate-Limit": str(limit),
+                    "X-Rate-Limit-Remaining": "0",
+                }
+                return Reply(429, {"error": "APIRateLimitExceeded"}, headers)
+            self._calls.append(now)
+            left = limit - len(self._calls)
+        reply = super().handle(request)
+        headers = {**reply.headers, "X-Rate-Limit": str(limit), "X-Rate-Limit-Remaining": str(left)}
+        return Reply(reply.status, reply.body, headers, reply.delay)
 
     # -- the demo's view (HelpdeskSimulator) -------------------------------------------------
 

@@ -174,11 +174,17 @@ class Bridge:
         return resolve_due_sessions(self.runtime, lambda: PLENTY_MS, self.clock)
 
     def contents(self) -> dict[str, list[dict[str, Any]]]:
-        """The table's items by kind (`session`, `open`, `delivery`), read consistently at once."""
+        """The table's items by kind (`session`, `open`, `delivery`, `pace`), read consistently
+        at once."""
         pages = self.observer.get_paginator("scan").paginate(
             TableName=self.table, ConsistentRead=True
         )
-        kinds: dict[str, list[dict[str, Any]]] = {"session": [], "open": [], "delivery": []}
+        kinds: dict[str, list[dict[str, Any]]] = {
+            "session": [],
+            "open": [],
+            "delivery": [],
+            "pace": [],
+        }
         for page in pages:
             for item in page["Items"]:
                 kind = item["pk"]["S"].split("#", 1)[0]

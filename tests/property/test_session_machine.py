@@ -114,7 +114,14 @@ SESSION_PREFIX = "session#"
 GUARD_PREFIX = "open#"
 DELIVERY_HEADER = "x-fake-delivery"
 SENT_AT_HEADER = "x-fake-sent-at"
-SETTINGS = {"TABLE_NAME": TABLE, "CAPTURE_MAX_WAIT_MINUTES": "30", "RESOLVER_CONCURRENCY": "1"}
+SETTINGS = {
+    "TABLE_NAME": TABLE,
+    "CAPTURE_MAX_WAIT_MINUTES": "30",
+    "RESOLVER_CONCURRENCY": "1",
+    # Notes are never held back by their pace here (tests/integration/test_pacing.py holds that):
+    # the machine's clock stands still between its moves, so a pace would sleep for real.
+    f"{HELPDESK.upper()}_NOTES_PER_MINUTE": "100000",
+}
 # Enough time left in a resolver run for everything it finds due.
 PLENTY_MS = 90_000
 # Accepted, refused as stale (a replay past the signature's freshness), or the store was down.

@@ -119,7 +119,11 @@ LOADED_BEYOND_THE_FLOOR = {
             "webhook_handler",
         ]
     ),
-    "resolver_handler": sorted([*SHARED_CORE, "capture_bridge.resolver", "resolver_handler"]),
+    # The resolver paces notes: the bucket's arithmetic is its own (the store's part that keeps
+    # the bucket loads with the first note paced).
+    "resolver_handler": sorted(
+        [*SHARED_CORE, "capture_bridge.pacing", "capture_bridge.resolver", "resolver_handler"]
+    ),
     "sessions_handler": sorted(
         [
             *SHARED_CORE,

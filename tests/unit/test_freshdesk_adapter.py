@@ -342,7 +342,7 @@ class TestModule:
         assert spec is freshdesk.SPEC
         assert spec.settings == ()
         assert spec.webhook_secret_key in spec.secret_keys
-        assert spec.optional_keys == ("FRESHDESK_API_URL",)
+        assert spec.optional_keys == ("FRESHDESK_API_URL", "FRESHDESK_NOTES_PER_MINUTE")
 
     def test_the_longest_note_covers_every_page_and_the_post(self) -> None:
         assert (MAX_CONVERSATION_PAGES + 1) * sum(

@@ -394,7 +394,7 @@ class TestSpec:
         spec = helpdesk_spec("front")
         assert spec.webhook_secret_key == "FRONT_APP_SECRET"
         assert spec.secret_keys == ("FRONT_APP_SECRET", "FRONT_API_TOKEN")
-        assert spec.optional_keys == ("FRONT_API_URL",)
+        assert spec.optional_keys == ("FRONT_API_URL", "FRONT_NOTES_PER_MINUTE")
         assert spec.longest_note_seconds == (MAX_COMMENT_PAGES + 1) * sum(NOTE_TIMEOUT)
         assert spec.longest_lookup_seconds == sum(LOOKUP_TIMEOUT)
 

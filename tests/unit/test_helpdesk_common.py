@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import datetime
 
 import pytest
 
@@ -15,6 +16,7 @@ from capture_bridge.helpdesks.common import (
     check_shared_secret,
     note_answer,
     presented_secret,
+    rate_limit_left,
     retry_after,
     rule_body,
     secure_url,
@@ -135,6 +137,55 @@ class TestNoteAnswers:
     @pytest.mark.parametrize("raw", [None, "", "Wed, 21 Oct 2026 07:28:00 GMT", "-1", "9" * 12])
     def test_a_retry_after_that_is_no_plain_number_is_ignored(self, raw: str | None) -> None:
         assert retry_after(raw) is None
+
+
+class TestRateLimitHeaders:
+    NOW = 1_800_000_000.0
+
+    @pytest.mark.parametrize(
+        ("headers", "expected"),
+        [
+            ({}, (None, None)),
+            # Zendesk's general limit says no reset; its ticketing limit does, in seconds
+            ({"X-Rate-Limit": "200", "X-Rate-Limit-Remaining": "57"}, (57, None)),
+            ({"ratelimit-remaining": "9", "ratelimit-reset": "41"}, (9, 41.0)),
+            # the fewest left wins, with its own reset
+            (
+                {
+                    "X-Rate-Limit-Remaining": "57",
+                    "ratelimit-remaining": "9",
+                    "ratelimit-reset": "4",
+                },
+                (9, 4.0),
+            ),
+            # Intercom's reset is an epoch (Jira's an ISO 8601 moment: below)
+            ({"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "1800000030"}, (3, 30.0)),
+            # Help Scout's per-minute names, HubSpot's 10-second window (no reset)
+            ({"X-RateLimit-Remaining-Minute": "12", "X-RateLimit-Retry-After": "8"}, (12, 8.0)),
+            ({"X-HubSpot-RateLimit-Remaining": "88"}, (88, None)),
+            # unreadable values say nothing
+            ({"X-Rate-Limit-Remaining": "lots"}, (None, None)),
+            ({"ratelimit-remaining": "5", "ratelimit-reset": "soon"}, (5, None)),
+        ],
+    )
+    def test_the_fewest_calls_left_and_their_reset(
+        self, headers: dict[str, str], expected: tuple[int | None, float | None]
+    ) -> None:
+        assert rate_limit_left(headers, now=self.NOW) == expected
+
+    def test_an_iso_reset_counts_from_now(self) -> None:
+        headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "2027-01-15T08:00:10Z"}
+        now = datetime.fromisoformat("2027-01-15T08:00:00+00:00").timestamp()
+        assert rate_limit_left(headers, now=now) == (0, 10.0)
+
+    def test_a_note_answer_carries_them(self) -> None:
+        result = note_answer("Desk", 201, None, headers={"X-Rate-Limit-Remaining": "4"})
+        assert (result.outcome, result.rate_remaining, result.rate_reset_seconds) == (
+            NoteOutcome.POSTED,
+            4,
+            None,
+        )
+        assert note_answer("Desk", 201, None).rate_remaining is None
 
 
 class TestSecureUrl:

@@ -647,7 +647,7 @@ class TestModule:
             "HELPSCOUT_APP_ID",
             "HELPSCOUT_APP_SECRET",
         )
-        assert spec.optional_keys == ("HELPSCOUT_API_URL",)
+        assert spec.optional_keys == ("HELPSCOUT_API_URL", "HELPSCOUT_NOTES_PER_MINUTE")
 
     def test_the_longest_note_covers_two_tokens_the_threads_and_two_posts(self) -> None:
         assert (2 + THREAD_PAGES + 2) * sum(CALL_TIMEOUT) <= helpscout.SPEC.longest_note_seconds

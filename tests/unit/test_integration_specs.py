@@ -16,7 +16,7 @@ from capture_bridge.capture import (
 )
 from capture_bridge.capture.spec import ApiTarget, ProviderSpec
 from capture_bridge.errors import UnknownHelpdesk, UnknownProvider
-from capture_bridge.helpdesks import helpdesk_spec, helpdesk_specs
+from capture_bridge.helpdesks import helpdesk_spec, helpdesk_specs, notes_per_minute_key
 from capture_bridge.helpdesks.spec import HelpdeskSpec
 from tests.conftest import ROOT
 
@@ -44,6 +44,18 @@ def test_each_helpdesk_module_declares_the_spec_its_registry_line_names() -> Non
         assert spec.webhook_secret_key in spec.secret_keys
         assert not set(spec.optional_keys) & set(spec.secret_keys)
         assert spec.longest_note_seconds > 0
+
+
+def test_each_helpdesk_paces_its_notes_by_a_key_of_its_own_with_a_default_the_bucket_keeps() -> (
+    None
+):
+    from capture_bridge.pacing import MAX_PER_MINUTE, MIN_PER_MINUTE
+
+    for spec in helpdesk_specs():
+        # read from the secret (or the environment), so no template changes
+        assert notes_per_minute_key(spec.name) in spec.optional_keys
+        assert notes_per_minute_key(spec.name) not in spec.settings
+        assert MIN_PER_MINUTE <= spec.notes_per_minute <= MAX_PER_MINUTE
 
 
 def test_each_capture_module_declares_the_spec_its_registry_line_names() -> None:

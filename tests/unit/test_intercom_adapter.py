@@ -573,7 +573,7 @@ class TestSettings:
             "INTERCOM_ACCESS_TOKEN",
             "INTERCOM_ADMIN_ID",
         )
-        assert spec.optional_keys == ("INTERCOM_API_URL",)
+        assert spec.optional_keys == ("INTERCOM_API_URL", "INTERCOM_NOTES_PER_MINUTE")
         assert spec.longest_lookup_seconds > 0
         settings = settings_from({"TABLE_NAME": "t"})
         assert spec.unconfigured(settings) == ["INTERCOM_ACCESS_TOKEN", "INTERCOM_ADMIN_ID"]

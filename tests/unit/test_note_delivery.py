@@ -16,11 +16,15 @@ from capture_bridge.capture_flow import (
     MAX_NOTE_DELAY,
     MAX_RETRY_AFTER,
     NOTE_RETRY_BASE,
+    NoteTurn,
+    awaiting_token,
     deliver_note,
+    note_turn,
 )
 from capture_bridge.helpdesks import NoteOutcome, NoteResult
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus
 from capture_bridge.notes import Note, marker
+from capture_bridge.pacing import Take
 from tests.store_sessions import START, new_session
 
 NOW = START + timedelta(minutes=5)
@@ -172,3 +176,33 @@ class TestRetries:
             MAX_NOTE_ATTEMPTS,
             None,
         )
+
+
+class TestPace:
+    """A note goes out only on a token of its helpdesk's bucket; without one it waits its turn."""
+
+    def test_a_token_sends_and_none_waits(self) -> None:
+        assert note_turn(Take(True, NOW)) is NoteTurn.SEND
+        assert note_turn(Take(False, NOW)) is NoteTurn.WAIT
+
+    def test_a_note_waiting_for_a_token_is_due_then_and_nothing_else_changes(self) -> None:
+        # given a session owing a note tried once before, and no token for 40 s
+        owed = finished(note_attempts=1)
+        token_at = NOW + timedelta(seconds=40)
+        # when it waits
+        waiting = awaiting_token(owed, token_at, NOW)
+        # then it is due when the token comes, still owing its note, and the wait is no attempt
+        assert waiting.next_check_at == token_at
+        assert waiting.note_state is NoteState.PENDING
+        assert waiting.note_attempts == 1
+        assert replace(waiting, next_check_at=None, updated_at=START) == replace(
+            owed, next_check_at=None, updated_at=START
+        )
+        # and a token already come leaves it due at once, never in the past
+        assert awaiting_token(owed, NOW - timedelta(seconds=5), NOW).next_check_at == NOW
+
+    def test_the_answer_to_the_post_is_heard_for_the_pace(self) -> None:
+        heard: list[NoteResult] = []
+        answer = NoteResult(NoteOutcome.POSTED, status=201, rate_remaining=7)
+        deliver_note(finished(), Desk(answer=answer), Source(), NOW, on_answer=heard.append)  # type: ignore[arg-type]
+        assert heard == [answer]

@@ -27,17 +27,21 @@ and never shows the user a second prompt.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from capture_bridge import metrics
 from capture_bridge.capture import BRIDGE_ERROR, CaptureProvider, CaptureResult, Outcome
-from capture_bridge.helpdesks import HelpdeskAdapter, LookupOutcome, NoteOutcome
+from capture_bridge.helpdesks import HelpdeskAdapter, LookupOutcome, NoteOutcome, NoteResult
 from capture_bridge.models import RETENTION, CaptureSession, ErrorCode, NoteState, SessionStatus
 from capture_bridge.notes import marker, render_note
 from capture_bridge.observability import logger, session_fields
+
+if TYPE_CHECKING:
+    from capture_bridge.pacing import Take
 
 # A claim outlives the longest function run (resolver timeout 90 s), so it only ever lapses
 # when its holder died; see session_store.
@@ -359,13 +363,41 @@ def give_up_if_faulting(session: CaptureSession, now: datetime) -> CaptureSessio
     return session
 
 
+class NoteTurn(StrEnum):
+    """Whether a note owed goes out in this step, by its helpdesk's pace (`note_turn`)."""
+
+    # A token was taken: the note is posted once the token has come.
+    SEND = "send"
+    # No token within what its holder can wait: the note waits, nothing sent.
+    WAIT = "wait"
+
+
+def note_turn(token: Take) -> NoteTurn:
+    """A note goes out only on a token of its helpdesk's bucket (`store.pace`)."""
+    return NoteTurn.SEND if token.granted else NoteTurn.WAIT
+
+
+def awaiting_token(session: CaptureSession, token_at: datetime, now: datetime) -> CaptureSession:
+    """The session whose note waits its turn: due again when its helpdesk's next token comes.
+
+    Nothing was sent, so nothing else changes: it is no attempt (`note_attempts` stays, so no
+    marker check is owed), and it keeps its note, never dropped.
+    """
+    return replace(session, next_check_at=max(token_at, now), updated_at=now)
+
+
 def deliver_note(
     session: CaptureSession,
     helpdesk: HelpdeskAdapter,
     provider: CaptureProvider,
     now: datetime,
+    *,
+    on_answer: Callable[[NoteResult], None] | None = None,
 ) -> CaptureSession:
-    """Post the session's one note unless it is already on the ticket."""
+    """Post the session's one note unless it is already on the ticket.
+
+    `on_answer` hears the helpdesk's answer to the post (the resolver tightens its pace by it).
+    """
     if session.interruptions or session.note_attempts > 0:
         # An earlier try may have landed before its holder died or timed out. Interruptions are
         # counted on the session, so a later run that did not see the death still looks.
@@ -376,6 +408,8 @@ def deliver_note(
             return _note_retry(session, now, None, "could not check the ticket for an earlier note")
     result = helpdesk.post_note(session.ticket_id, render_note(session, provider))
     metrics.note_answer(session, result)
+    if on_answer is not None:
+        on_answer(result)
     if result.outcome is NoteOutcome.POSTED:
         return _note_done(session, NoteState.POSTED, now)
     if result.outcome is NoteOutcome.REJECTED:

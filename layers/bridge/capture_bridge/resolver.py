@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from capture_bridge import metrics
 from capture_bridge.capture_flow import (
     CLAIM_LEASE,
+    NoteTurn,
     advance,
+    awaiting_token,
     completed,
     deliver_note,
     give_up_if_faulting,
     identify,
     needs_requester,
+    note_turn,
     record_fault,
     releases_guard,
     report_step,
 )
-from capture_bridge.errors import ConfigurationError, StoreUnavailable
+from capture_bridge.errors import ConfigurationError, StoreUnavailable, UnknownHelpdesk
+from capture_bridge.helpdesks import NoteResult, helpdesk_spec, notes_per_minute_key
 from capture_bridge.models import CaptureSession, NoteState, utc_now
 from capture_bridge.observability import error_text, logger, secret_values, session_fields
+from capture_bridge.pacing import MAX_PER_MINUTE, MIN_PER_MINUTE, Pace
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import Claim
 
@@ -36,6 +42,14 @@ SESSION_BUDGET_MS = 47_000
 # With less time left the note waits, due at once, for the next run.
 NOTE_BUDGET_MS = 39_000
 MAX_SESSIONS_PER_RUN = 500
+# A note waits in its run for its helpdesk's next token at most this long (and only with time
+# left for the note's worst case after it); a later token leaves it due for a later run.
+MAX_TOKEN_WAIT = timedelta(seconds=20)
+
+# The pace of a helpdesk the registry does not know (never one a session names in production).
+DEFAULT_NOTES_PER_MINUTE = 60
+
+Sleep = Callable[[float], None]
 
 
 class ResolverRunFailed(Exception):
@@ -65,6 +79,8 @@ class RunOutcome(StrEnum):
     NOTED = "noted"
     # Its note was given up (refused by the helpdesk, or failing too long).
     NOTE_UNDELIVERABLE = "note_undeliverable"
+    # Its note waits for its helpdesk's next token (`<NAME>_NOTES_PER_MINUTE`), due again then.
+    PACED = "paced"
 
 
 @dataclass
@@ -79,7 +95,9 @@ class RunSummary:
         return self.outcomes[RunOutcome.ERROR]
 
 
-def _outcome(before: CaptureSession, after: CaptureSession) -> RunOutcome:
+def _outcome(before: CaptureSession, after: CaptureSession, *, paced: bool) -> RunOutcome:
+    if paced:
+        return RunOutcome.PACED
     if after.note_state is not before.note_state:
         if after.note_state is NoteState.POSTED:
             return RunOutcome.NOTED
@@ -93,17 +111,20 @@ def process_session(
     session_id: str,
     clock: Callable[[], datetime],
     remaining_ms: Callable[[], int] | None = None,
+    *,
+    sleep: Sleep = time.sleep,
 ) -> RunOutcome:
     """Claim one due session, take its next step, record it; returns what happened.
 
     `remaining_ms` is the run's time left; without it, a note is always attempted. A step that
-    raises is recorded on the session, under the claim it keeps (see `_record_fault`).
+    raises is recorded on the session, under the claim it keeps (see `_record_fault`). `sleep`
+    waits for a note's token.
     """
     claim = runtime.store.claim(session_id, now=clock(), lease=CLAIM_LEASE)
     if claim is None:
         return RunOutcome.SKIPPED
     try:
-        return _step(runtime, claim, clock, remaining_ms)
+        return _step(runtime, claim, clock, remaining_ms, sleep)
     except Exception as exc:
         _record_fault(runtime, claim.session, exc, clock())
         return RunOutcome.ERROR
@@ -114,6 +135,7 @@ def _step(
     claim: Claim,
     clock: Callable[[], datetime],
     remaining_ms: Callable[[], int] | None,
+    sleep: Sleep,
 ) -> RunOutcome:
     claimed, token = claim.session, claim.session.claim_id or ""
     session = claimed
@@ -123,8 +145,11 @@ def _step(
     # Before anything that could raise again: what a session that kept raising has left to do
     # ends, and is saved at once (a note still owed goes out in the next run, with its own tries).
     ended = give_up_if_faulting(session, clock())
+    paced = False
     if ended is session:
-        session = _work(runtime, session, clock, remaining_ms, interrupted=claim.interrupted)
+        session, paced = _work(
+            runtime, session, clock, remaining_ms, sleep, interrupted=claim.interrupted
+        )
     else:
         session = ended
     session = completed(session)
@@ -135,7 +160,7 @@ def _step(
         logger.warning("claim lapsed before the session was saved", extra=session_fields(session))
         return RunOutcome.LAPSED
     report_step(claimed, session)
-    return _outcome(claimed, session)
+    return _outcome(claimed, session, paced=paced)
 
 
 def _work(
@@ -143,10 +168,14 @@ def _work(
     session: CaptureSession,
     clock: Callable[[], datetime],
     remaining_ms: Callable[[], int] | None,
+    sleep: Sleep,
     *,
     interrupted: bool,
-) -> CaptureSession:
-    """The session's next step: start or check an open capture, then deliver a note owed."""
+) -> tuple[CaptureSession, bool]:
+    """The session's next step: start or check an open capture, then deliver a note owed.
+
+    Also says whether the note waits for its helpdesk's pace.
+    """
     if needs_requester(session):
         # A step of its own, whoever held the session before (nothing was started without the
         # requester): the start follows in the next run, once the requester is recorded.
@@ -157,18 +186,85 @@ def _work(
         session = advance(session, provider, clock(), runtime.policy, interrupted=interrupted)
     if session.note_state is NoteState.PENDING:
         if remaining_ms is None or remaining_ms() >= NOTE_BUDGET_MS:
-            # Posted before the write below: a crash in between is caught by the marker check.
-            session = deliver_note(
-                session,
-                runtime.helpdesk(session.helpdesk),
-                runtime.provider(session.provider),
-                clock(),
+            return _paced_note(runtime, session, clock, remaining_ms, sleep)
+        # Too little time for the note's worst case: left due now for the next run.
+        logger.info("note left for the next run", extra=session_fields(session))
+        session = replace(session, next_check_at=clock())
+    return session, False
+
+
+def note_pace(runtime: Runtime, helpdesk: str) -> Pace:
+    """`<NAME>_NOTES_PER_MINUTE`, else the helpdesk's default (also when the value is invalid:
+    an ERROR log names it, and notes keep going at the vendor's lowest plan's pace)."""
+    try:
+        default = helpdesk_spec(helpdesk).notes_per_minute
+    except UnknownHelpdesk:
+        # No registered module (a test's double): the spec's own default.
+        default = DEFAULT_NOTES_PER_MINUTE
+    key = notes_per_minute_key(helpdesk)
+    try:
+        per_minute = runtime.settings.number(key, default, MIN_PER_MINUTE, MAX_PER_MINUTE)
+    except ConfigurationError as exc:
+        logger.error(
+            "invalid note pace; using the helpdesk's default",
+            extra={"helpdesk": helpdesk, "reason": str(exc), "notes_per_minute": default},
+        )
+        per_minute = default
+    return Pace(per_minute)
+
+
+def _paced_note(
+    runtime: Runtime,
+    session: CaptureSession,
+    clock: Callable[[], datetime],
+    remaining_ms: Callable[[], int] | None,
+    sleep: Sleep,
+) -> tuple[CaptureSession, bool]:
+    """Deliver the note on a token of its helpdesk's bucket, or leave it due when one comes.
+
+    The token may be one still to come, if the run can wait for it and still have time for the
+    note's worst case; the helpdesk's rate-limit headers on the answer tighten the bucket.
+    """
+    name = session.helpdesk
+    pace = note_pace(runtime, name)
+    spare = MAX_TOKEN_WAIT
+    if remaining_ms is not None:
+        spare = min(spare, timedelta(milliseconds=max(remaining_ms() - NOTE_BUDGET_MS, 0)))
+    token = runtime.store.take_note_token(name, pace, now=clock(), max_wait=spare)
+    if note_turn(token) is NoteTurn.WAIT:
+        logger.info(
+            "note waits for its helpdesk's pace",
+            extra=session_fields(session, due_at=token.at.isoformat()),
+        )
+        return awaiting_token(session, token.at, clock()), True
+    wait = (token.at - clock()).total_seconds()
+    if wait > 0:
+        sleep(wait)
+
+    def tighten(result: NoteResult) -> None:
+        remaining, reset = result.rate_remaining, result.rate_reset_seconds
+        if result.status == 429:
+            # None left until the helpdesk's Retry-After (or what its headers say).
+            remaining, reset = 0, result.retry_after_seconds or reset
+        if remaining is None:
+            return
+        try:
+            runtime.store.tighten_note_pace(
+                name, pace, now=clock(), remaining=remaining, reset_seconds=reset
             )
-        else:
-            # Too little time for the note's worst case: left due now for the next run.
-            logger.info("note left for the next run", extra=session_fields(session))
-            session = replace(session, next_check_at=clock())
-    return session
+        except StoreUnavailable:
+            # The note's own fate does not depend on it: the bucket alone paces for a while.
+            logger.warning("could not tighten the note pace", extra=session_fields(session))
+
+    # Posted before the write that follows: a crash in between is caught by the marker check.
+    delivered = deliver_note(
+        session,
+        runtime.helpdesk(name),
+        runtime.provider(session.provider),
+        clock(),
+        on_answer=tighten,
+    )
+    return delivered, False
 
 
 def _record_fault(runtime: Runtime, claimed: CaptureSession, exc: Exception, now: datetime) -> None:
@@ -194,15 +290,17 @@ def resolve_due_sessions(
     runtime: Runtime,
     remaining_ms: Callable[[], int],
     clock: Callable[[], datetime] = utc_now,
+    *,
+    sleep: Sleep = time.sleep,
 ) -> RunSummary:
     """Process the sessions due now, stopping in time to leave the rest for the next run.
 
     Raises `StoreUnavailable` when the due sessions cannot be listed. Its metrics, the heartbeat
-    first, are written as it ends, however it ends.
+    first, are written as it ends, however it ends. `sleep` waits for a note's token.
     """
     metrics.resolver_run()
     try:
-        return _resolve(runtime, remaining_ms, clock)
+        return _resolve(runtime, remaining_ms, clock, sleep)
     finally:
         metrics.flush()
 
@@ -211,6 +309,7 @@ def _resolve(
     runtime: Runtime,
     remaining_ms: Callable[[], int],
     clock: Callable[[], datetime],
+    sleep: Sleep,
 ) -> RunSummary:
     summary = RunSummary()
     due = runtime.store.due_session_ids(clock(), MAX_SESSIONS_PER_RUN)
@@ -220,7 +319,7 @@ def _resolve(
         if remaining_ms() < SESSION_BUDGET_MS:
             return RunOutcome.DEFERRED
         try:
-            return process_session(runtime, session_id, clock, remaining_ms)
+            return process_session(runtime, session_id, clock, remaining_ms, sleep=sleep)
         except Exception:
             # Not even claimed (the store failed for this one session): it stays due as it was.
             logger.exception("could not claim the session", extra={"session_id": session_id})

@@ -1,6 +1,6 @@
 """The session store: capture sessions, their claims and their guards, in one DynamoDB table.
 
-One table, three kinds of item, all keyed by `pk`:
+One table, four kinds of item, all keyed by `pk`:
 - `session#<id>`: a capture session. While it has work left it carries `due_bucket`, which puts
   it in the sparse `due-sessions` index sorted by `next_check_at`. Every session also carries
   `ticket_key` (`<helpdesk>#<ticket>`) and `status`, the partitions of the `ticket-sessions` and
@@ -11,6 +11,7 @@ One table, three kinds of item, all keyed by `pk`:
 - `delivery#<helpdesk>#<fingerprint>#<capture key>`: a capture already taken from a webhook
   delivery, to recognise replays; `delivery#api#<hash of the key>`: one taken from an API call's
   `Idempotency-Key`, with the fingerprint of its body, remembered for a day.
+- `pace#<helpdesk>`: the token bucket that paces notes to one helpdesk account (`store.pace`).
 
 Items written before sessions named their provider still load: they are Bugpilot sessions.
 
@@ -22,7 +23,8 @@ The store saves and claims; it decides nothing (that is `capture_flow`). Its par
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from capture_bridge.store.claims import (
     CONFLICT_PAUSE_SECONDS,
@@ -70,6 +72,10 @@ from capture_bridge.store.dynamodb import (
 )
 from capture_bridge.store.reads import Reads
 
+if TYPE_CHECKING:
+    from capture_bridge.pacing import Pace, Take
+    from capture_bridge.store.pace import Paces
+
 __all__ = [
     "API_DELIVERY_MEMORY",
     "BUSY_REASONS",
@@ -112,11 +118,42 @@ class SessionStore(Deliveries, Claims, Reads):
     """Capture sessions in DynamoDB. Thread-safe: the client is shared, nothing else is.
 
     Its methods are its parts': `create` (deliveries); `claim`, `record_fault`, `save`, `cancel`
-    and `save_links` (claims); `get`, `due_session_ids` and `list_sessions` (reads).
+    and `save_links` (claims); `get`, `due_session_ids` and `list_sessions` (reads);
+    `take_note_token` and `tighten_note_pace` (pace, loaded with the first note paced).
     """
 
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         super().__init__(Table(table_name, client))
+        self._paces: Paces | None = None
+
+    @property
+    def paces(self) -> Paces:
+        if self._paces is None:
+            # Imported here: only a resolver pacing its notes loads it, never a webhook.
+            from capture_bridge.store.pace import Paces
+
+            self._paces = Paces(self._table)
+        return self._paces
+
+    def take_note_token(
+        self, helpdesk: str, pace: Pace, *, now: datetime, max_wait: timedelta
+    ) -> Take:
+        """A token to post a note to `helpdesk` (`store.pace.Paces.take_note_token`)."""
+        return self.paces.take_note_token(helpdesk, pace, now=now, max_wait=max_wait)
+
+    def tighten_note_pace(
+        self,
+        helpdesk: str,
+        pace: Pace,
+        *,
+        now: datetime,
+        remaining: int,
+        reset_seconds: float | None = None,
+    ) -> None:
+        """Cut `helpdesk`'s bucket to what its rate-limit headers say is left."""
+        self.paces.tighten_note_pace(
+            helpdesk, pace, now=now, remaining=remaining, reset_seconds=reset_seconds
+        )
 
     @property
     def client(self) -> Any:

@@ -97,6 +97,10 @@ class NoteResult:
     retry_after_seconds: int | None = None
     # The helpdesk's HTTP status, when it answered at all (metrics tell 429s and 401s by it).
     status: int | None = None
+    # What its rate-limit headers said, when it sent them: the calls left, and the seconds until
+    # they are counted afresh (`common.rate_limit_left`). They tighten the helpdesk's note pace.
+    rate_remaining: int | None = None
+    rate_reset_seconds: float | None = None
 
 
 class LookupOutcome(StrEnum):
@@ -173,6 +177,14 @@ _MODULES = {
     "jira": "capture_bridge.helpdesks.jira",
     "zendesk": "capture_bridge.helpdesks.zendesk",
 }
+
+
+def notes_per_minute_key(name: str) -> str:
+    """The setting that paces notes to helpdesk `name`: `ZENDESK_NOTES_PER_MINUTE`, ...
+
+    Each spec lists it among its `optional_keys` and defaults it (`HelpdeskSpec.notes_per_minute`).
+    """
+    return f"{name.upper()}_NOTES_PER_MINUTE"
 
 
 def supported_helpdesks() -> tuple[str, ...]:

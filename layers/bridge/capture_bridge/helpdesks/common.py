@@ -11,8 +11,10 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -193,14 +195,96 @@ def retry_after(raw: str | None) -> int | None:
     return int(text) if text.isdigit() and len(text) <= 9 else None
 
 
-def note_answer(vendor: str, status: int, retry_after_header: str | None) -> NoteResult:
-    """What a helpdesk's answer to a note means: 2xx posted, 429 and 5xx retried, else rejected."""
+# The rate-limit headers helpdesks send: the calls left, and what says when they are counted
+# afresh (None: nothing does). Zendesk's general and ticketing limits; the IETF draft's names;
+# Intercom, Jira, Front, Freshdesk; Help Scout's per-minute ones; HubSpot's 10-second ones.
+RATE_LIMIT_HEADERS: tuple[tuple[str, str | None], ...] = (
+    ("x-rate-limit-remaining", None),
+    ("ratelimit-remaining", "ratelimit-reset"),
+    ("x-ratelimit-remaining", "x-ratelimit-reset"),
+    ("x-ratelimit-remaining-minute", "x-ratelimit-retry-after"),
+    ("x-hubspot-ratelimit-remaining", None),
+)
+# A reset further off than a day is no reset we can read.
+_LONGEST_RESET_SECONDS = 86_400.0
+
+
+def _reset_seconds(raw: str | None, now: float) -> float | None:
+    """Seconds until a reset header's moment: delta seconds, epoch (s or ms), or ISO 8601."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            return None
+        number = moment.timestamp() - now
+    else:
+        if number >= 1e12:  # epoch milliseconds
+            number = number / 1000 - now
+        elif number >= 1e9:  # epoch seconds
+            number -= now
+    return number if 0 <= number <= _LONGEST_RESET_SECONDS else None
+
+
+def rate_limit_left(
+    headers: Mapping[str, str], now: float | None = None
+) -> tuple[int | None, float | None]:
+    """The fewest calls any rate-limit header says are left, and when that limit resets.
+
+    (None, None) when no header says; the reset is None when its header is absent or unreadable.
+    """
+    found = Headers(headers)
+    current = time.time() if now is None else now
+    best: tuple[int | None, float | None] = (None, None)
+    for remaining_name, reset_name in RATE_LIMIT_HEADERS:
+        raw = found.get(remaining_name, "").strip()
+        if not raw.isdigit() or len(raw) > 9:
+            continue
+        remaining = int(raw)
+        if best[0] is None or remaining < best[0]:
+            reset = _reset_seconds(found.get(reset_name), current) if reset_name else None
+            best = (remaining, reset)
+    return best
+
+
+def note_answer(
+    vendor: str,
+    status: int,
+    retry_after_header: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> NoteResult:
+    """What a helpdesk's answer to a note means: 2xx posted, 429 and 5xx retried, else rejected.
+
+    With the answer's `headers`, what its rate-limit headers say comes along (`rate_limit_left`).
+    """
+    remaining, reset = rate_limit_left(headers or {})
     if 200 <= status < 300:
-        return NoteResult(NoteOutcome.POSTED, status=status)
+        return NoteResult(
+            NoteOutcome.POSTED, status=status, rate_remaining=remaining, rate_reset_seconds=reset
+        )
     message = f"{vendor} answered HTTP {status}"
     if status == 429 or status >= 500:
-        return NoteResult(NoteOutcome.RETRYABLE, message, retry_after(retry_after_header), status)
-    return NoteResult(NoteOutcome.REJECTED, message, status=status)
+        return NoteResult(
+            NoteOutcome.RETRYABLE,
+            message,
+            retry_after(retry_after_header),
+            status,
+            rate_remaining=remaining,
+            rate_reset_seconds=reset,
+        )
+    return NoteResult(
+        NoteOutcome.REJECTED,
+        message,
+        status=status,
+        rate_remaining=remaining,
+        rate_reset_seconds=reset,
+    )
 
 
 def send_note(
@@ -222,7 +306,9 @@ def send_note(
         )
     except TransportError as exc:
         return NoteResult(NoteOutcome.RETRYABLE, str(exc))
-    return note_answer(vendor, response.status, response.header("Retry-After"))
+    return note_answer(
+        vendor, response.status, response.header("Retry-After"), headers=response.headers
+    )
 
 
 def read_json(

@@ -298,5 +298,8 @@ SPEC = HelpdeskSpec(
     secret_keys=("FRESHDESK_DOMAIN", "FRESHDESK_API_KEY", "FRESHDESK_WEBHOOK_SECRET"),
     # The longest a note can take: the look for an earlier one (every page), then the post.
     longest_note_seconds=(MAX_CONVERSATION_PAGES + 1) * sum(NOTE_TIMEOUT),
-    optional_keys=("FRESHDESK_API_URL",),
+    optional_keys=("FRESHDESK_API_URL", "FRESHDESK_NOTES_PER_MINUTE"),
+    # Freshdesk Growth allows 200 calls a minute; a note costs up to three when its earlier try
+    # is looked for (two pages): 80% of 200 / 3 (docs/helpdesks/freshdesk.md).
+    notes_per_minute=53,
 )

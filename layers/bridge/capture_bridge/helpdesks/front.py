@@ -486,5 +486,8 @@ SPEC = HelpdeskSpec(
     # The longest a note can take: the look for an earlier one (every page), then the post.
     longest_note_seconds=(MAX_COMMENT_PAGES + 1) * sum(NOTE_TIMEOUT),
     longest_lookup_seconds=sum(LOOKUP_TIMEOUT),
-    optional_keys=("FRONT_API_URL",),
+    optional_keys=("FRONT_API_URL", "FRONT_NOTES_PER_MINUTE"),
+    # Front Starter allows 50 calls a minute; a note costs up to three when its earlier try is
+    # looked for (two pages): 80% of 50 / 3 (docs/helpdesks/front.md).
+    notes_per_minute=13,
 )

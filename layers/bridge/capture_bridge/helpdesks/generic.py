@@ -372,4 +372,8 @@ SPEC = HelpdeskSpec(
     secret_keys=("GENERIC_WEBHOOK_SECRET", "GENERIC_NOTE_URL"),
     # The longest a note can take: one post at its timeouts (`has_note` makes no call).
     longest_note_seconds=sum(NOTE_TIMEOUT),
+    optional_keys=("GENERIC_NOTES_PER_MINUTE",),
+    # The receiver is yours and no vendor limits it: five notes a second unless set
+    # (docs/helpdesks/generic.md).
+    notes_per_minute=300,
 )

@@ -428,4 +428,8 @@ SPEC = HelpdeskSpec(
     # The longest a note can take: the look for an earlier one (every page), then the post.
     longest_note_seconds=(MAX_COMMENT_PAGES + 1) * sum(NOTE_TIMEOUT),
     fresh_body=fresh_body,
+    optional_keys=("JIRA_NOTES_PER_MINUTE",),
+    # Jira Cloud publishes no fixed limit (cost-based): one note a second, tightened by its
+    # X-RateLimit-Remaining (docs/helpdesks/jira.md).
+    notes_per_minute=60,
 )

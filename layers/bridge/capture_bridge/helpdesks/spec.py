@@ -54,6 +54,9 @@ class HelpdeskSpec:
     # The longest a requester look-up can take, every call at its timeouts (none: never looks
     # one up, the payload names them).
     longest_lookup_seconds: float = 0.0
+    # Notes a minute to one account when `<NAME>_NOTES_PER_MINUTE` is not set: the vendor's
+    # lowest documented plan limit with a margin (its docs page says which, and why).
+    notes_per_minute: int = 60
     # Settings read from the functions' environment (template parameters).
     settings: tuple[str, ...] = ()
     # Keys read from the secret too, with defaults.

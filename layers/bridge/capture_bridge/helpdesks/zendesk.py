@@ -297,4 +297,8 @@ SPEC = HelpdeskSpec(
     # The longest a note can take: the look for an earlier one, then the post, each at its timeouts.
     longest_note_seconds=2 * sum(NOTE_TIMEOUT),
     settings=("ZENDESK_SUBDOMAIN", "ZENDESK_API_URL"),
+    optional_keys=("ZENDESK_NOTES_PER_MINUTE",),
+    # Zendesk Team allows 200 calls a minute (its Update Ticket endpoint 100); a note costs two
+    # when its earlier try is looked for: 80% of 200 / 2 (docs/helpdesks/zendesk.md).
+    notes_per_minute=80,
 )
