@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -48,6 +49,7 @@ class _Session:
     not_found_polls: int = 0
     ready: bool = False
     cancelled: bool = False
+    created: float = 0.0
 
 
 class BugpilotSimulator(JsonHttpServer):
@@ -55,7 +57,9 @@ class BugpilotSimulator(JsonHttpServer):
 
     A successful action creates a session token. Its report becomes ready after
     `reports_after_polls` session-info GETs answered 404 (0: ready at once; None: never,
-    until `complete_report`). Routes: "action" and "session_info".
+    until `complete_report`). With `auto_complete_seconds` set (off by default, so tests keep
+    their control), a report is also ready that long after its action, as when the user sends
+    it (what `make panel` runs). Routes: "action" and "session_info".
     """
 
     provider = "bugpilot"
@@ -75,6 +79,7 @@ class BugpilotSimulator(JsonHttpServer):
         port: int = 0,
         reports_after_polls: int | None = 1,
         report_base_url: str = "https://dash.bugpilot.io/report/",
+        auto_complete_seconds: float | None = None,
     ) -> None:
         super().__init__(
             port=port,
@@ -94,7 +99,10 @@ class BugpilotSimulator(JsonHttpServer):
             raise ValueError("reports_after_polls must be >= 0 or None")
         self.workspace_id = workspace_id
         self.api_key = api_key
+        if auto_complete_seconds is not None and auto_complete_seconds < 0:
+            raise ValueError("auto_complete_seconds must be >= 0 or None")
         self.reports_after_polls = reports_after_polls
+        self.auto_complete_seconds = auto_complete_seconds
         self.report_base_url = report_base_url.rstrip("/") + "/"
         self._connected: set[str] = set()
         self._sessions: dict[str, _Session] = {}
@@ -191,6 +199,7 @@ class BugpilotSimulator(JsonHttpServer):
                 action=action,
                 report_id=secrets.token_hex(12),
                 ready=self.reports_after_polls == 0,
+                created=time.monotonic(),
             )
             self._tokens.append(token)
         return Reply(
@@ -210,7 +219,7 @@ class BugpilotSimulator(JsonHttpServer):
                 return self.error(400, "INVALID_SESSION_TOKEN")
             if not session.ready and not session.cancelled:
                 due = self.reports_after_polls
-                if due is not None and session.not_found_polls >= due:
+                if (due is not None and session.not_found_polls >= due) or self._auto_due(session):
                     session.ready = True
                 else:
                     session.not_found_polls += 1
@@ -220,6 +229,11 @@ class BugpilotSimulator(JsonHttpServer):
         if "text/html" in request.headers.get("accept", "").lower():
             return Reply(302, None, {"Location": report_url})
         return Reply(200, {"ok": True, "reportUrl": report_url, "ts": epoch_ms()})
+
+    def _auto_due(self, session: _Session) -> bool:
+        """Whether `auto_complete_seconds` have passed since the session's action."""
+        wait = self.auto_complete_seconds
+        return wait is not None and time.monotonic() - session.created >= wait
 
     def _session(self, token: str) -> _Session:
         session = self._sessions.get(token)

@@ -383,6 +383,25 @@ def test_report_never_ready_until_completed() -> None:
         assert get_info(url).json()["reportUrl"] == report_url
 
 
+def test_report_completes_itself_after_auto_complete_seconds() -> None:
+    # Given a simulator whose reports complete on their own 0.3 s after the action (`make panel`)
+    with BugpilotSimulator(reports_after_polls=None, auto_complete_seconds=0.3) as sim:
+        sim.connect_user("u-1")
+        url, token = start_session(sim)
+        # Then the report is not found at first, however often it is asked for
+        assert get_info(url).status_code == 404
+        assert get_info(url).status_code == 404
+        # And ready once the time has passed, with no call to complete_report
+        time.sleep(0.35)
+        assert get_info(url).json()["reportUrl"] == sim.report_url(token)
+
+
+def test_auto_complete_is_off_by_default(bugpilot: BugpilotSimulator) -> None:
+    assert bugpilot.auto_complete_seconds is None
+    with pytest.raises(ValueError, match="auto_complete_seconds"):
+        BugpilotSimulator(auto_complete_seconds=-1)
+
+
 def test_cancelled_report_stays_not_found(bugpilot: BugpilotSimulator) -> None:
     url, token = start_session(bugpilot)
     bugpilot.cancel_report(token)
