@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -417,6 +418,40 @@ def demo_env(
     }
 
 
+@dataclass
+class Stack:
+    """The local runner and the simulators behind it."""
+
+    runner: LocalRunner
+    desk: HelpdeskSimulator
+    providers: dict[str, ProviderSimulator]
+
+
+def start_stack(
+    stack: ExitStack,
+    desk: HelpdeskSimulator,
+    *,
+    providers: Mapping[str, Callable[[], ProviderSimulator]] = PROVIDER_SIMULATORS,
+    env: Mapping[str, str] | None = None,
+    verbose: bool = False,
+    **runner_options: Any,
+) -> Stack:
+    """Start the capture sources' simulators, `desk` and the local runner on them (the demo's
+    settings, then `env`) with an embedded DynamoDB of its own; `stack` stops them all."""
+    started = {name: stack.enter_context(running(make())) for name, make in providers.items()}
+    stack.enter_context(running(desk))
+    runner_options.setdefault("port", 0)
+    runner = stack.enter_context(
+        LocalRunner(
+            env={**demo_env(desk, started, verbose=verbose), **(env or {})},
+            # A fresh table every run, even if AWS_ENDPOINT_URL_DYNAMODB points elsewhere.
+            embedded_dynamodb=True,
+            **runner_options,
+        )
+    )
+    return Stack(runner, desk, started)
+
+
 def run_demo(
     *,
     verbose: bool = False,
@@ -434,24 +469,16 @@ def run_demo(
         logging.getLogger("local_runner").setLevel(logging.WARNING)
     try:
         with ExitStack() as stack:
-            providers = {
-                name: stack.enter_context(running(make()))
-                for name, make in PROVIDER_SIMULATORS.items()
-            }
-            desk = stack.enter_context(running(make_desk()))
-            runner = stack.enter_context(
-                LocalRunner(
-                    template_path,
-                    port=0,
-                    schedule_interval=SCHEDULE_SECONDS,
-                    env=demo_env(desk, providers, verbose=verbose),
-                    # A fresh table every run, even if AWS_ENDPOINT_URL_DYNAMODB points elsewhere.
-                    embedded_dynamodb=True,
-                )
+            started = start_stack(
+                stack,
+                make_desk(),
+                verbose=verbose,
+                template_path=template_path,
+                schedule_interval=SCHEDULE_SECONDS,
             )
             if verbose:
                 make_handler_logs_readable()
-            Demo(runner, desk, providers).run()
+            Demo(started.runner, started.desk, started.providers).run()
     except DemoError as error:
         print(f"\nDemo failed: {error}", file=sys.stderr)
         return 1

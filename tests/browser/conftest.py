@@ -22,13 +22,9 @@ from typing import Any
 import pytest
 import requests
 
-from local_runner.demo import SESSIONS_API_TOKEN, demo_env, running
+from local_runner.demo import SESSIONS_API_TOKEN, start_stack
 from local_runner.runner import LocalRunner
-from local_runner.simulators import (
-    PROVIDER_SIMULATORS,
-    BugpilotSimulator,
-    ZendeskSimulator,
-)
+from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
 from local_runner.zaf import SDK_URL, STANDIN_SCRIPT, Ticket, ZafStandin
 from ops.app import manifest_for
 
@@ -127,21 +123,17 @@ class Bridge:
 def bridge() -> Iterator[Bridge]:
     """A fresh sessions API in token mode per test (its own embedded DynamoDB)."""
     with ExitStack() as stack:
-        providers = {
-            name: stack.enter_context(running(make())) for name, make in PROVIDER_SIMULATORS.items()
+        zendesk = ZendeskSimulator()
+        env = {
+            "SESSIONS_API_AUTH": "token",
+            # A table of its own: the bridge keeps one store (and DynamoDB client) per table
+            # name in the process, which must not outlive this test's embedded DynamoDB.
+            "TABLE_NAME": f"sessions-browser-{uuid.uuid4().hex[:12]}",
         }
-        zendesk = stack.enter_context(running(ZendeskSimulator()))
-        env = demo_env(zendesk, providers, verbose=False)
-        env["SESSIONS_API_AUTH"] = "token"
-        # A table of its own: the bridge keeps one store (and DynamoDB client) per table name
-        # in the process, which must not outlive this test's embedded DynamoDB.
-        env["TABLE_NAME"] = f"sessions-browser-{uuid.uuid4().hex[:12]}"
-        runner = stack.enter_context(
-            LocalRunner(port=0, start_schedules=False, env=env, embedded_dynamodb=True)
-        )
-        bugpilot = providers["bugpilot"]
+        started = start_stack(stack, zendesk, env=env, start_schedules=False)
+        bugpilot = started.providers["bugpilot"]
         assert isinstance(bugpilot, BugpilotSimulator)
-        yield Bridge(runner, bugpilot, zendesk)
+        yield Bridge(started.runner, bugpilot, zendesk)
 
 
 @dataclass
