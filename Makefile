@@ -31,7 +31,7 @@ STACK_ARGS = --stack $(STACK) $(REGION_ARG)
 BUILD_NOTE := note: sam build warns 'requirements.txt file not found' once per function: \
 	expected, their dependencies are the layer's (layers/bridge/requirements.txt).
 
-.PHONY: help demo dev local-env test fuzz lint typecheck checkov chromium unit validate build deploy preflight \
+.PHONY: help demo panel dev local-env test fuzz lint typecheck checkov chromium unit validate build deploy preflight \
 	secret doctor redrive app bench cost clean
 
 ## Lists the targets with what each one does.
@@ -65,6 +65,10 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 ## The demo: webhook -> capture -> internal note, on built-in simulators (HELPDESK=zendesk|...).
 demo: $(BIN)/.installed
 	$(BIN)/python -m local_runner demo --helpdesk $(HELPDESK)
+
+## The Zendesk sidebar app on the demo's simulators, no account needed (until Ctrl-C).
+panel: $(BIN)/.installed
+	$(BIN)/python -m local_runner panel
 
 ## The local runner against real accounts configured in .env (see README).
 dev: $(BIN)/.installed

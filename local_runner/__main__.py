@@ -1,5 +1,5 @@
-"""Command line: ``.venv/bin/python -m local_runner serve | demo | sign-event`` (or the make
-targets ``make dev`` and ``make demo``)."""
+"""Command line: ``.venv/bin/python -m local_runner serve | demo | panel | sign-event`` (or the
+make targets ``make dev``, ``make demo`` and ``make panel``)."""
 
 from __future__ import annotations
 
@@ -96,6 +96,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="the helpdesk whose simulator asks for the captures and receives the notes",
     )
+
+    panel = commands.add_parser(
+        "panel",
+        help="serve the Zendesk sidebar app on the demo's simulators (no account) until Ctrl-C",
+    )
+    panel.add_argument(
+        "--panel-port", type=int, default=3001, help="the panel's port (default: 3001)"
+    )
+    panel.add_argument("--port", type=int, default=0, help="the local API's port (default: any)")
+    panel.add_argument(
+        "--complete-after",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="the simulated user sends each report this long after it is asked for (default: 5)",
+    )
+    panel.add_argument("-v", "--verbose", action="store_true", help="show the handlers' logs")
 
     sign = commands.add_parser(
         "sign-event",
@@ -233,15 +250,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: cannot load the template: {error}", file=sys.stderr)
         return 2
 
-    stopped = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopped.set()
-
-    # Ctrl-C and SIGTERM (systemd, CI, kill) both stop cleanly via the event, rather than by an
-    # exception raised wherever the main thread happens to be.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stopped = _stop_on_signals()
     try:
         runner.start()
     except OSError as error:
@@ -276,6 +285,22 @@ def _serve(args: argparse.Namespace) -> int:
             panel.stop()
         runner.stop()
     return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event that Ctrl-C or SIGTERM sets.
+
+    Ctrl-C and SIGTERM (systemd, CI, kill) both stop cleanly via the event, rather than by an
+    exception raised wherever the main thread happens to be.
+    """
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stopped
 
 
 def _start_panel(args: argparse.Namespace, api_url: str, log: logging.Logger) -> ZafStandin | None:
@@ -353,6 +378,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The secret's keys come from the specs, in the layer.
         sys.path.insert(0, str(DEFAULT_TEMPLATE.parent / "layers" / "bridge"))
         return _sam_env(args)
+    if args.command == "panel":
+        from local_runner.panel import run_panel  # imported late: it needs the simulators
+
+        return run_panel(
+            _stop_on_signals(),
+            port=args.port,
+            panel_port=args.panel_port,
+            auto_complete_seconds=args.complete_after,
+            verbose=args.verbose,
+        )
     from local_runner.demo import run_demo  # imported late: it needs the simulators
 
     return run_demo(verbose=args.verbose, helpdesk=args.helpdesk)
