@@ -60,10 +60,10 @@ NOTE_MARKUP: dict[str, tuple[str, ...]] = {
 HTTP_TIMEOUT = 15.0
 # The demo's last words: where to try the Zendesk sidebar app (apps/zendesk) on this machine.
 PANEL_HINT = (
-    "Try the Zendesk sidebar app (apps/zendesk) on this machine: put SESSIONS_API_TOKEN=<any",
-    "value> in .env (beside the Zendesk and Bugpilot keys `make dev` needs), run `make dev`, and",
-    "open http://127.0.0.1:3001/panel/ (a stand-in for Zendesk's ticket sidebar, on the local",
-    "API). On the simulators instead: .venv/bin/pytest tests/browser. See docs/sidebar-app.md.",
+    "Try the Zendesk sidebar app (apps/zendesk) on this stack, still with no account: run",
+    "`make panel` and open the address it prints (a stand-in for Zendesk's ticket sidebar).",
+    "With real Zendesk and Bugpilot accounts in .env, `make dev` serves it too. See",
+    "docs/sidebar-app.md.",
 )
 
 

@@ -40,6 +40,10 @@ def test_demo_runs_end_to_end(helpdesk: str) -> None:
     assert "Done: every step happened as expected." in result.stdout
     # and it ends saying how to open the sidebar app locally
     assert result.stdout.rstrip().endswith("\n".join(PANEL_HINT))
+    # first `make panel` (no account), then `make dev` (real accounts)
+    hint = " ".join(PANEL_HINT)
+    assert "make panel" in hint
+    assert hint.index("make panel") < hint.index("make dev")
     desk = HELPDESK_SIMULATORS[helpdesk]()
     for number in DEMO_TICKETS:
         ticket = desk.ticket_id(number)
