@@ -12,7 +12,7 @@ import hmac
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -397,12 +397,13 @@ def lookup_json(
     headers: Mapping[str, str],
     timeout: tuple[float, float],
     auth: tuple[str, str] | None = None,
-    retry_after_header: str = "Retry-After",
+    wait: Callable[[HttpResponse], int | None] | None = None,
 ) -> Any | RequesterLookup:
     """`GET url` for a requester look-up: the JSON of a 200, else what the failure means.
 
     A look-up only reads, so no answer at all is simply retryable; a 200 that is not JSON is
-    an answer we cannot read, taken as a passing fault (retryable).
+    an answer we cannot read, taken as a passing fault (retryable). `wait` reads how long the
+    helpdesk asks us to wait from a failed answer (its own headers); `Retry-After` by default.
     """
     try:
         response: HttpResponse = http.request(
@@ -411,9 +412,8 @@ def lookup_json(
     except TransportError as exc:
         return RequesterLookup(LookupOutcome.RETRYABLE, message=str(exc))
     if response.status != 200:
-        return lookup_failure(
-            vendor, response.status, retry_after(response.header(retry_after_header))
-        )
+        waited = wait(response) if wait else retry_after(response.header("Retry-After"))
+        return lookup_failure(vendor, response.status, waited)
     payload = response.json()
     if payload is None:
         return RequesterLookup(LookupOutcome.RETRYABLE, message=f"{vendor} answered with no JSON")

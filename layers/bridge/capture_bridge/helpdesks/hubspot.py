@@ -34,7 +34,7 @@ from capture_bridge.helpdesks import (
 )
 from capture_bridge.helpdesks.common import (
     HmacHeader,
-    lookup_failure,
+    lookup_json,
     note_answer,
     requester_of,
     retry_after,
@@ -323,19 +323,14 @@ class HubSpotAdapter:
 
     def _lookup(self, url: str) -> Any | RequesterLookup:
         """A look-up's GET: the JSON of a 200, else what the failure means (HubSpot's waits)."""
-        try:
-            response = self._http.request(
-                "GET", url, headers=self._headers(), timeout=self._timeout
-            )
-        except TransportError as exc:
-            return RequesterLookup(LookupOutcome.RETRYABLE, message=str(exc))
-        if response.status != 200:
-            wait = rate_limit_wait(response) if response.status == 429 else None
-            return lookup_failure("HubSpot", response.status, wait)
-        payload = response.json()
-        if payload is None:
-            return RequesterLookup(LookupOutcome.RETRYABLE, message="HubSpot answered with no JSON")
-        return payload
+        return lookup_json(
+            self._http,
+            "HubSpot",
+            url,
+            headers=self._headers(),
+            timeout=self._timeout,
+            wait=lambda response: rate_limit_wait(response) if response.status == 429 else None,
+        )
 
     def post_note(self, ticket_id: str, note: Note) -> NoteResult:
         """`POST /crm/v3/objects/notes`, associated with the ticket: a note only agents see.

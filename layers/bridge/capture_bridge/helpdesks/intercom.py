@@ -30,7 +30,7 @@ from capture_bridge.helpdesks import (
 from capture_bridge.helpdesks.common import (
     HmacHeader,
     json_object,
-    lookup_failure,
+    lookup_json,
     note_answer,
     requester_of,
     retry_after,
@@ -370,19 +370,16 @@ class IntercomAdapter:
             )
         if not _CONTACT_ID.match(reference):
             return RequesterLookup(LookupOutcome.NOT_FOUND, message="not an Intercom contact id")
-        try:
-            response = self._http.request(
-                "GET",
-                f"{self._settings.api_url}/contacts/{reference}",
-                headers=headers,
-                timeout=self._lookup_timeout,
-            )
-        except TransportError as exc:
-            return RequesterLookup(LookupOutcome.RETRYABLE, message=str(exc))
-        if response.status != 200:
-            wait = wait_seconds(response, self._clock())
-            return lookup_failure("Intercom", response.status, wait)
-        contact = response.json()
+        contact = lookup_json(
+            self._http,
+            "Intercom",
+            f"{self._settings.api_url}/contacts/{reference}",
+            headers=headers,
+            timeout=self._lookup_timeout,
+            wait=lambda response: wait_seconds(response, self._clock()),
+        )
+        if isinstance(contact, RequesterLookup):
+            return contact
         if not isinstance(contact, dict):
             return RequesterLookup(
                 LookupOutcome.RETRYABLE, message="Intercom answered with no contact"
