@@ -14,7 +14,7 @@ from boto3.dynamodb.types import TypeSerializer
 
 from capture_bridge.capture import BRIDGE_ERROR, BRIDGE_ERROR_REASON
 from capture_bridge.capture.bugpilot import BugpilotProvider
-from capture_bridge.capture_flow import CLAIM_LEASE, MAX_CONSECUTIVE_FAULTS
+from capture_bridge.capture_flow import CLAIM_LEASE, MAX_CONSECUTIVE_FAULTS, STEADY_POLLS
 from capture_bridge.errors import StoreUnavailable
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus, format_time, utc_now
 from capture_bridge.resolver import (
@@ -154,8 +154,15 @@ class TestReportArrives:
         session = world.session(session_id)
         assert session.status is SessionStatus.TIMED_OUT
         assert session.error == "REPORT_NOT_FOUND"
-        # First poll 30 s after acceptance, then growing, capped at five minutes...
-        assert intervals[:5] == [timedelta(seconds=s) for s in (30, 30, 60, 120, 240)]
+        # First poll 30 s after acceptance, then every 45 s while the capture is young, then
+        # growing, capped at five minutes...
+        steady = [timedelta(seconds=45)] * STEADY_POLLS
+        assert intervals[: 3 + STEADY_POLLS] == [
+            timedelta(seconds=30),
+            *steady,
+            timedelta(seconds=90),
+            timedelta(seconds=180),
+        ]
         assert max(intervals) == timedelta(minutes=5)
         # ...and the last check lands on the deadline.
         assert world.clock() == session.deadline_at

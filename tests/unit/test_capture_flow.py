@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -12,6 +13,7 @@ from capture_bridge.capture_flow import (
     MAX_CONSECUTIVE_FAULTS,
     MAX_POLL_DELAY,
     MAX_UNCONFIRMED_REPEATS,
+    STEADY_POLLS,
     TRANSITIONS,
     CancelVerdict,
     Continue,
@@ -19,12 +21,14 @@ from capture_bridge.capture_flow import (
     RetryPolicy,
     advance,
     apply,
+    backoff,
     cancel_verdict,
     cancelled,
     completed,
     give_up_if_faulting,
     may_refresh,
     next_transition,
+    poll_interval,
     record_fault,
     refreshed,
     releases_guard,
@@ -114,10 +118,69 @@ def test_ready_finishes_with_links_and_details() -> None:
     assert after.details == {"kind": "screenshot"}
 
 
-def test_not_ready_checks_back_off_up_to_a_cap() -> None:
-    pending = replace(session(S.PENDING, reference="r"), polls=10)
-    after = apply(pending, CaptureResult(Outcome.NOT_READY), START, POLICY)
-    assert after.next_check_at == START + MAX_POLL_DELAY
+class TestPollSchedule:
+    """A pending capture is checked steadily while young, then further apart (issue 26 §3)."""
+
+    STEADY = timedelta(seconds=45)
+
+    def checks_until(self, end: timedelta, policy: RetryPolicy = POLICY) -> list[timedelta]:
+        """The times after the start at which a report that never comes is checked."""
+        at, step, times = policy.poll, 0, []
+        while at < end:
+            times.append(at)
+            at += poll_interval(step, policy)
+            step += 1
+        return times
+
+    def test_a_young_capture_is_checked_every_one_and_a_half_first_polls(self) -> None:
+        # Given a pending capture found not ready by each of its first checks
+        # When each answer is applied, then the next check is 45 s later, every time
+        for polls in range(STEADY_POLLS):
+            pending = replace(session(S.PENDING, reference="r"), polls=polls)
+            after = apply(pending, CaptureResult(Outcome.NOT_READY), START, POLICY)
+            assert after.next_check_at == START + self.STEADY, polls
+
+    def test_after_the_steady_checks_they_double_up_to_the_cap(self) -> None:
+        # Given the checks after the steady ones
+        steps = range(STEADY_POLLS, STEADY_POLLS + 4)
+        # When their waits are taken, then they double from the steady pace to five minutes
+        assert [poll_interval(step, POLICY) for step in steps] == [
+            timedelta(seconds=s) for s in (90, 180, 300, 300)
+        ]
+        pending = replace(session(S.PENDING, reference="r"), polls=40)
+        after = apply(pending, CaptureResult(Outcome.NOT_READY), START, POLICY)
+        assert after.next_check_at == START + MAX_POLL_DELAY
+
+    def test_no_ready_report_waits_more_than_the_steady_pace_in_its_first_ten_minutes(
+        self,
+    ) -> None:
+        # Given the checks of the first ten minutes (the issue's reports are ready within them)
+        times = self.checks_until(timedelta(minutes=10, seconds=45))
+        # Then no two are more than 45 s apart, and the first is the first poll
+        assert times[0] == POLICY.poll
+        assert max(b - a for a, b in pairwise(times)) == self.STEADY
+
+    def test_a_report_that_never_comes_costs_under_twice_todays_checks(self) -> None:
+        # Given today's checks in a capture's 30 minutes: 30 s, then 30 s doubling to 5 minutes
+        today, at, step = [], POLICY.poll, 0
+        while at < POLICY.max_wait:
+            today.append(at)
+            at += backoff(POLICY.poll, step, MAX_POLL_DELAY)
+            step += 1
+        # When the new schedule's are counted over the same 30 minutes
+        new = self.checks_until(POLICY.max_wait)
+        # Then its vendor calls (the start, the checks, one more at the deadline, the note) are
+        # fewer than twice today's
+        assert (len(today), len(new)) == (9, 19)
+        assert (3 + len(today), 3 + len(new)) == (12, 22)
+
+    def test_the_pace_follows_the_first_poll_and_never_exceeds_the_cap(self) -> None:
+        # Given a first poll of 1 s (the demo's) and one of an hour (the setting's maximum)
+        quick = replace(POLICY, poll=timedelta(seconds=1))
+        slow = replace(POLICY, poll=timedelta(hours=1))
+        # Then the steady pace is 1.5 s for the first, the cap for the second
+        assert poll_interval(0, quick) == timedelta(seconds=1.5)
+        assert poll_interval(0, slow) == poll_interval(STEADY_POLLS, slow) == MAX_POLL_DELAY
 
 
 def test_retry_after_is_honoured() -> None:
