@@ -1,0 +1,429 @@
+"""Time from a ready report to the note on the ticket (issue 26 §3), on a virtual clock.
+
+Captures start at random times over `ARRIVALS` and their Bugpilot reports become ready
+uniform(0, `READY_WITHIN`) after each start (seeded). The real product code runs them: the
+intake (`intake.open_captures`) starts each capture, the real `SessionStore` keeps them in the
+local runner's embedded DynamoDB, the Bugpilot and Zendesk simulators answer over HTTP on
+127.0.0.1. Two paths are measured on the same plan:
+
+- **today**: the scheduled resolver (`resolver.resolve_due_sessions`) once a minute;
+- **queue**: the work queue and its worker (`worker.work`), each session stepped when its
+  message becomes visible, plus the scheduled sweep.
+
+Half an hour of captures cannot run in real time inside `make bench`, so time is virtual: a
+discrete-event loop (`EventLoop`) takes the starts, the reports becoming ready, the scheduled
+runs and the queue's messages in time order, and every product call is given the virtual clock
+(`clock=`, `now=`) and a virtual `sleep`. Processing is not free: while a step runs, the
+virtual clock moves on by the real time it takes (`VirtualClock.step`). Time-to-link is the
+virtual time of the note's request to Zendesk less that of the report becoming ready; vendor
+calls are the simulators' recorded requests, counted per capture over its first 30 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import heapq
+import itertools
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from local_stack import Stack, local_stack, quiet
+
+CAPTURES = 200
+# A few captures whose report never comes: what they cost in their 30 minutes, beside today's.
+NEVER_READY = 5
+SEED = 26
+# Starts spread over this long, so that they fall anywhere within the scheduled minute.
+ARRIVALS = timedelta(minutes=20)
+READY_WITHIN = timedelta(minutes=10)
+RUN_EVERY = timedelta(minutes=1)
+# The resolver's timeout: a run's `remaining_ms` counts down from it on the virtual clock.
+RUN_TIMEOUT = timedelta(seconds=90)
+FIRST_MINUTES = timedelta(minutes=30)
+TARGET_P50 = 30.0
+TARGET_P95 = 60.0
+CALLS_RATIO = 2.0
+POOL = 1
+EPOCH = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+# -- the pure parts ------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least `share` of them at or below."""
+    if not values:
+        raise ValueError("no values")
+    if not 0 < share <= 1:
+        raise ValueError("share must be in (0, 1]")
+    ordered = sorted(values)
+    return ordered[max(math.ceil(share * len(ordered)), 1) - 1]
+
+
+@dataclass(order=True)
+class Event:
+    """Something that happens at `at`; events at the same time keep the order they were added."""
+
+    at: datetime
+    seq: int
+    kind: str = field(compare=False)
+    payload: Any = field(compare=False, default=None)
+
+
+class EventLoop:
+    """A discrete-event loop: events come out in time order, ties first in first out."""
+
+    def __init__(self) -> None:
+        self._heap: list[Event] = []
+        self._seq = itertools.count()
+
+    def push(self, at: datetime, kind: str, payload: Any = None) -> Event:
+        event = Event(at, next(self._seq), kind, payload)
+        heapq.heappush(self._heap, event)
+        return event
+
+    def pop(self) -> Event:
+        return heapq.heappop(self._heap)
+
+    def pop_same(self, first: Event, limit: int) -> list[Event]:
+        """`first` and the events of its kind due at the same time right after it, up to `limit`."""
+        batch = [first]
+        while (
+            len(batch) < limit
+            and self._heap
+            and self._heap[0].at == first.at
+            and self._heap[0].kind == first.kind
+        ):
+            batch.append(heapq.heappop(self._heap))
+        return batch
+
+    def count(self, kind: str) -> int:
+        return sum(1 for event in self._heap if event.kind == kind)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+
+class VirtualClock:
+    """Virtual time: set by the event loop, moved on by the real time a step takes and its sleeps.
+
+    Steps are taken one after the other but each begins at its own event's time, as concurrent
+    functions would; within a step the clock runs at real speed from there.
+    """
+
+    def __init__(self, start: datetime, timer: Callable[[], float] = time.perf_counter) -> None:
+        self._at = start
+        self._timer = timer
+        self._since: float | None = None
+
+    def __call__(self) -> datetime:
+        if self._since is None:
+            return self._at
+        return self._at + timedelta(seconds=self._timer() - self._since)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of virtual time, at once."""
+        self._at += timedelta(seconds=max(seconds, 0))
+
+    @contextlib.contextmanager
+    def step(self, at: datetime) -> Iterator[None]:
+        """A step beginning at `at`: inside it the clock runs from `at` at real speed."""
+        self._at, self._since = at, self._timer()
+        try:
+            yield
+        finally:
+            self._at, self._since = self(), None
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One capture of the plan: when it starts and when its report is ready (None: never)."""
+
+    number: int
+    start: timedelta
+    ready: timedelta | None
+
+
+def plan(captures: int, never: int, seed: int = SEED) -> list[Capture]:
+    """Starts uniform over `ARRIVALS`, reports ready uniform(0, `READY_WITHIN`) after each."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible plan, not a secret
+    planned: list[Capture] = []
+    for number in range(captures + never):
+        start = timedelta(seconds=rng.uniform(0, ARRIVALS.total_seconds()))
+        delay = timedelta(seconds=rng.uniform(0, READY_WITHIN.total_seconds()))
+        planned.append(Capture(number, start, start + delay if number < captures else None))
+    return sorted(planned, key=lambda capture: capture.start)
+
+
+@dataclass
+class PathResult:
+    """What one path did with the plan."""
+
+    # Seconds from each report becoming ready to its note's request to Zendesk.
+    links: list[float] = field(default_factory=list)
+    # Vendor calls in each capture's first 30 minutes, by capture, for ready and never-ready ones.
+    calls: list[int] = field(default_factory=list)
+    never_calls: list[int] = field(default_factory=list)
+    # Vendor calls for no capture in particular (none expected; counted to be sure).
+    other_calls: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "captures": len(self.links),
+            "p50": percentile(self.links, 0.5),
+            "p95": percentile(self.links, 0.95),
+            "max": max(self.links),
+            "links": self.links,
+            "calls": statistics.mean(self.calls),
+            "never_calls": statistics.mean(self.never_calls) if self.never_calls else None,
+            "other_calls": self.other_calls,
+            "steps": self.steps,
+            "seconds": self.seconds,
+        }
+
+
+# -- the measurement -----------------------------------------------------------------------------
+
+
+class Recorder:
+    """The virtual time of every request a simulator receives (the simulators run in-process)."""
+
+    def __init__(self, simulator: Any, clock: VirtualClock) -> None:
+        self.stamps: list[tuple[datetime, Any]] = []
+        handle = simulator.handle
+
+        def recorded(request: Any) -> Any:
+            self.stamps.append((clock(), request))
+            return handle(request)
+
+        # The simulator's own `handle`, wrapped on this instance only.
+        simulator.handle = recorded
+
+
+class Run:
+    """One path over the plan: the loop, the clock, the stack and what the simulators saw."""
+
+    def __init__(self, stack: Stack, planned: list[Capture]) -> None:
+        self.stack = stack
+        # A report is ready when the plan says (`complete_report`), never after some polls.
+        stack.bugpilot.reports_after_polls = None
+        self.plan = planned
+        self.loop = EventLoop()
+        self.clock = VirtualClock(EPOCH)
+        self.bugpilot = Recorder(stack.bugpilot, self.clock)
+        self.zendesk = Recorder(stack.zendesk, self.clock)
+        self.tokens: dict[str, int] = {}
+        self.ready_at: dict[int, datetime] = {}
+        self.result = PathResult()
+        for capture in planned:
+            self.loop.push(EPOCH + capture.start, "start", capture)
+            if capture.ready is not None:
+                self.loop.push(EPOCH + capture.ready, "ready", capture)
+
+    def runtime(self) -> Any:
+        from resolver_scale import _runtime
+
+        return _runtime(self.stack, POOL)
+
+    def start(self, runtime: Any, capture: Capture) -> None:
+        from capture_bridge.intake import open_captures
+        from capture_bridge.models import CaptureRequest
+
+        user = f"user-{capture.number}"
+        self.stack.bugpilot.connect_user(user)
+        request = CaptureRequest(
+            helpdesk="zendesk",
+            ticket_id=str(1000 + capture.number),
+            provider="bugpilot",
+            action="upload-session",
+            subject="upload-session",
+            user_id=user,
+        )
+        open_captures(runtime, [request], now=self.clock(), clock=self.clock)
+        self.tokens[self.stack.bugpilot.tokens[-1]] = capture.number
+
+    def ready(self, capture: Capture) -> None:
+        token = next(t for t, number in self.tokens.items() if number == capture.number)
+        self.stack.bugpilot.complete_report(token)
+        self.ready_at[capture.number] = self.clock()
+
+    def remaining_ms(self, began: datetime) -> Callable[[], int]:
+        return lambda: int((began + RUN_TIMEOUT - self.clock()).total_seconds() * 1000)
+
+    def settled(self) -> bool:
+        """Every capture noted (the never-ready ones once their deadline has passed)."""
+        noted = {self._capture_of(request) for _, request in self._notes()} - {None}
+        return len(noted) == len(self.plan)
+
+    def _notes(self) -> list[tuple[datetime, Any]]:
+        return [
+            (at, request)
+            for at, request in self.zendesk.stamps
+            if request.method == "PUT" and "/tickets/" in request.path
+        ]
+
+    def _capture_of(self, request: Any) -> int | None:
+        """The capture a vendor call was for: by ticket, session token or user; None if none."""
+        path: str = request.route
+        if "/tickets/" in path:
+            return int(path.split("/tickets/")[1].split(".")[0].split("/")[0]) - 1000
+        if "session-info" in path:
+            return self.tokens.get(path.rstrip("/").rsplit("/", 1)[1])
+        body = request.json()
+        user = body.get("userId") if isinstance(body, dict) else None
+        if isinstance(user, str) and user.startswith("user-"):
+            return int(user.removeprefix("user-"))
+        return None
+
+    def tally(self) -> PathResult:
+        """Time-to-link and vendor calls per capture, from what the simulators recorded."""
+        starts = {capture.number: EPOCH + capture.start for capture in self.plan}
+        firsts: dict[int, datetime] = {}
+        for at, request in self._notes():
+            number = self._capture_of(request)
+            if number is not None:
+                firsts.setdefault(number, at)
+        calls = dict.fromkeys(starts, 0)
+        for at, request in [*self.bugpilot.stamps, *self.zendesk.stamps]:
+            number = self._capture_of(request)
+            if number is None:
+                self.result.other_calls += 1
+            elif at < starts[number] + FIRST_MINUTES:
+                calls[number] += 1
+        for capture in self.plan:
+            if capture.ready is None:
+                self.result.never_calls.append(calls[capture.number])
+                continue
+            ready = self.ready_at[capture.number]
+            self.result.links.append((firsts[capture.number] - ready).total_seconds())
+            self.result.calls.append(calls[capture.number])
+        return self.result
+
+
+def todays_poll_interval(step: int, policy: Any) -> timedelta:
+    """Today's wait after a check found no report: the first poll doubled, up to 5 minutes."""
+    from capture_bridge.capture_flow import MAX_POLL_DELAY, backoff
+
+    interval: timedelta = backoff(policy.poll, step, MAX_POLL_DELAY)
+    return interval
+
+
+@contextlib.contextmanager
+def todays_schedule() -> Iterator[None]:
+    """The flow with today's pending-check schedule (before issue 26 §3), for the baseline."""
+    from capture_bridge import capture_flow
+
+    new = capture_flow.poll_interval
+    # `_wait` looks `poll_interval` up when it is called, so this is the one rule replaced.
+    capture_flow.poll_interval = todays_poll_interval
+    try:
+        yield
+    finally:
+        capture_flow.poll_interval = new
+
+
+def every_minute(stack: Stack, planned: list[Capture]) -> PathResult:
+    """The resolver every minute, each run on the sessions due by then."""
+    from capture_bridge.resolver import resolve_due_sessions
+
+    run = Run(stack, planned)
+    runtime = run.runtime()
+    run.loop.push(EPOCH, "run")
+    began = time.perf_counter()
+    while run.loop:
+        event = run.loop.pop()
+        with run.clock.step(event.at):
+            if event.kind == "start":
+                run.start(runtime, event.payload)
+            elif event.kind == "ready":
+                run.ready(event.payload)
+            else:
+                resolve_due_sessions(
+                    runtime, run.remaining_ms(event.at), run.clock, sleep=run.clock.sleep
+                )
+                run.result.steps += 1
+                if not (run.settled() and run.loop.count("start") == 0):
+                    run.loop.push(event.at + RUN_EVERY, "run")
+    run.result.seconds = time.perf_counter() - began
+    return run.tally()
+
+
+# What each measured path runs: how sessions are stepped, and on which check schedule.
+PATHS: dict[str, tuple[str, bool]] = {
+    # Today: the resolver every minute, today's schedule.
+    "today": ("every_minute", True),
+    # The new schedule alone, still stepped by the resolver every minute.
+    "steady_every_minute": ("every_minute", False),
+}
+DEFAULT_PATHS = ("today", "steady_every_minute")
+
+
+def measure_path(name: str, captures: int, never: int) -> dict[str, Any]:
+    """One path over the plan, on a fresh local stack (in a process of its own: see `measure`)."""
+    stepping, todays = PATHS[name]
+    runner = {"every_minute": every_minute}[stepping]
+    planned = plan(captures, never)
+    with local_stack() as stack, quiet():
+        with todays_schedule() if todays else contextlib.nullcontext():
+            return runner(stack, planned).summary()
+
+
+def measure(
+    captures: int = CAPTURES, never: int = NEVER_READY, paths: Sequence[str] = DEFAULT_PATHS
+) -> dict[str, Any]:
+    """Every path over the same plan, two at a time in processes of their own.
+
+    The stack (moto's server, the simulators) and the product share one interpreter per path,
+    so a path uses one core: two at once fit the bench's two cores.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        futures = {name: pool.submit(measure_path, name, captures, never) for name in paths}
+        figures = {name: future.result() for name, future in futures.items()}
+    return {
+        "captures": captures,
+        "never_ready": never,
+        "seed": SEED,
+        "arrivals_s": ARRIVALS.total_seconds(),
+        "ready_within_s": READY_WITHIN.total_seconds(),
+        "paths": figures,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--captures", type=int, default=CAPTURES)
+    parser.add_argument("--never", type=int, default=NEVER_READY)
+    parser.add_argument("--paths", nargs="*", choices=sorted(PATHS), default=DEFAULT_PATHS)
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args()
+    result = measure(args.captures, args.never, args.paths)
+    for name, figures in result["paths"].items():
+        print(
+            f"{name:20s} p50 {figures['p50']:5.1f} s  p95 {figures['p95']:5.1f} s"
+            f"  max {figures['max']:5.1f} s  calls/capture {figures['calls']:.2f}"
+            f" (never ready: {figures['never_calls']})  {figures['steps']} steps"
+            f" in {figures['seconds']:.0f} s"
+        )
+    if args.out:
+        with open(args.out, "w") as out:
+            json.dump(result, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
