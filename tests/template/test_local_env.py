@@ -102,7 +102,12 @@ def test_every_function_gets_its_keys_table_and_endpoint_from_the_generated_env_
     # reaches it
     assert out.stat().st_mode & 0o777 == 0o600
     resolved = sam_local_environment(out)
-    assert set(resolved) == {"WebhookFunction", "SessionsFunction", "ResolverFunction"}
+    assert set(resolved) == {
+        "WebhookFunction",
+        "SessionsFunction",
+        "ResolverFunction",
+        "WorkerFunction",
+    }
     for name, variables in resolved.items():
         # (the keys as the settings read them in the container, where SAM sets AWS_SAM_LOCAL)
         settings = settings_in_container(variables)

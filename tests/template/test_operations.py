@@ -64,6 +64,8 @@ EXPECTED_ALARMS: dict[str, tuple[str, str | None, str | None]] = {
     "TimedOutRatioAlarm": ("timed-out-ratio", None, None),
     "SignatureRefusalsAlarm": ("signature-refusals", NAMESPACE, "WebhookRefused"),
     "SessionsErrorsAlarm": ("sessions-api-errors", "AWS/Lambda", "Errors"),
+    "WorkDeadLetterAlarm": ("work-dead-letters", "AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    "WorkBacklogAlarm": ("work-backlog", "AWS/SQS", "ApproximateAgeOfOldestMessage"),
 }
 TREAT_MISSING_DATA = frozenset({"breaching", "notBreaching", "ignore", "missing"})
 RESOLVER_SILENCE_SECONDS = 600
@@ -243,6 +245,10 @@ def test_aws_metric_alarms_watch_this_stacks_resources(alarms: dict[str, Any]) -
         "ResolverDeadLetterAlarm": {
             "QueueName": Intrinsic("Fn::GetAtt", ["ResolverDeadLetterQueue", "QueueName"])
         },
+        "WorkDeadLetterAlarm": {
+            "QueueName": Intrinsic("Fn::GetAtt", ["WorkDeadLetterQueue", "QueueName"])
+        },
+        "WorkBacklogAlarm": {"QueueName": Intrinsic("Fn::GetAtt", ["WorkQueue", "QueueName"])},
     }
 
 

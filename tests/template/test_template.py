@@ -244,3 +244,85 @@ def test_the_sessions_routes_use_iam_by_default_and_the_webhook_never(
     # And API Gateway may invoke it for the sessions paths only
     permission = resources(template, "AWS::Lambda::Permission")["SessionsInvokePermission"]
     assert permission["Properties"]["SourceArn"].value.endswith("${HttpApi}/*/*/sessions*")
+
+
+# --- the work queue and its worker ---------------------------------------------------------
+
+
+def worker_event(template: dict[str, Any]) -> dict[str, Any]:
+    events = template["Resources"]["WorkerFunction"]["Properties"]["Events"]
+    (event,) = events.values()
+    assert event["Type"] == "SQS"
+    properties: dict[str, Any] = event["Properties"]
+    return properties
+
+
+def test_a_worker_begins_every_session_of_its_batch_at_once(template: dict[str, Any]) -> None:
+    from capture_bridge.worker import MAX_BATCH
+
+    # given the worker's event source mapping
+    event = worker_event(template)
+    # then it reads the work queue in batches no larger than the worker's pool, without waiting
+    # to fill them, and reports each failed message alone
+    assert event["Queue"] == Intrinsic("Fn::GetAtt", ["WorkQueue", "Arn"])
+    assert event["BatchSize"] <= MAX_BATCH
+    assert event["MaximumBatchingWindowInSeconds"] == 0
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # and how many workers run at once is a stated parameter
+    concurrency = event["ScalingConfig"]["MaximumConcurrency"]
+    assert concurrency == Intrinsic("Ref", "WorkerMaximumConcurrency")
+    assert template["Parameters"]["WorkerMaximumConcurrency"]["MinValue"] >= 2
+
+
+def test_a_worker_has_time_for_a_session_its_note_and_their_waits(
+    template: dict[str, Any],
+) -> None:
+    from capture_bridge.resolver import MAX_TOKEN_WAIT, NOTE_BUDGET_MS, SESSION_BUDGET_MS
+    from capture_bridge.worker import EARLY_WAIT_SECONDS
+
+    # given the worker's timeout
+    timeout_ms = template["Resources"]["WorkerFunction"]["Properties"]["Timeout"] * 1000
+    # then a reminder taken early, its session's step, its note's turn and its note all fit
+    waits_ms = 1000 * (EARLY_WAIT_SECONDS + MAX_TOKEN_WAIT.total_seconds())
+    assert timeout_ms >= SESSION_BUDGET_MS + NOTE_BUDGET_MS + waits_ms
+
+
+def test_a_message_comes_back_only_after_its_worker_and_its_claim_are_gone(
+    template: dict[str, Any],
+) -> None:
+    from capture_bridge.capture_flow import CLAIM_LEASE
+
+    # given the work queue and the worker
+    queue = template["Resources"]["WorkQueue"]["Properties"]
+    timeout = template["Resources"]["WorkerFunction"]["Properties"]["Timeout"]
+    # then a message is redelivered only after six times the worker's timeout (Lambda's advice),
+    # when a dead worker's claim has lapsed, so the next worker takes its session over
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert queue["VisibilityTimeout"] > CLAIM_LEASE.total_seconds()
+    # and one failing again and again ends in the dead-letter queue, which an alarm watches
+    redrive = queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == Intrinsic("Fn::GetAtt", ["WorkDeadLetterQueue", "Arn"])
+    assert 1 < redrive["maxReceiveCount"] <= 10
+    for name in ("WorkQueue", "WorkDeadLetterQueue"):
+        assert template["Resources"][name]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_every_function_that_saves_a_session_may_send_its_reminder(
+    template: dict[str, Any],
+) -> None:
+    # given the functions' environment and policies
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    # then every function knows the work queue
+    assert variables["WORK_QUEUE_URL"] == Intrinsic("Ref", "WorkQueue")
+    for name in ("WebhookFunction", "SessionsFunction", "ResolverFunction", "WorkerFunction"):
+        statements = template["Resources"][name]["Properties"]["Policies"][0]["Statement"]
+        sends = [
+            s
+            for s in statements
+            if "sqs:SendMessage"
+            in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        ]
+        # and may send to it, and to it alone
+        assert [s["Resource"] for s in sends] == [Intrinsic("Fn::GetAtt", ["WorkQueue", "Arn"])], (
+            name
+        )

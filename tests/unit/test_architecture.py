@@ -33,9 +33,10 @@ def package_modules() -> list[Path]:
 @pytest.mark.parametrize(
     ("library", "allowed"),
     [
-        # DynamoDB lives in the session store's one client module; settings reads the one secret.
-        ("boto3", {"store/dynamodb.py", "settings.py"}),
-        ("botocore", {"store/dynamodb.py", "settings.py"}),
+        # DynamoDB lives in the session store's one client module, SQS in the work queue's;
+        # settings reads the one secret.
+        ("boto3", {"store/dynamodb.py", "settings.py", "work_queue.py"}),
+        ("botocore", {"store/dynamodb.py", "settings.py", "work_queue.py"}),
         ("requests", {"http.py"}),
     ],
 )
@@ -49,7 +50,7 @@ def test_only_one_module_talks_to_each_service(library: str, allowed: set[str]) 
 
 
 def test_handlers_are_thin_entry_points() -> None:
-    assert [path.parent.name for path in HANDLERS] == ["resolver", "sessions", "webhook"]
+    assert [path.parent.name for path in HANDLERS] == ["resolver", "sessions", "webhook", "worker"]
     for handler in HANDLERS:
         assert not imported_roots(handler) & {"boto3", "botocore", "requests"}, handler.name
         assert len(handler.read_text().splitlines()) < 40, handler.name
@@ -71,7 +72,7 @@ def fresh_python(probe: str) -> subprocess.CompletedProcess[str]:
 def test_importing_a_handler_builds_no_client_and_reads_no_setting() -> None:
     # A fresh interpreter with no settings at all: importing must still work and stay lazy.
     probe = (
-        "import sys, webhook_handler, resolver_handler, sessions_handler\n"
+        "import sys, webhook_handler, resolver_handler, sessions_handler, worker_handler\n"
         "from capture_bridge import http, settings\n"
         "assert http._client is None and settings._cached is None\n"
         "assert 'capture_bridge.helpdesks.zendesk' not in sys.modules\n"
@@ -107,6 +108,7 @@ SHARED_CORE = [
     "capture_bridge.store.dynamodb",
     "capture_bridge.store.reads",
     "capture_bridge.settings",
+    "capture_bridge.work_queue",
 ]
 LOADED_BEYOND_THE_FLOOR = {
     "webhook_handler": sorted(
@@ -123,6 +125,16 @@ LOADED_BEYOND_THE_FLOOR = {
     # the bucket loads with the first note paced).
     "resolver_handler": sorted(
         [*SHARED_CORE, "capture_bridge.pacing", "capture_bridge.resolver", "resolver_handler"]
+    ),
+    # The queue's worker takes the resolver's step.
+    "worker_handler": sorted(
+        [
+            *SHARED_CORE,
+            "capture_bridge.pacing",
+            "capture_bridge.resolver",
+            "capture_bridge.worker",
+            "worker_handler",
+        ]
     ),
     "sessions_handler": sorted(
         [

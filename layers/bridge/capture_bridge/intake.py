@@ -29,6 +29,7 @@ from capture_bridge.models import CaptureRequest, CaptureSession, Delivery
 from capture_bridge.observability import logger, mask_email, session_fields
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import Idempotency
+from capture_bridge.work_queue import WorkItem
 
 # A call starts its captures itself only while it is young, so that every start it begins ends
 # well inside the function's timeout (the webhook's is 15 s; Bugpilot's interactive start takes
@@ -107,9 +108,31 @@ def open_captures(
         else item
         for item in opened
     ]
+    _remind(runtime, [item.session for item in opened if item.created], clock)
     if failure is not None:
         raise failure
     return opened
+
+
+def _remind(
+    runtime: Runtime, sessions: Sequence[CaptureSession], clock: Callable[[], datetime]
+) -> None:
+    """Send each new session still due to the work queue, delayed until it is due.
+
+    After every write, so that a session is stored before its reminder exists; one that cannot be
+    sent is the scheduled sweep's to send (`resolver.sweep`). A duplicate request sends nothing:
+    its session's reminder went out with the first.
+    """
+    queue = runtime.queue
+    if queue is None:
+        return
+    items = [
+        WorkItem(session.session_id, session.next_check_at)
+        for session in sessions
+        if session.has_work and session.next_check_at is not None
+    ]
+    if items:
+        queue.send(items, now=clock())
 
 
 def _start(

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from capture_bridge import metrics
 from capture_bridge.capture_flow import (
@@ -33,6 +34,7 @@ from capture_bridge.observability import error_text, logger, secret_values, sess
 from capture_bridge.pacing import MAX_PER_MINUTE, MIN_PER_MINUTE, Pace
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import Claim
+from capture_bridge.work_queue import WorkItem, WorkQueue
 
 # A session's work is cut in two, each begun only with time left for its worst case, every call
 # at its timeout (tests/unit/test_resolver_budget.py holds these to the integrations' figures):
@@ -42,6 +44,13 @@ SESSION_BUDGET_MS = 47_000
 # With less time left the note waits, due at once, for the next run.
 NOTE_BUDGET_MS = 39_000
 MAX_SESSIONS_PER_RUN = 500
+# With a work queue: a session this long overdue has lost its reminder (a delivered one is taken
+# within a second or two of its due time, so two minutes leave room for a worker's start-up).
+SWEEP_GRACE = timedelta(minutes=2)
+# The most sessions one sweep sends (10,000 reminders take about 1,000 SQS calls, in parallel),
+# and how many each of its threads sends at a time.
+MAX_SWEPT_PER_RUN = 10_000
+SWEEP_CHUNK = 100
 # A note waits in its run for its helpdesk's next token at most this long (and only with time
 # left for the note's worst case after it); a later token leaves it due for a later run.
 MAX_TOKEN_WAIT = timedelta(seconds=20)
@@ -81,6 +90,8 @@ class RunOutcome(StrEnum):
     NOTE_UNDELIVERABLE = "note_undeliverable"
     # Its note waits for its helpdesk's next token (`<NAME>_NOTES_PER_MINUTE`), due again then.
     PACED = "paced"
+    # Sent to the work queue by the sweep: its reminder had been lost (see `sweep`).
+    QUEUED = "queued"
 
 
 @dataclass
@@ -106,6 +117,13 @@ def _outcome(before: CaptureSession, after: CaptureSession, *, paced: bool) -> R
     return RunOutcome.FINISHED if after.status.is_final else RunOutcome.WAITING
 
 
+class Step(NamedTuple):
+    """What one step did, and when its session is due next (None: nothing left, or not ours)."""
+
+    outcome: RunOutcome
+    due: datetime | None
+
+
 def process_session(
     runtime: Runtime,
     session_id: str,
@@ -120,14 +138,27 @@ def process_session(
     raises is recorded on the session, under the claim it keeps (see `_record_fault`). `sleep`
     waits for a note's token.
     """
+    return step_session(runtime, session_id, clock, remaining_ms, sleep=sleep).outcome
+
+
+def step_session(
+    runtime: Runtime,
+    session_id: str,
+    clock: Callable[[], datetime],
+    remaining_ms: Callable[[], int] | None = None,
+    *,
+    sleep: Sleep = time.sleep,
+) -> Step:
+    """`process_session`, also saying when the session is due next, for its next reminder."""
     claim = runtime.store.claim(session_id, now=clock(), lease=CLAIM_LEASE)
     if claim is None:
-        return RunOutcome.SKIPPED
+        return Step(RunOutcome.SKIPPED, None)
     try:
         return _step(runtime, claim, clock, remaining_ms, sleep)
     except Exception as exc:
         _record_fault(runtime, claim.session, exc, clock())
-        return RunOutcome.ERROR
+        # The claim stays until its lease ends; then the session is due again.
+        return Step(RunOutcome.ERROR, claim.session.next_check_at)
 
 
 def _step(
@@ -136,7 +167,7 @@ def _step(
     clock: Callable[[], datetime],
     remaining_ms: Callable[[], int] | None,
     sleep: Sleep,
-) -> RunOutcome:
+) -> Step:
     claimed, token = claim.session, claim.session.claim_id or ""
     session = claimed
     if claim.interrupted:
@@ -158,9 +189,10 @@ def _step(
         released, held_claim=token, release_guard=releases_guard(claimed, session)
     ):
         logger.warning("claim lapsed before the session was saved", extra=session_fields(session))
-        return RunOutcome.LAPSED
+        return Step(RunOutcome.LAPSED, None)
     report_step(claimed, session)
-    return _outcome(claimed, session, paced=paced)
+    due = session.next_check_at if session.has_work else None
+    return Step(_outcome(claimed, session, paced=paced), due)
 
 
 def _work(
@@ -311,6 +343,8 @@ def _resolve(
     clock: Callable[[], datetime],
     sleep: Sleep,
 ) -> RunSummary:
+    if runtime.queue is not None:
+        return sweep(runtime, runtime.queue, clock)
     summary = RunSummary()
     due = runtime.store.due_session_ids(clock(), MAX_SESSIONS_PER_RUN)
     summary.due = len(due)
@@ -328,10 +362,48 @@ def _resolve(
 
     with ThreadPoolExecutor(max_workers=runtime.settings.resolver_concurrency) as pool:
         summary.outcomes.update(pool.map(work, due))
+    _log_summary(summary)
+    return summary
+
+
+def _log_summary(summary: RunSummary) -> None:
     logger.info(
         "resolver run finished",
         extra={"due": summary.due, **{str(k): v for k, v in summary.outcomes.items()}},
     )
+
+
+def sweep(runtime: Runtime, queue: WorkQueue, clock: Callable[[], datetime]) -> RunSummary:
+    """With a work queue, the scheduled run only sends again the sessions whose reminder was lost.
+
+    Every save that leaves a session due sends its reminder, so a session overdue by more than
+    `SWEEP_GRACE` lost it (a crash between the save and the send, a send that failed, a message
+    dead-lettered) or waits in a backlog. While the queue's backlog could hold them all, they are
+    left to it; else they are all sent, due now (a duplicate finds the session claimed or done).
+    An idle tick costs the same one listing as ever.
+    """
+    summary = RunSummary()
+    now = clock()
+    due = runtime.store.due_session_ids(now - SWEEP_GRACE, MAX_SWEPT_PER_RUN)
+    summary.due = len(due)
+    if due:
+        backlog = queue.backlog()
+        if backlog is not None and backlog >= len(due):
+            logger.info(
+                "overdue sessions left to the work queue's backlog",
+                extra={"due": len(due), "backlog": backlog},
+            )
+            summary.outcomes[RunOutcome.SKIPPED] += len(due)
+        else:
+            items = [WorkItem(session_id, now) for session_id in due]
+            chunks = [items[i : i + SWEEP_CHUNK] for i in range(0, len(items), SWEEP_CHUNK)]
+            with ThreadPoolExecutor(max_workers=runtime.settings.resolver_concurrency) as pool:
+                left = pool.map(lambda chunk: queue.send(chunk, now=now), chunks)
+                unsent = sum(len(chunk) for chunk in left)
+            summary.outcomes[RunOutcome.QUEUED] += len(due) - unsent
+            # Still due in the table: the next run tries them again.
+            summary.outcomes[RunOutcome.DEFERRED] += unsent
+    _log_summary(summary)
     return summary
 
 

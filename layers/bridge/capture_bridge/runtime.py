@@ -13,6 +13,10 @@ from capture_bridge.http import HttpClient, get_http_client
 from capture_bridge.models import CaptureRequest, TicketRequest
 from capture_bridge.session_store import SessionStore
 from capture_bridge.settings import Settings, get_settings
+from capture_bridge.work_queue import WorkQueue, work_queue
+
+# The work queue's URL (the template sets it); unset, the scheduled run does all the work.
+WORK_QUEUE_SETTING = "WORK_QUEUE_URL"
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,9 @@ class Runtime:
     settings: Settings
     store: SessionStore
     http: HttpClient
+    # Where sessions wait for their due time (`WORK_QUEUE_URL`); None: the scheduled run steps
+    # the due sessions itself, as before the queue existed.
+    queue: WorkQueue | None = None
 
     @property
     def policy(self) -> RetryPolicy:
@@ -98,7 +105,7 @@ def build_runtime(settings: Settings, *, store: SessionStore | None = None) -> R
     if store is None:
         with _lock:
             store = _stores.setdefault(settings.table_name, SessionStore(settings.table_name))
-    return Runtime(settings, store, get_http_client())
+    return Runtime(settings, store, get_http_client(), work_queue(settings.url(WORK_QUEUE_SETTING)))
 
 
 def get_runtime() -> Runtime:
