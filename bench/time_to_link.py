@@ -30,13 +30,14 @@ import math
 import random
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from local_stack import Stack, local_stack, quiet
+from local_stack import CallCounter, Stack, local_stack, quiet
 
 CAPTURES = 200
 # A few captures whose report never comes: what they cost in their 30 minutes, beside today's.
@@ -46,8 +47,11 @@ SEED = 26
 ARRIVALS = timedelta(minutes=20)
 READY_WITHIN = timedelta(minutes=10)
 RUN_EVERY = timedelta(minutes=1)
-# The resolver's timeout: a run's `remaining_ms` counts down from it on the virtual clock.
+# The resolver's and the worker's timeouts, and the work queue's visibility timeout
+# (template.yaml's): a run's `remaining_ms` counts down on the virtual clock.
 RUN_TIMEOUT = timedelta(seconds=90)
+WORKER_TIMEOUT = timedelta(seconds=120)
+VISIBILITY_TIMEOUT = timedelta(seconds=720)
 FIRST_MINUTES = timedelta(minutes=30)
 TARGET_P50 = 30.0
 TARGET_P95 = 60.0
@@ -117,31 +121,83 @@ class VirtualClock:
     """Virtual time: set by the event loop, moved on by the real time a step takes and its sleeps.
 
     Steps are taken one after the other but each begins at its own event's time, as concurrent
-    functions would; within a step the clock runs at real speed from there.
+    functions would; within a step the clock runs at real speed from there. A sleep moves only
+    its own thread's time on (the worker's threads wait side by side, not one after another);
+    the step ends at the latest of them.
     """
 
     def __init__(self, start: datetime, timer: Callable[[], float] = time.perf_counter) -> None:
         self._at = start
         self._timer = timer
         self._since: float | None = None
+        self._lock = threading.Lock()
+        # Each thread's sleeps in the current step: a cell per thread, tagged with the step.
+        self._local = threading.local()
+        self._step = 0
+        self._cells: list[list[float]] = []
+
+    def _slept(self) -> float:
+        cell = getattr(self._local, "cell", None)
+        return cell[1] if cell is not None and cell[0] == self._step else 0.0
 
     def __call__(self) -> datetime:
-        if self._since is None:
-            return self._at
-        return self._at + timedelta(seconds=self._timer() - self._since)
+        with self._lock:
+            at, since, slept = self._at, self._since, self._slept()
+        running = 0.0 if since is None else self._timer() - since
+        return at + timedelta(seconds=running + slept)
 
     def sleep(self, seconds: float) -> None:
-        """Wait `seconds` of virtual time, at once."""
-        self._at += timedelta(seconds=max(seconds, 0))
+        """Wait `seconds` of virtual time, at once (this thread's)."""
+        with self._lock:
+            cell = getattr(self._local, "cell", None)
+            if cell is None or cell[0] != self._step:
+                cell = [float(self._step), 0.0]
+                self._local.cell = cell
+                self._cells.append(cell)
+            cell[1] += max(seconds, 0)
 
     @contextlib.contextmanager
     def step(self, at: datetime) -> Iterator[None]:
         """A step beginning at `at`: inside it the clock runs from `at` at real speed."""
-        self._at, self._since = at, self._timer()
+        with self._lock:
+            self._at, self._since = at, self._timer()
+            self._step += 1
+            self._cells = []
         try:
             yield
         finally:
-            self._at, self._since = self(), None
+            with self._lock:
+                assert self._since is not None  # noqa: S101 - set above
+                slept = max((cell[1] for cell in self._cells), default=0.0)
+                self._at += timedelta(seconds=self._timer() - self._since + slept)
+                self._since = None
+                self._step += 1
+
+
+class VirtualQueue:
+    """The work queue (`work_queue.WorkQueue`) in the event loop: each message is delivered at
+    the time SQS would make it visible, the product's own `delay_seconds` after it was sent."""
+
+    def __init__(self, loop: EventLoop) -> None:
+        self.loop = loop
+        self.sent = 0
+        self.send_calls = 0
+        self._ids = itertools.count(1)
+
+    def send(self, items: Sequence[Any], *, now: datetime) -> list[Any]:
+        from capture_bridge.work_queue import BATCH, delay_seconds
+        from capture_bridge.worker import QueueMessage
+
+        # One SendMessageBatch per ten, as SqsWorkQueue sends them.
+        self.send_calls += math.ceil(len(items) / BATCH)
+        for item in items:
+            self.sent += 1
+            message = QueueMessage(f"m{next(self._ids)}", item)
+            self.loop.push(now + timedelta(seconds=delay_seconds(item, now)), "message", message)
+        return []
+
+    def backlog(self) -> int | None:
+        return self.loop.count("message")
 
 
 @dataclass(frozen=True)
@@ -175,8 +231,16 @@ class PathResult:
     never_calls: list[int] = field(default_factory=list)
     # Vendor calls for no capture in particular (none expected; counted to be sure).
     other_calls: int = 0
+    # Resolver runs, or worker invocations (batches), and the real seconds the path took.
     steps: int = 0
     seconds: float = 0.0
+    # The queue path's: messages sent and SendMessageBatch calls, messages delivered again,
+    # sessions the sweeps found overdue, and the calls of an idle sweep.
+    queue_sends: int = 0
+    queue_send_calls: int = 0
+    redelivered: int = 0
+    swept: int = 0
+    idle_sweep: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -190,6 +254,11 @@ class PathResult:
             "other_calls": self.other_calls,
             "steps": self.steps,
             "seconds": self.seconds,
+            "queue_sends": self.queue_sends,
+            "queue_send_calls": self.queue_send_calls,
+            "redelivered": self.redelivered,
+            "swept": self.swept,
+            "idle_sweep": self.idle_sweep,
         }
 
 
@@ -258,8 +327,9 @@ class Run:
         self.stack.bugpilot.complete_report(token)
         self.ready_at[capture.number] = self.clock()
 
-    def remaining_ms(self, began: datetime) -> Callable[[], int]:
-        return lambda: int((began + RUN_TIMEOUT - self.clock()).total_seconds() * 1000)
+    def remaining_ms(self, began: datetime, timeout: timedelta = RUN_TIMEOUT) -> Callable[[], int]:
+        """A function's time left on the virtual clock, `timeout` from `began`."""
+        return lambda: int((began + timeout - self.clock()).total_seconds() * 1000)
 
     def settled(self) -> bool:
         """Every capture noted (the never-ready ones once their deadline has passed)."""
@@ -359,24 +429,94 @@ def every_minute(stack: Stack, planned: list[Capture]) -> PathResult:
     return run.tally()
 
 
+def through_queue(stack: Stack, planned: list[Capture]) -> PathResult:
+    """The work queue: each message stepped by the worker when it is delivered, in batches of
+    those delivered at the same moment (up to the event source mapping's ten); the scheduled
+    run, a sweep, every minute."""
+    from dataclasses import replace
+
+    from capture_bridge.resolver import resolve_due_sessions
+    from capture_bridge.worker import MAX_BATCH, work
+
+    run = Run(stack, planned)
+    queue = VirtualQueue(run.loop)
+    runtime = replace(run.runtime(), queue=queue)
+    run.loop.push(EPOCH, "run")
+    began = time.perf_counter()
+    while run.loop:
+        event = run.loop.pop()
+        with run.clock.step(event.at):
+            if event.kind == "start":
+                run.start(runtime, event.payload)
+            elif event.kind == "ready":
+                run.ready(event.payload)
+            elif event.kind == "message":
+                batch = [e.payload for e in run.loop.pop_same(event, MAX_BATCH)]
+                failed = set(
+                    work(
+                        runtime,
+                        batch,
+                        run.clock,
+                        run.remaining_ms(event.at, WORKER_TIMEOUT),
+                        sleep=run.clock.sleep,
+                    )
+                )
+                run.result.steps += 1
+                for message in batch:
+                    if message.message_id in failed:
+                        # Delivered again once its visibility timeout has passed.
+                        run.loop.push(event.at + VISIBILITY_TIMEOUT, "message", message)
+                        run.result.redelivered += 1
+            else:
+                summary = resolve_due_sessions(
+                    runtime, run.remaining_ms(event.at), run.clock, sleep=run.clock.sleep
+                )
+                run.result.swept += summary.due
+                if not (run.settled() and run.loop.count("start") == 0):
+                    run.loop.push(event.at + RUN_EVERY, "run")
+    run.result.seconds = time.perf_counter() - began
+    run.result.queue_sends = queue.sent
+    run.result.queue_send_calls = queue.send_calls
+    run.result.idle_sweep = idle_sweep(runtime, run.clock)
+    return run.tally()
+
+
+def idle_sweep(runtime: Any, clock: VirtualClock) -> dict[str, int]:
+    """The calls of one scheduled run with nothing due: DynamoDB's, and the queue's sends."""
+    from capture_bridge.resolver import resolve_due_sessions
+
+    counter = CallCounter()
+    client = runtime.store._table.client._client
+    client.meta.events.register("before-parameter-build.dynamodb.*", counter)
+    sends = runtime.queue.send_calls
+    with clock.step(clock() + timedelta(hours=1)):
+        summary = resolve_due_sessions(runtime, lambda: 60_000, clock)
+    client.meta.events.unregister("before-parameter-build.dynamodb.*", counter)
+    if summary.due:
+        raise RuntimeError(f"{summary.due} sessions still due after every capture ended")
+    return {**counter.calls, "SendMessageBatch": runtime.queue.send_calls - sends}
+
+
 # What each measured path runs: how sessions are stepped, and on which check schedule.
 PATHS: dict[str, tuple[str, bool]] = {
     # Today: the resolver every minute, today's schedule.
     "today": ("every_minute", True),
     # The new schedule alone, still stepped by the resolver every minute.
     "steady_every_minute": ("every_minute", False),
+    # The design: the work queue and its worker, the new schedule.
+    "queue": ("through_queue", False),
 }
-DEFAULT_PATHS = ("today", "steady_every_minute")
+DEFAULT_PATHS = ("today", "queue")
 
 
 def measure_path(name: str, captures: int, never: int) -> dict[str, Any]:
     """One path over the plan, on a fresh local stack (in a process of its own: see `measure`)."""
     stepping, todays = PATHS[name]
-    runner = {"every_minute": every_minute}[stepping]
+    runner = {"every_minute": every_minute, "through_queue": through_queue}[stepping]
     planned = plan(captures, never)
-    with local_stack() as stack, quiet():
-        with todays_schedule() if todays else contextlib.nullcontext():
-            return runner(stack, planned).summary()
+    schedule = todays_schedule() if todays else contextlib.nullcontext()
+    with local_stack() as stack, quiet(), schedule:
+        return runner(stack, planned).summary()
 
 
 def measure(
