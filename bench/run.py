@@ -36,6 +36,10 @@ IMPORT_BUDGET = 1.15
 # Today's overload figure (§1): 120 sessions due, vendors answering in 2 s.
 OVERLOAD_DUE = 120
 OVERLOAD_LATENCY = 2.0
+# The targets of issue 26 §3: from a ready report to the note, and the vendor calls it may cost.
+LINK_P50 = 30.0
+LINK_P95 = 60.0
+LINK_CALLS = 2.0
 
 
 # -- the parts, each run in its own interpreter ---------------------------------------------------
@@ -94,6 +98,14 @@ def part_cost(quick: bool) -> dict[str, Any]:
     }
 
 
+def part_link(quick: bool) -> dict[str, Any]:
+    import time_to_link
+
+    if quick:
+        return time_to_link.measure(60, 2)
+    return time_to_link.measure()
+
+
 PARTS = {
     "imports": part_imports,
     "webhook": part_webhook,
@@ -101,6 +113,7 @@ PARTS = {
     "overload": part_overload,
     "idle": part_idle,
     "cost": part_cost,
+    "link": part_link,
 }
 
 
@@ -187,12 +200,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             f" {hook['write_units']:.0f} write units; a whole capture"
             f" {r['cost']['items_written']:.0f} items, {r['cost']['write_units']:.0f} write units",
         ),
-        (
-            "Time-to-link p50 ≤ 30 s, p95 ≤ 60 s (§3)",
-            "not yet built",
-            "today a ready report waits for the next poll (30 s) and the next scheduled run"
-            " (up to 60 s); the simulated-delay measurement comes with §3",
-        ),
+        _link_target(r.get("link")),
         (
             "10,000 due sessions handled through the queue (§1)",
             "not yet built",
@@ -206,6 +214,100 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             "today notes are not paced",
         ),
     ]
+
+
+def link_targets(link: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """(target, met, figure) for each target of §3, from the time-to-link part."""
+    new, today = link["paths"]["queue"], link["paths"]["today"]
+    ratio = new["calls"] / today["calls"]
+    return [
+        (
+            f"p50 ≤ {LINK_P50:.0f} s",
+            new["p50"] <= LINK_P50,
+            f"{new['p50']:.1f} s (today {today['p50']:.1f} s)",
+        ),
+        (
+            f"p95 ≤ {LINK_P95:.0f} s",
+            new["p95"] <= LINK_P95,
+            f"{new['p95']:.1f} s (today {today['p95']:.1f} s)",
+        ),
+        (
+            f"Vendor calls per capture in its first 30 minutes ≤ {LINK_CALLS}x today's",
+            ratio <= LINK_CALLS,
+            f"{new['calls']:.2f} vs {today['calls']:.2f} today: {ratio:.2f}x",
+        ),
+    ]
+
+
+def _link_target(link: dict[str, Any] | None) -> tuple[str, str, str]:
+    target = f"Time-to-link p50 ≤ {LINK_P50:.0f} s, p95 ≤ {LINK_P95:.0f} s (§3)"
+    if link is None:
+        return (target, "not yet measurable", "no time-to-link figures in this run")
+    rows = link_targets(link)
+    figures = "; ".join(f"{name}: {figure}" for name, _, figure in rows)
+    return (target, _mark(all(met for _, met, _ in rows)), f"with the work queue: {figures}")
+
+
+def _link_section(link: dict[str, Any] | None) -> list[str]:
+    """bench/results.md's section on issue 26 §3, when the run measured it."""
+    if link is None:
+        return []
+    today, new = link["paths"]["today"], link["paths"]["queue"]
+    idle = new["idle_run"]
+    never = link["never_ready"]
+    return [
+        "## Time to link (issue 26 §3)",
+        "",
+        f"From a Bugpilot report becoming ready to the note's request reaching Zendesk, over"
+        f" {link['captures']} captures started at random over {link['arrivals_s'] / 60:.0f}"
+        f" minutes, each report ready uniform(0, {link['ready_within_s'] / 60:.0f} min) after"
+        f" its start (seed {link['seed']}), plus {never} captures whose report never comes."
+        " Both paths run the same plan through the real product code (`intake.open_captures`,"
+        " the real `SessionStore` on the local DynamoDB, the Bugpilot and Zendesk simulators"
+        " over HTTP): **today**, the scheduled resolver every minute with the pending-check"
+        " schedule before §3 (first check at 30 s, then 30 s doubling to 5 minutes); **queue**,"
+        " the work queue and its worker (`worker.work`) stepping each session when SQS would"
+        " deliver its message, the scheduled sweep every minute, and the new schedule (every"
+        " 45 s for 14 checks, then doubling).",
+        "",
+        "**Time is virtual.** Half an hour of captures a path cannot run in real time inside"
+        " `make bench`, so `bench/time_to_link.py` drives the product on a virtual clock: a"
+        " discrete-event loop over the starts, the reports becoming ready, the scheduled runs"
+        " and the queue's messages (delivered after the product's own `delay_seconds`), every"
+        " product call given that clock and a virtual `sleep`. Processing is not free: while a"
+        " step runs, the clock moves on by the real time it takes on this machine. Steps that"
+        " would overlap in Lambda run one after the other here, each from its own event's time."
+        f" Each path took {today['seconds']:.0f} s and {new['seconds']:.0f} s of real time"
+        " (in parallel).",
+        "",
+        "| Target | Status | Measured |",
+        "| --- | --- | --- |",
+        *(f"| {name} | {_mark(met)} | {figure} |" for name, met, figure in link_targets(link)),
+        "",
+        "| Figure | Today (resolver every minute) | Queue and worker |",
+        "| --- | --- | --- |",
+        f"| Time-to-link p50 | {today['p50']:.1f} s | {new['p50']:.1f} s |",
+        f"| Time-to-link p95 | {today['p95']:.1f} s | {new['p95']:.1f} s |",
+        f"| Time-to-link max | {today['max']:.1f} s | {new['max']:.1f} s |",
+        f"| Vendor calls per capture, first 30 minutes (start, checks, note) |"
+        f" {today['calls']:.2f} | {new['calls']:.2f} |",
+        f"| The same for a report that never comes ({never} captures) |"
+        f" {today['never_calls']:.1f} | {new['never_calls']:.1f} |",
+        f"| Scheduled runs / worker invocations | {today['steps']} | {new['steps']} |",
+        f"| SQS messages sent per capture | 0 |"
+        f" {new['queue_sends'] / (link['captures'] + never):.2f} |",
+        f"| Sessions the sweeps found overdue | - | {new['swept']} |",
+        f"| An idle scheduled run (the sweep, with a queue) | {_calls(today['idle_run'])} |"
+        f" {_calls(idle)} |",
+        "",
+    ]
+
+
+def r_idle(link: dict[str, Any]) -> dict[str, float]:
+    """Today's idle run: the same due-listing as the sweep's (see the idle-tick target)."""
+    return {
+        k: v for k, v in link["paths"]["queue"]["idle_sweep"].items() if k != "SendMessageBatch"
+    }
 
 
 def _calls(calls: dict[str, float]) -> str:
@@ -282,6 +384,7 @@ def write_results(r: dict[str, Any], plots: list[str]) -> None:
         *(f"| {item} | ${dollars:.2f} |" for item, dollars in monthly.items()),
         f"| **Total** | **${sum(monthly.values()):.2f}** |",
         "",
+        *_link_section(r.get("link")),
         "## Plots",
         "",
         *(f"![{Path(plot).stem}](plots/{Path(plot).name})" for plot in plots),
@@ -405,6 +508,31 @@ def plot(r: dict[str, Any]) -> list[str]:
     ax.set_title("DynamoDB writes per capture (today)")
     ax.legend()
     save(fig, "6_writes_per_capture")
+
+    # 7. Time to link.
+    link = r.get("link")
+    if link is not None:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        for name, color, label in (
+            ("today", "grey", "today: resolver every minute"),
+            ("queue", "C0", "work queue and worker, new schedule"),
+        ):
+            figures = link["paths"][name]
+            values = sorted(figures["links"])
+            share = [(i + 1) / len(values) for i in range(len(values))]
+            label = f"{label}: p50 {figures['p50']:.0f} s, p95 {figures['p95']:.0f} s"
+            ax.step(values, share, where="post", color=color, label=label)
+        for seconds, level in ((LINK_P50, 0.5), (LINK_P95, 0.95)):
+            ax.axvline(seconds, color="red", linestyle="--", alpha=0.6)
+            ax.axhline(level, color="red", linestyle=":", alpha=0.4)
+        ax.set_xlabel("report ready → note on the ticket, s (virtual time; red: 30 s and 60 s)")
+        ax.set_ylabel("share of captures")
+        ax.set_title(
+            f"Time to link, {link['captures']} captures, reports ready 0-10 min after the start"
+        )
+        ax.legend(loc="lower right", fontsize="small")
+        ax.grid(alpha=0.3)
+        save(fig, "7_time_to_link")
     return written
 
 

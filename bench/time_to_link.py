@@ -235,12 +235,13 @@ class PathResult:
     steps: int = 0
     seconds: float = 0.0
     # The queue path's: messages sent and SendMessageBatch calls, messages delivered again,
-    # sessions the sweeps found overdue, and the calls of an idle sweep.
+    # and the sessions the sweeps found overdue.
     queue_sends: int = 0
     queue_send_calls: int = 0
     redelivered: int = 0
     swept: int = 0
-    idle_sweep: dict[str, int] = field(default_factory=dict)
+    # The calls of one scheduled run with nothing due, once every capture has ended.
+    idle_run: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -258,7 +259,7 @@ class PathResult:
             "queue_send_calls": self.queue_send_calls,
             "redelivered": self.redelivered,
             "swept": self.swept,
-            "idle_sweep": self.idle_sweep,
+            "idle_run": self.idle_run,
         }
 
 
@@ -426,6 +427,7 @@ def every_minute(stack: Stack, planned: list[Capture]) -> PathResult:
                 if not (run.settled() and run.loop.count("start") == 0):
                     run.loop.push(event.at + RUN_EVERY, "run")
     run.result.seconds = time.perf_counter() - began
+    run.result.idle_run = idle_run(runtime, run.clock)
     return run.tally()
 
 
@@ -477,24 +479,28 @@ def through_queue(stack: Stack, planned: list[Capture]) -> PathResult:
     run.result.seconds = time.perf_counter() - began
     run.result.queue_sends = queue.sent
     run.result.queue_send_calls = queue.send_calls
-    run.result.idle_sweep = idle_sweep(runtime, run.clock)
+    run.result.idle_run = idle_run(runtime, run.clock)
     return run.tally()
 
 
-def idle_sweep(runtime: Any, clock: VirtualClock) -> dict[str, int]:
+def idle_run(runtime: Any, clock: VirtualClock) -> dict[str, int]:
     """The calls of one scheduled run with nothing due: DynamoDB's, and the queue's sends."""
     from capture_bridge.resolver import resolve_due_sessions
 
     counter = CallCounter()
     client = runtime.store._table.client._client
     client.meta.events.register("before-parameter-build.dynamodb.*", counter)
-    sends = runtime.queue.send_calls
+    queue = runtime.queue
+    sends = queue.send_calls if queue is not None else 0
     with clock.step(clock() + timedelta(hours=1)):
         summary = resolve_due_sessions(runtime, lambda: 60_000, clock)
     client.meta.events.unregister("before-parameter-build.dynamodb.*", counter)
     if summary.due:
         raise RuntimeError(f"{summary.due} sessions still due after every capture ended")
-    return {**counter.calls, "SendMessageBatch": runtime.queue.send_calls - sends}
+    calls = dict(counter.calls)
+    if queue is not None:
+        calls["SendMessageBatch"] = queue.send_calls - sends
+    return calls
 
 
 # What each measured path runs: how sessions are stepped, and on which check schedule.
