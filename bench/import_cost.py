@@ -35,9 +35,10 @@ PATHS = [
     ROOT / "functions" / "webhook",
     ROOT / "functions" / "resolver",
     ROOT / "functions" / "sessions",
+    ROOT / "functions" / "worker",
 ]
 FLOOR = "import boto3, requests"
-HANDLERS = ("webhook_handler", "resolver_handler", "sessions_handler")
+HANDLERS = ("webhook_handler", "resolver_handler", "sessions_handler", "worker_handler")
 BUDGET = 1.15
 PRELUDE = f"import sys, time, json; sys.path[:0] = {[str(p) for p in PATHS]!r}\n"
 # Times the floor, then the handler, in one fresh interpreter; prints both in seconds.

@@ -68,6 +68,15 @@ class Stack:
     zendesk: Any
     settings: dict[str, str]
 
+    @property
+    def queue_url(self) -> str:
+        return self.settings["WORK_QUEUE_URL"]
+
+    def sqs(self) -> Any:
+        import boto3
+
+        return boto3.client("sqs", endpoint_url=self.endpoint)
+
     def client(self) -> Any:
         import boto3
 
@@ -106,9 +115,18 @@ def local_stack() -> Iterator[Stack]:
         ZendeskSimulator(email=EMAIL, api_token=TOKEN) as zendesk,
     ):
         assert dynamodb.endpoint_url is not None  # noqa: S101 - started above
+        # The work queue, on the same moto server: every capture's reminder goes there, as
+        # deployed (its worker is not run here; the webhook's call to SQS is what is timed).
+        import boto3
+
+        queue_url = boto3.client("sqs", endpoint_url=dynamodb.endpoint_url).create_queue(
+            QueueName="bench-work"
+        )["QueueUrl"]
         settings = {
             "TABLE_NAME": TABLE,
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.endpoint_url,
+            "AWS_ENDPOINT_URL_SQS": dynamodb.endpoint_url,
+            "WORK_QUEUE_URL": queue_url,
             "BUGPILOT_API_URL": bugpilot.url,
             "BUGPILOT_WORKSPACE_ID": WORKSPACE,
             "BUGPILOT_API_KEY": API_KEY,

@@ -87,14 +87,20 @@ def part_idle(quick: bool) -> dict[str, Any]:
 def part_cost(quick: bool) -> dict[str, Any]:
     import capture_cost
 
-    figures = capture_cost.measure(20 if quick else 100)
+    captures = 20 if quick else 100
+    # Before: the scheduled runs step every session (stacks without the work queue); after: the
+    # queue's worker, checks unclaimed. The same captures, each report ready at the same check.
+    before = capture_cost.measure(captures, queue=False)
+    figures = capture_cost.measure(captures, queue=True)
+    steps = figures["resolver_runs"] / figures["captures"]
     return {
         **figures,
         "monthly": capture_cost.monthly_cost(figures),
-        "gb_seconds": capture_cost.lambda_gb_seconds(),
+        "gb_seconds": capture_cost.lambda_gb_seconds(worker_steps=steps),
         "prices_as_of": capture_cost.PRICES_AS_OF,
-        "sqs_requests": capture_cost.SQS_REQUESTS_PER_CAPTURE * capture_cost.CAPTURES,
+        "sqs_requests_priced": figures["sqs_requests"] * capture_cost.CAPTURES,
         "captures_priced": capture_cost.CAPTURES,
+        "before": before,
     }
 
 
@@ -380,7 +386,8 @@ def write_results(r: dict[str, Any], plots: list[str]) -> None:
         f"| Lambda GB-s a month | {sum(cost['gb_seconds'].values()):,.0f}"
         f" ({cost['gb_seconds']['per captures']:,.0f} for captures,"
         f" {cost['gb_seconds']['scheduled runs']:,.0f} for the scheduled runs) |",
-        f"| SQS requests | {cost['sqs_requests']} (no queue on the capture path today) |",
+        f"| SQS requests a month | {cost['sqs_requests_priced']:,.0f} for captures"
+        f" ({cost['sqs_requests']:.1f} a capture), plus the idle pollers' receives |",
         *(f"| {item} | ${dollars:.2f} |" for item, dollars in monthly.items()),
         f"| **Total** | **${sum(monthly.values()):.2f}** |",
         "",

@@ -2,13 +2,14 @@
 
 The floor is what any webhook that stores a capture and asks Bugpilot for it must do, written
 with boto3 and requests and nothing else: the same TransactWriteItems (the session, its open
-marker and the delivery, with the same conditions), the same POST to Bugpilot's action endpoint
-and the same PutItem of the answer. The bench checks the floor makes the same DynamoDB
-operations and HTTP calls as the bridge before it times anything.
+marker and the delivery, with the same conditions), the same POST to Bugpilot's action endpoint,
+the same PutItem of the answer and the same SendMessageBatch of its reminder to the work queue.
+The bench checks the floor makes the same DynamoDB and SQS operations and HTTP calls as the
+bridge before it times anything.
 
 Both are called in turn (bridge, floor, bridge, floor, ...) in one warm process, each on a
-fresh delivery, against the local runner's embedded DynamoDB and the simulators over real HTTP
-on 127.0.0.1; the table is emptied (untimed) every `RESET_EVERY` pairs to keep moto's
+fresh delivery, against the local runner's embedded DynamoDB and SQS and the simulators over
+real HTTP on 127.0.0.1; the table is emptied (untimed) every `RESET_EVERY` pairs to keep moto's
 TransactWriteItems, which copies the table, out of the timings.
 """
 
@@ -90,6 +91,8 @@ class BareWebhook:
         import requests
 
         self.client = stack.client()
+        self.sqs = stack.sqs()
+        self.queue_url = stack.queue_url
         self.http = requests.Session()
         self.action_url = stack.settings["BUGPILOT_API_URL"].rstrip("/") + "/api/v1/action"
 
@@ -174,6 +177,11 @@ class BareWebhook:
             ConditionExpression="claim_id = :held",
             ExpressionAttributeValues={":held": claim},
         )
+        due = json.dumps({"session_id": session_id, "due": stamp})
+        self.sqs.send_message_batch(
+            QueueUrl=self.queue_url,
+            Entries=[{"Id": "0", "MessageBody": due, "DelaySeconds": 30}],
+        )
         return {"statusCode": ACCEPTED, "body": json.dumps({"session_id": session_id})}
 
 
@@ -193,6 +201,7 @@ def measure(pairs: int = 400) -> dict[str, Any]:
         # The bridge's own client (what a warm function reuses), counted to compare the calls.
         bridge_counter, floor_counter = CallCounter(), CallCounter()
         floor.client.meta.events.register("before-parameter-build.dynamodb.*", floor_counter)
+        floor.sqs.meta.events.register("before-parameter-build.sqs.*", floor_counter)
         handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {
             "bridge": webhook_handler.lambda_handler,
             "floor": floor,
@@ -213,8 +222,13 @@ def measure(pairs: int = 400) -> dict[str, Any]:
 
         # Warm both (the bridge builds its runtime on the first call), then compare their calls.
         call("bridge")
-        bridge_client = bridge_runtime.get_runtime().store._table.client
+        bridge = bridge_runtime.get_runtime()
+        bridge_client = bridge.store._table.client
         bridge_client.meta.events.register("before-parameter-build.dynamodb.*", bridge_counter)
+        bridge_sqs = getattr(bridge.queue, "client", None)
+        if bridge_sqs is None:
+            raise RuntimeError("the bench's bridge has no work queue (WORK_QUEUE_URL)")
+        bridge_sqs.meta.events.register("before-parameter-build.sqs.*", bridge_counter)
         http_before = len(stack.bugpilot.requests())
         call("bridge")
         bridge_http = len(stack.bugpilot.requests()) - http_before

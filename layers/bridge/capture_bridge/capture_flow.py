@@ -266,7 +266,7 @@ def advance(
     """One step of an open session: start the capture (again), or check it."""
     if session.status is SessionStatus.PENDING:
         # Checking is read-only, so an interrupted check is simply repeated.
-        return apply(session, _answered(session, provider.check(session)), now, policy)
+        return apply(session, check(session, provider), now, policy)
     if interrupted:
         # The last holder died between starting the capture and recording the answer. Starting
         # again could capture twice; at most one start per request, so the agent is told instead.
@@ -279,6 +279,25 @@ def advance(
         return session.finish(_unstarted_give_up(session.status), now=now, error=session.error)
     metrics.action_sent(session)
     return apply(session, _answered(session, provider.start(session)), now, policy)
+
+
+def checks_unclaimed(session: CaptureSession, now: datetime) -> bool:
+    """Whether a due session's step may go without a claim: a check of a pending capture.
+
+    A check is read-only at the provider, so two holders checking at once do no harm; only its
+    save must be conditional on the session still being as read (`SessionStore.save_checked`).
+    It saves the claim's write on every check that finds the capture not ready. Anything else
+    (a start, a note, a session that raised, one at its deadline) is claimed first.
+    """
+    due = session.next_check_at is not None and session.next_check_at <= now
+    return (
+        due
+        and session.status is SessionStatus.PENDING
+        and session.claim_id is None
+        and session.note_state is None
+        and not session.faults
+        and now < session.deadline_at
+    )
 
 
 def needs_requester(session: CaptureSession) -> bool:
@@ -315,6 +334,11 @@ def identify(
         retry_after_seconds=lookup.retry_after_seconds,
     )
     return apply(session, result, now, policy)
+
+
+def check(session: CaptureSession, provider: CaptureProvider) -> CaptureResult:
+    """Ask the provider whether a pending capture is ready (read-only), counted and logged."""
+    return _answered(session, provider.check(session))
 
 
 def _answered(session: CaptureSession, result: CaptureResult) -> CaptureResult:

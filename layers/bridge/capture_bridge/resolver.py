@@ -12,11 +12,15 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from capture_bridge import metrics
+from capture_bridge.capture import CaptureResult
 from capture_bridge.capture_flow import (
     CLAIM_LEASE,
     NoteTurn,
     advance,
+    apply,
     awaiting_token,
+    check,
+    checks_unclaimed,
     completed,
     deliver_note,
     give_up_if_faulting,
@@ -29,7 +33,7 @@ from capture_bridge.capture_flow import (
 )
 from capture_bridge.errors import ConfigurationError, StoreUnavailable, UnknownHelpdesk
 from capture_bridge.helpdesks import NoteResult, helpdesk_spec, notes_per_minute_key
-from capture_bridge.models import CaptureSession, NoteState, utc_now
+from capture_bridge.models import CaptureSession, NoteState, SessionStatus, utc_now
 from capture_bridge.observability import error_text, logger, secret_values, session_fields
 from capture_bridge.pacing import MAX_PER_MINUTE, MIN_PER_MINUTE, Pace
 from capture_bridge.runtime import Runtime
@@ -141,6 +145,13 @@ def process_session(
     return step_session(runtime, session_id, clock, remaining_ms, sleep=sleep).outcome
 
 
+class Checked(NamedTuple):
+    """A check's answer that ends the capture: saved under a claim, as the session stood."""
+
+    polls: int
+    result: CaptureResult
+
+
 def step_session(
     runtime: Runtime,
     session_id: str,
@@ -148,17 +159,55 @@ def step_session(
     remaining_ms: Callable[[], int] | None = None,
     *,
     sleep: Sleep = time.sleep,
+    read_first: bool = False,
 ) -> Step:
-    """`process_session`, also saying when the session is due next, for its next reminder."""
+    """`process_session`, also saying when the session is due next, for its next reminder.
+
+    `read_first` (the queue's worker) reads the session before claiming it: one not due any more
+    is skipped without a write, and a pending capture is checked without a claim
+    (`capture_flow.checks_unclaimed`), so a check that finds it not ready costs one write.
+    """
+    checked: Checked | None = None
+    if read_first:
+        unclaimed = _check_unclaimed(runtime, session_id, clock)
+        if isinstance(unclaimed, Step):
+            return unclaimed
+        checked = unclaimed
     claim = runtime.store.claim(session_id, now=clock(), lease=CLAIM_LEASE)
     if claim is None:
         return Step(RunOutcome.SKIPPED, None)
     try:
-        return _step(runtime, claim, clock, remaining_ms, sleep)
+        return _step(runtime, claim, clock, remaining_ms, sleep, checked)
     except Exception as exc:
         _record_fault(runtime, claim.session, exc, clock())
         # The claim stays until its lease ends; then the session is due again.
         return Step(RunOutcome.ERROR, claim.session.next_check_at)
+
+
+def _check_unclaimed(
+    runtime: Runtime, session_id: str, clock: Callable[[], datetime]
+) -> Step | Checked | None:
+    """The session read first: skipped, checked without a claim, or left to the claimed step.
+
+    A check whose answer ends the capture comes back as `Checked`, for the claimed step to save
+    (with the note it owes) without asking the provider twice.
+    """
+    session = runtime.store.get(session_id)
+    now = clock()
+    if session is None or session.next_check_at is None or session.next_check_at > now:
+        # Gone, done, or rescheduled by another holder (who sent its own reminder).
+        return Step(RunOutcome.SKIPPED, None)
+    if not checks_unclaimed(session, now):
+        return None
+    result = check(session, runtime.provider(session.provider))
+    after = apply(session, result, clock(), runtime.policy)
+    if after.status is not SessionStatus.PENDING:
+        return Checked(session.polls, result)
+    if not runtime.store.save_checked(after, seen=session):
+        # Someone else stepped or claimed it meanwhile: theirs is the step, and the reminder.
+        return Step(RunOutcome.SKIPPED, None)
+    report_step(session, after)
+    return Step(RunOutcome.WAITING, after.next_check_at)
 
 
 def _step(
@@ -167,6 +216,7 @@ def _step(
     clock: Callable[[], datetime],
     remaining_ms: Callable[[], int] | None,
     sleep: Sleep,
+    checked: Checked | None = None,
 ) -> Step:
     claimed, token = claim.session, claim.session.claim_id or ""
     session = claimed
@@ -179,7 +229,13 @@ def _step(
     paced = False
     if ended is session:
         session, paced = _work(
-            runtime, session, clock, remaining_ms, sleep, interrupted=claim.interrupted
+            runtime,
+            session,
+            clock,
+            remaining_ms,
+            sleep,
+            interrupted=claim.interrupted,
+            checked=checked,
         )
     else:
         session = ended
@@ -203,16 +259,24 @@ def _work(
     sleep: Sleep,
     *,
     interrupted: bool,
+    checked: Checked | None = None,
 ) -> tuple[CaptureSession, bool]:
     """The session's next step: start or check an open capture, then deliver a note owed.
 
-    Also says whether the note waits for its helpdesk's pace.
+    `checked` is an answer to a check made just before the claim: it stands for the check while
+    the session is as it was then. Also says whether the note waits for its helpdesk's pace.
     """
     if needs_requester(session):
         # A step of its own, whoever held the session before (nothing was started without the
         # requester): the start follows in the next run, once the requester is recorded.
         helpdesk = runtime.helpdesk(session.helpdesk)
         session = identify(session, helpdesk, clock(), runtime.policy)
+    elif (
+        checked is not None
+        and session.status is SessionStatus.PENDING
+        and session.polls == checked.polls
+    ):
+        session = apply(session, checked.result, clock(), runtime.policy)
     elif not session.status.is_final:
         provider = runtime.provider(session.provider)
         session = advance(session, provider, clock(), runtime.policy, interrupted=interrupted)

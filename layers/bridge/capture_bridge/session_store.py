@@ -117,8 +117,9 @@ __all__ = [
 class SessionStore(Deliveries, Claims, Reads):
     """Capture sessions in DynamoDB. Thread-safe: the client is shared, nothing else is.
 
-    Its methods are its parts': `create` (deliveries); `claim`, `record_fault`, `save`, `cancel`
-    and `save_links` (claims); `get`, `due_session_ids` and `list_sessions` (reads);
+    Its methods are its parts': `create` (deliveries); `claim`, `record_fault`, `save`,
+    `save_checked`, `cancel` and `save_links` (claims); `get`, `due_session_ids` and
+    `list_sessions` (reads);
     `take_note_token` and `tighten_note_pace` (pace, loaded with the first note paced).
     """
 

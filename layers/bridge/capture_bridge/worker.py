@@ -95,7 +95,9 @@ def _handle(
         # Not enough time for the step's worst case: back to the queue, due now.
         return _send(runtime, WorkItem(item.session_id, clock()), clock)
     try:
-        step = step_session(runtime, item.session_id, clock, remaining_ms, sleep=sleep)
+        step = step_session(
+            runtime, item.session_id, clock, remaining_ms, sleep=sleep, read_first=True
+        )
     except Exception:
         # Not even claimed (the store failed): it stays due as it was; SQS delivers it again.
         logger.exception("could not claim the session", extra={"session_id": item.session_id})

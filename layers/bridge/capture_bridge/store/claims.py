@@ -189,6 +189,38 @@ class Claims(TablePart):
         # Lost to another holder, unless a retried call's first attempt had written it.
         return stored.get("write_id") == write_id
 
+    def save_checked(self, session: CaptureSession, *, seen: CaptureSession) -> bool:
+        """Write a check's answer unclaimed, if the session is still as `seen`; else False.
+
+        As read means: still pending, held by nobody, checked as often and due at the same time
+        (every claim and save changes one of them). A retried call whose first attempt had
+        written it is told apart by the write id, as `save` does.
+        """
+        write_id = uuid.uuid4().hex
+        seen_next = format_time(seen.next_check_at) if seen.next_check_at else ""
+        try:
+            with converted_errors(
+                f"could not save session {session.session_id}", refusals={CONDITION_CHECK_FAILED}
+            ):
+                self._table.client.put_item(
+                    TableName=self._table.name,
+                    Item=dump(to_item(session) | {"write_id": write_id}),
+                    ConditionExpression=(
+                        "attribute_not_exists(claim_id) AND #status = :status "
+                        "AND polls = :polls AND next_check_at = :next"
+                    ),
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":status": {"S": seen.status.value},
+                        ":polls": {"N": str(seen.polls)},
+                        ":next": {"S": seen_next},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except Refusal as refusal:
+            return refusal.item.get("write_id") == write_id
+        return True
+
     def cancel(self, target: CaptureSession, *, seen: SessionStatus, now: datetime) -> CancelWrite:
         """Write `target`'s cancel and free its guard, in one transaction, if nobody holds it.
 
