@@ -56,7 +56,8 @@ FIRST_MINUTES = timedelta(minutes=30)
 TARGET_P50 = 30.0
 TARGET_P95 = 60.0
 CALLS_RATIO = 2.0
-POOL = 1
+# The scheduled run's pool, RESOLVER_CONCURRENCY's default.
+POOL = 8
 EPOCH = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
@@ -301,10 +302,14 @@ class Run:
             if capture.ready is not None:
                 self.loop.push(EPOCH + capture.ready, "ready", capture)
 
-    def runtime(self) -> Any:
+    def runtime(self, queue: Any = None) -> Any:
+        """The product's runtime on the stack, with `queue` as its work queue (None: none, so
+        the scheduled run steps the due sessions itself, as before the queue)."""
+        from dataclasses import replace
+
         from resolver_scale import _runtime
 
-        return _runtime(self.stack, POOL)
+        return replace(_runtime(self.stack, POOL), queue=queue)
 
     def start(self, runtime: Any, capture: Capture) -> None:
         from capture_bridge.intake import open_captures
@@ -435,14 +440,12 @@ def through_queue(stack: Stack, planned: list[Capture]) -> PathResult:
     """The work queue: each message stepped by the worker when it is delivered, in batches of
     those delivered at the same moment (up to the event source mapping's ten); the scheduled
     run, a sweep, every minute."""
-    from dataclasses import replace
-
     from capture_bridge.resolver import resolve_due_sessions
     from capture_bridge.worker import MAX_BATCH, work
 
     run = Run(stack, planned)
     queue = VirtualQueue(run.loop)
-    runtime = replace(run.runtime(), queue=queue)
+    runtime = run.runtime(queue)
     run.loop.push(EPOCH, "run")
     began = time.perf_counter()
     while run.loop:
