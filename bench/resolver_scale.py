@@ -60,7 +60,11 @@ def _runtime(stack: Stack, pool: int) -> Any:
     from capture_bridge.session_store import SessionStore
     from capture_bridge.settings import settings_from
 
-    settings = settings_from({**stack.settings, "RESOLVER_CONCURRENCY": str(pool)})
+    # Without the stack's work queue: these runs step the due sessions themselves (with one,
+    # a scheduled run only sweeps, and nothing would be noted).
+    settings = settings_from(
+        {**stack.settings, "RESOLVER_CONCURRENCY": str(pool), "WORK_QUEUE_URL": ""}
+    )
     # Moto's server is not thread-safe (concurrent writes copy a table while it changes), so
     # the pool's DynamoDB calls take turns; each takes milliseconds beside the vendors' latency.
     return build_runtime(settings, store=SessionStore(TABLE, client=TimedLock(stack.client())))
