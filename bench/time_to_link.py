@@ -6,9 +6,11 @@ intake (`intake.open_captures`) starts each capture, the real `SessionStore` kee
 local runner's embedded DynamoDB, the Bugpilot and Zendesk simulators answer over HTTP on
 127.0.0.1. Two paths are measured on the same plan:
 
-- **today**: the scheduled resolver (`resolver.resolve_due_sessions`) once a minute;
+- **today**: the scheduled resolver (`resolver.resolve_due_sessions`) once a minute, with the
+  pending-check schedule of before issue 26 §3 (`todays_schedule`);
 - **queue**: the work queue and its worker (`worker.work`), each session stepped when its
-  message becomes visible, plus the scheduled sweep.
+  message becomes visible, plus the scheduled sweep, with the new schedule;
+- and, on request, **steady_every_minute**: the new schedule stepped by the resolver every minute.
 
 Half an hour of captures cannot run in real time inside `make bench`, so time is virtual: a
 discrete-event loop (`EventLoop`) takes the starts, the reports becoming ready, the scheduled
@@ -53,9 +55,6 @@ RUN_TIMEOUT = timedelta(seconds=90)
 WORKER_TIMEOUT = timedelta(seconds=120)
 VISIBILITY_TIMEOUT = timedelta(seconds=720)
 FIRST_MINUTES = timedelta(minutes=30)
-TARGET_P50 = 30.0
-TARGET_P95 = 60.0
-CALLS_RATIO = 2.0
 # The scheduled run's pool, RESOLVER_CONCURRENCY's default.
 POOL = 8
 EPOCH = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -325,8 +324,12 @@ class Run:
             subject="upload-session",
             user_id=user,
         )
+        issued = len(self.stack.bugpilot.tokens)
         open_captures(runtime, [request], now=self.clock(), clock=self.clock)
-        self.tokens[self.stack.bugpilot.tokens[-1]] = capture.number
+        tokens = self.stack.bugpilot.tokens
+        if len(tokens) != issued + 1:
+            raise RuntimeError(f"capture {capture.number} was not started by its request")
+        self.tokens[tokens[-1]] = capture.number
 
     def ready(self, capture: Capture) -> None:
         token = next(t for t, number in self.tokens.items() if number == capture.number)
@@ -368,8 +371,10 @@ class Run:
         firsts: dict[int, datetime] = {}
         for at, request in self._notes():
             number = self._capture_of(request)
+            if number in firsts:
+                raise RuntimeError(f"capture {number} got a second note")
             if number is not None:
-                firsts.setdefault(number, at)
+                firsts[number] = at
         calls = dict.fromkeys(starts, 0)
         for at, request in [*self.bugpilot.stamps, *self.zendesk.stamps]:
             number = self._capture_of(request)
