@@ -56,14 +56,21 @@ class TimedLock:
 
 
 def _runtime(stack: Stack, pool: int) -> Any:
+    from capture_bridge.pacing import MAX_PER_MINUTE
     from capture_bridge.runtime import build_runtime
     from capture_bridge.session_store import SessionStore
     from capture_bridge.settings import settings_from
 
     # Without the stack's work queue: these runs step the due sessions themselves (with one,
-    # a scheduled run only sweeps, and nothing would be noted).
+    # a scheduled run only sweeps, and nothing would be noted). Notes paced at the highest
+    # pace allowed: this is the resolver's throughput, not Zendesk's limit (§2 measures that).
     settings = settings_from(
-        {**stack.settings, "RESOLVER_CONCURRENCY": str(pool), "WORK_QUEUE_URL": ""}
+        {
+            **stack.settings,
+            "RESOLVER_CONCURRENCY": str(pool),
+            "WORK_QUEUE_URL": "",
+            "ZENDESK_NOTES_PER_MINUTE": str(MAX_PER_MINUTE),
+        }
     )
     # Moto's server is not thread-safe (concurrent writes copy a table while it changes), so
     # the pool's DynamoDB calls take turns; each takes milliseconds beside the vendors' latency.
