@@ -292,9 +292,9 @@ def _link_section(link: dict[str, Any] | None) -> list[str]:
         "",
         "| Figure | Today (resolver every minute) | Queue and worker |",
         "| --- | --- | --- |",
-        f"| Time-to-link p50 | {today['p50']:.1f} s | {new['p50']:.1f} s |",
-        f"| Time-to-link p95 | {today['p95']:.1f} s | {new['p95']:.1f} s |",
-        f"| Time-to-link max | {today['max']:.1f} s | {new['max']:.1f} s |",
+        f"| Ready to note, p50 | {today['p50']:.1f} s | {new['p50']:.1f} s |",
+        f"| Ready to note, p95 | {today['p95']:.1f} s | {new['p95']:.1f} s |",
+        f"| Ready to note, max | {today['max']:.1f} s | {new['max']:.1f} s |",
         f"| Vendor calls per capture, first 30 minutes (start, checks, note) |"
         f" {today['calls']:.2f} | {new['calls']:.2f} |",
         f"| The same for a report that never comes ({never} captures) |"

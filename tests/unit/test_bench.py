@@ -82,3 +82,18 @@ def test_bench_scripts_import_cleanly(script: Path, monkeypatch: pytest.MonkeyPa
     # then a script has its entry point (local_stack.py is the others' helper)
     if "__main__" in script.read_text():
         assert callable(module.main)
+
+
+def test_the_time_to_link_section_marks_each_target_of_section_3() -> None:
+    # given bench/results.md's section on issue 26 §3
+    text = RESULTS.read_text()
+    section = text[text.index("## Time to link (issue 26 §3)") :].split("\n## ")[0]
+    # then it says time is virtual, and marks p50, p95 and the vendor calls met or missed
+    assert "**Time is virtual.**" in section
+    for target in (
+        "p50 ≤ 30 s",
+        "p95 ≤ 60 s",
+        "Vendor calls per capture in its first 30 minutes ≤",
+    ):
+        [row] = [line for line in section.splitlines() if line.startswith(f"| {target}")]
+        assert "**met**" in row or "**missed**" in row, row
