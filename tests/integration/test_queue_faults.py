@@ -437,3 +437,28 @@ def test_a_worker_dying_at_every_delivery_until_dead_lettered(queued: Queued) ->
     # Then the session, still due in the table, is swept and settles
     play(queued, session_id)
     assert_the_end(queued, session_id, actions=1, captures=1, final=RESOLVED)
+
+
+def test_a_worker_dies_with_a_whole_batch_in_hand(queued: Queued) -> None:
+    # Given three tickets' captures, their reports ready, all due at once: one batch
+    queued.bugpilot.connect_user(USER)
+    tickets = ("1001", "1002", "1003")
+    session_ids = [queued.request(ticket_id=ticket) for ticket in tickets]
+    for token in queued.bugpilot.tokens:
+        queued.bugpilot.complete_report(token)
+    queued.clock.now = min(m.visible_at for m in queued.queue.messages.values())
+    # When the worker, stepping them all at once, dies as each note has been posted
+    with injected(queued, Fault(Target.HELPDESK, "post_note", When.AFTER)) as runtime:
+        delivery = queued.deliver(runtime, dies=Death)
+    assert delivery is not None and delivery.died and len(delivery.messages) == len(tickets)
+    # When the world plays on until each is settled
+    for session_id in session_ids:
+        play(queued, session_id)
+    # Then each ticket has exactly one note, each session resolved and taken over once
+    for ticket, session_id in zip(tickets, session_ids, strict=True):
+        session = queued.session(session_id)
+        assert (session.status, session.note_state) == (SessionStatus.RESOLVED, NoteState.POSTED)
+        assert session.interruptions == 1
+        [note] = queued.notes(ticket)
+        assert marker(session) in note["body"]
+    assert len(queued.bugpilot.requests("action")) == len(tickets)

@@ -23,7 +23,8 @@ from capture_bridge.resolver import SWEEP_GRACE, RunOutcome, RunSummary, resolve
 from capture_bridge.runtime import Runtime
 from capture_bridge.work_queue import WorkItem
 from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
-from tests.conftest import Clock, Webhook, trigger_body
+from tests.conftest import Clock, Webhook, runtime_with, trigger_body
+from tests.integration.test_sessions_api import BUGPILOT_BODY, LAMBDATEST_BODY, TOKEN, Api
 from tests.work_queue_double import (
     Delivery,
     Handler,
@@ -182,6 +183,28 @@ class TestIntake:
         session = queued.session(session_id)
         assert session.status is SessionStatus.WAITING_FOR_USER
         assert queued.queue.sent == [Sent(WorkItem(session_id, queued.clock() + 3 * SCHEDULE), 180)]
+
+    def test_the_sessions_api_sends_one_reminder_per_new_session(
+        self, queued: Queued, env: dict[str, str]
+    ) -> None:
+        # Given the sessions API on the same queue, and a requester online
+        runtime = runtime_with(env, SESSIONS_API_TOKEN=TOKEN, SESSIONS_API_AUTH="token")
+        api = Api(replace(runtime, queue=queued.queue), queued.clock)
+        queued.bugpilot.connect_user(USER)
+        # When a Bugpilot capture is asked for, then again with the same Idempotency-Key
+        first = api.create(BUGPILOT_BODY, key="k-1")
+        again = api.create(BUGPILOT_BODY, key="k-1")
+        # Then one session, reminded once, for its first check
+        assert (first.status, again.body["sessionId"]) == (201, first.body["sessionId"])
+        session_id = first.body["sessionId"]
+        assert queued.queue.sent == [Sent(WorkItem(session_id, queued.clock() + POLL), 30)]
+        # When a LambdaTest capture (which exists already) is asked for
+        lambdatest = api.create(LAMBDATEST_BODY)
+        # Then it is reminded at once: the worker makes its first check
+        assert lambdatest.status == 201
+        assert queued.queue.sent[-1] == Sent(
+            WorkItem(lambdatest.body["sessionId"], queued.clock()), 0
+        )
 
 
 # -- the worker's flows --------------------------------------------------------------------------
