@@ -14,14 +14,15 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
 
 from capture_bridge import worker
 from capture_bridge.errors import StoreUnavailable
-from capture_bridge.models import CaptureSession, NoteState, SessionStatus
+from capture_bridge.models import CaptureSession, NoteState, SessionStatus, utc_now
 from capture_bridge.resolver import SWEEP_GRACE, RunOutcome, RunSummary, resolve_due_sessions
 from capture_bridge.runtime import Runtime
-from capture_bridge.work_queue import WorkItem
+from capture_bridge.work_queue import SqsWorkQueue, WorkItem
 from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
 from tests.conftest import Clock, Webhook, runtime_with, trigger_body
 from tests.integration.test_sessions_api import BUGPILOT_BODY, LAMBDATEST_BODY, TOKEN, Api
@@ -461,3 +462,44 @@ class TestSweep:
         queued.queue.fail_sends = False
         queued.clock.advance(minutes=1)
         assert outcomes(queued.sweep()) == {RunOutcome.QUEUED: 1}
+
+
+# -- the real client, on moto's SQS ---------------------------------------------------------------
+
+
+class TestSqsWorkQueue:
+    def test_reminders_wait_in_sqs_for_their_delay_and_the_backlog_counts_the_visible(
+        self, table: str
+    ) -> None:
+        # Given a queue (moto's SQS, in the same mock as the table)
+        client = boto3.client("sqs", region_name="us-east-1")
+        url = client.create_queue(QueueName="work")["QueueUrl"]
+        queue = SqsWorkQueue(url, client)
+        now = utc_now()
+        # When a reminder due now and one due in ten minutes are sent
+        due_now, due_later = (
+            WorkItem("s-now", now),
+            WorkItem("s-later", now + timedelta(minutes=10)),
+        )
+        assert queue.send([due_now, due_later], now=now) == []
+        # Then only the one due is visible, and counted as the backlog
+        attributes = client.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+        )["Attributes"]
+        assert (
+            attributes["ApproximateNumberOfMessages"],
+            attributes["ApproximateNumberOfMessagesDelayed"],
+        ) == ("1", "1")
+        assert queue.backlog() == 1
+        [message] = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert WorkItem.from_body(message["Body"]) == due_now
+
+    def test_a_queue_that_is_gone_leaves_every_reminder_unsent(self, table: str) -> None:
+        client = boto3.client("sqs", region_name="us-east-1")
+        url = client.create_queue(QueueName="gone")["QueueUrl"]
+        client.delete_queue(QueueUrl=url)
+        queue = SqsWorkQueue(url, client)
+        items = [WorkItem("s-1", utc_now())]
+        assert queue.send(items, now=utc_now()) == items
+        assert queue.backlog() is None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,7 +23,13 @@ from capture_bridge.models import format_time
 from capture_bridge.resolver import MAX_TOKEN_WAIT, NOTE_BUDGET_MS, SESSION_BUDGET_MS
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import Claim
-from capture_bridge.work_queue import MAX_DELAY_SECONDS, WorkItem, delay_seconds
+from capture_bridge.work_queue import (
+    MAX_DELAY_SECONDS,
+    SqsWorkQueue,
+    WorkItem,
+    delay_seconds,
+    work_queue,
+)
 from local_runner.template import load_yaml
 from tests.conftest import START, Clock
 from tests.work_queue_double import MAX_RECEIVES, VISIBILITY_TIMEOUT, QueueDouble
@@ -366,3 +373,72 @@ class TestQueueDouble:
             queue.put(str(n))
         assert len(queue.receive()) == 10
         assert len(queue.receive()) == 2
+
+
+# -- SqsWorkQueue: what it asks SQS, and what it makes of the answers ----------------------------
+
+
+@dataclass
+class FakeSqs:
+    """An SQS client answering `send_message_batch` with `failed` ids, or raising `error`."""
+
+    failed: list[str] = field(default_factory=list)
+    error: Exception | None = None
+    batches: list[list[dict[str, Any]]] = field(default_factory=list)
+    backlog: Any = "3"
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:
+        self.batches.append(Entries)
+        if self.error is not None:
+            raise self.error
+        ids = {entry["Id"] for entry in Entries}
+        refused = [i for i in self.failed if i in ids]
+        return {
+            "Failed": [{"Id": i, "Code": "InternalError", "SenderFault": False} for i in refused]
+        }
+
+    def get_queue_attributes(self, *, QueueUrl: str, AttributeNames: list[str]) -> Any:
+        if self.error is not None:
+            raise self.error
+        return {"Attributes": {"ApproximateNumberOfMessages": self.backlog}}
+
+
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/work"
+
+
+class TestSqsWorkQueue:
+    def test_items_go_ten_at_a_time_each_delayed_until_due(self) -> None:
+        # Given 23 reminders, due from now to beyond SQS's longest delay
+        client = FakeSqs()
+        items = [WorkItem(f"s-{n}", START + timedelta(seconds=100 * n)) for n in range(23)]
+        # When they are sent
+        assert SqsWorkQueue(QUEUE_URL, client).send(items, now=START) == []
+        # Then in batches of ten, each entry with its own id, body and whole-second delay
+        assert [len(batch) for batch in client.batches] == [10, 10, 3]
+        entries = [entry for batch in client.batches for entry in batch]
+        assert [WorkItem.from_body(e["MessageBody"]) for e in entries] == items
+        assert [e["DelaySeconds"] for e in entries] == [min(100 * n, 900) for n in range(23)]
+        assert all(len({e["Id"] for e in batch}) == len(batch) for batch in client.batches)
+
+    def test_entries_sqs_refused_come_back_unsent(self) -> None:
+        client = FakeSqs(failed=["1", "3"])
+        items = [WorkItem(f"s-{n}", START) for n in range(12)]
+        unsent = SqsWorkQueue(QUEUE_URL, client).send(items, now=START)
+        # The ids name entries within their batch: the first refused its second and fourth, the
+        # second (two entries) its second
+        assert unsent == [items[1], items[3], items[11]]
+
+    def test_a_call_that_fails_leaves_its_batch_unsent_and_goes_on(self) -> None:
+        client = FakeSqs(error=ClientError({"Error": {"Code": "AccessDenied"}}, "SendMessageBatch"))
+        items = [WorkItem(f"s-{n}", START) for n in range(12)]
+        assert SqsWorkQueue(QUEUE_URL, client).send(items, now=START) == items
+        assert len(client.batches) == 2
+
+    def test_the_backlog_is_the_visible_count_or_none(self) -> None:
+        assert SqsWorkQueue(QUEUE_URL, FakeSqs()).backlog() == 3
+        assert SqsWorkQueue(QUEUE_URL, FakeSqs(backlog="many")).backlog() is None
+        failing = FakeSqs(error=EndpointConnectionError(endpoint_url=QUEUE_URL))
+        assert SqsWorkQueue(QUEUE_URL, failing).backlog() is None
+
+    def test_no_url_no_queue(self) -> None:
+        assert work_queue("") is None
