@@ -180,7 +180,9 @@ class TestIntake:
         assert len(queued.bugpilot.requests("action")) == 1
 
     def test_an_offline_requester_is_reminded_at_the_user_retry(self, queued: Queued) -> None:
+        # Given a requester offline, when the webhook takes a capture request
         session_id = queued.request()
+        # Then the session waits for the user, reminded at the user retry (3 minutes)
         session = queued.session(session_id)
         assert session.status is SessionStatus.WAITING_FOR_USER
         assert queued.queue.sent == [Sent(WorkItem(session_id, queued.clock() + 3 * SCHEDULE), 180)]
