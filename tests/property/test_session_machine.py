@@ -780,8 +780,10 @@ class SessionMachine(RuleBasedStateMachine):
         )
         # A run that found nothing due wrote nothing.
         self.ran = self.ran or summary.due > 0
-        for outcome in summary.outcomes:
-            tally(f"a resolver run: {outcome}")
+        for outcome, count in summary.outcomes.items():
+            if count:
+                # The sweep counts its deferrals even when there were none.
+                tally(f"a resolver run: {outcome}")
         return summary
 
     # -- invariants --------------------------------------------------------------------------
