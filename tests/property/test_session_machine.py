@@ -549,7 +549,7 @@ class FaultyStore(SessionStore):
         return saved
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FakeRuntime(Runtime):
     """The real runtime (settings, store, ticket parsing), with the fakes for provider and desk."""
 
@@ -681,7 +681,11 @@ class SessionMachine(RuleBasedStateMachine):
         self.helpdesk = FakeHelpdesk()
         self.store = FaultyStore(TABLE, self.client)
         self.runtime = FakeRuntime(
-            settings_from(SETTINGS), self.store, get_http_client(), self.provider, self.helpdesk
+            settings_from(SETTINGS),
+            self.store,
+            get_http_client(),
+            fake_provider=self.provider,
+            fake_helpdesk=self.helpdesk,
         )
         self.provider.overlap = self._overlapping_run
         self.deliveries: list[Delivery] = []
@@ -776,8 +780,10 @@ class SessionMachine(RuleBasedStateMachine):
         )
         # A run that found nothing due wrote nothing.
         self.ran = self.ran or summary.due > 0
-        for outcome in summary.outcomes:
-            tally(f"a resolver run: {outcome}")
+        for outcome, count in summary.outcomes.items():
+            if count:
+                # The sweep counts its deferrals even when there were none.
+                tally(f"a resolver run: {outcome}")
         return summary
 
     # -- invariants --------------------------------------------------------------------------

@@ -47,7 +47,11 @@ class WorkItem:
     @classmethod
     def from_body(cls, body: str) -> WorkItem:
         """The item a message carries; raises `ValueError` for anything else."""
-        data = json.loads(body)
+        try:
+            data = json.loads(body)
+        except RecursionError as exc:
+            # Nested deeper than the parser goes: no reminder either, and only this one fails.
+            raise ValueError("a work message is not nested JSON") from exc
         if not isinstance(data, Mapping):
             raise ValueError("a work message is a JSON object")
         session_id, due = data.get("session_id"), data.get("due")
