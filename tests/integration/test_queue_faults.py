@@ -233,8 +233,15 @@ CASES = [
         id="claimed-then-dies",
     ),
     pytest.param(
+        # A check goes unclaimed (read-only): no claim is left, and the next worker checks again.
         Case(
-            Given.REPORT_READY, Fault(Target.PROVIDER, "check", When.AFTER), True, 0, 1, 1, RESOLVED
+            Given.REPORT_READY,
+            Fault(Target.PROVIDER, "check", When.AFTER),
+            False,
+            0,
+            1,
+            1,
+            RESOLVED,
         ),
         id="the-vendor-answered-the-check-then-dies",
     ),
@@ -279,7 +286,16 @@ CASES = [
         id="posted-the-note-then-dies-while-saving",
     ),
     pytest.param(
-        Case(Given.REPORT_LATER, Fault(Target.STORE, "save", When.AFTER), False, 0, 1, 1, RESOLVED),
+        # A check that found the report not ready is saved unclaimed, if the session is as read.
+        Case(
+            Given.REPORT_LATER,
+            Fault(Target.STORE, "save_checked", When.AFTER),
+            False,
+            0,
+            1,
+            1,
+            RESOLVED,
+        ),
         id="saved-then-dies-before-the-next-reminder",
     ),
     pytest.param(
@@ -340,7 +356,8 @@ def test_a_dead_workers_batch_alone_settles_the_session(queued: Queued) -> None:
     # Then SQS's redelivery after the visibility timeout took the lapsed claim over and settled it
     assert queued.clock() == died_at + queued.queue.visibility_timeout
     assert queued.session(session_id).interruptions == 1
-    assert len(queued.bugpilot.requests("session_info")) == 1
+    # (checked once before the claim, and again by the worker that took the claim over)
+    assert len(queued.bugpilot.requests("session_info")) == 2
     assert_the_end(queued, session_id, actions=1, captures=1, final=RESOLVED)
 
 

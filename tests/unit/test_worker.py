@@ -139,9 +139,14 @@ class TestDelay:
 
 @dataclass
 class NoClaimStore:
-    """A store whose sessions are never due: records when each claim was asked for."""
+    """A store without the session: records when it was first asked for (read, or claimed)."""
 
+    clock: Clock
     claims: list[tuple[str, datetime]] = field(default_factory=list)
+
+    def get(self, session_id: str) -> None:
+        # The worker reads a session before it claims it.
+        self.claims.append((session_id, self.clock()))
 
     def claim(self, session_id: str, *, now: datetime, lease: timedelta) -> Claim | None:
         self.claims.append((session_id, now))
@@ -178,7 +183,7 @@ class Bench:
 @pytest.fixture
 def bench() -> Bench:
     clock = Clock()
-    return Bench(clock, NoClaimStore(), QueueDouble(clock))
+    return Bench(clock, NoClaimStore(clock), QueueDouble(clock))
 
 
 class TestBeforeTheClaim:

@@ -51,6 +51,8 @@ MAX_SESSIONS_PER_RUN = 500
 # With a work queue: a session this long overdue has lost its reminder (a delivered one is taken
 # within a second or two of its due time, so two minutes leave room for a worker's start-up).
 SWEEP_GRACE = timedelta(minutes=2)
+# ...and one this long overdue is sent even while the queue's backlog could hold every overdue one.
+SWEEP_STALE = timedelta(minutes=10)
 # The most sessions one sweep sends (10,000 reminders take about 1,000 SQS calls, in parallel),
 # and how many each of its threads sends at a time.
 MAX_SWEPT_PER_RUN = 10_000
@@ -453,20 +455,25 @@ def sweep(runtime: Runtime, queue: WorkQueue, clock: Callable[[], datetime]) -> 
     if due:
         backlog = queue.backlog()
         if backlog is not None and backlog >= len(due):
+            # A lost reminder is not in the backlog: a session overdue this long is sent anyway,
+            # so that a queue that stays busy cannot hold it back (a duplicate does nothing).
+            stale = runtime.store.due_session_ids(now - SWEEP_STALE, MAX_SWEPT_PER_RUN)
             logger.info(
                 "overdue sessions left to the work queue's backlog",
-                extra={"due": len(due), "backlog": backlog},
+                extra={"due": len(due), "backlog": backlog, "stale": len(stale)},
             )
-            summary.outcomes[RunOutcome.SKIPPED] += len(due)
-        else:
+            summary.outcomes[RunOutcome.SKIPPED] += len(due) - len(stale)
+            due = stale
+        if due:
             items = [WorkItem(session_id, now) for session_id in due]
             chunks = [items[i : i + SWEEP_CHUNK] for i in range(0, len(items), SWEEP_CHUNK)]
             with ThreadPoolExecutor(max_workers=runtime.settings.resolver_concurrency) as pool:
                 left = pool.map(lambda chunk: queue.send(chunk, now=now), chunks)
                 unsent = sum(len(chunk) for chunk in left)
             summary.outcomes[RunOutcome.QUEUED] += len(due) - unsent
-            # Still due in the table: the next run tries them again.
-            summary.outcomes[RunOutcome.DEFERRED] += unsent
+            if unsent:
+                # Still due in the table: the next run tries them again.
+                summary.outcomes[RunOutcome.DEFERRED] += unsent
     _log_summary(summary)
     return summary
 
