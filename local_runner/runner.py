@@ -202,6 +202,7 @@ class LocalRunner:
         embedded_dynamodb: bool | None = None,
         start_queues: bool | None = None,
         queue_concurrency: int | None = None,
+        queue_attributes: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """Load the template; nothing starts before :meth:`start`.
 
@@ -215,7 +216,9 @@ class LocalRunner:
         :meth:`tick`). ``queue_concurrency`` caps every mapping's MaximumConcurrency: one
         process on a few cores cannot run as many invocations at once as Lambda, and the local
         DynamoDB takes one call at a time, so under a large backlog the handlers' short
-        timeouts (2 s) would expire while they wait their turn.
+        timeouts (2 s) would expire while they wait their turn. ``queue_attributes`` change
+        queues' attributes from the template's, by logical id (e.g. a shorter
+        VisibilityTimeout, so that a test's stranded message comes back within the test).
         """
         self.template: SamTemplate = load_template(template_path)
         self._port = port
@@ -226,6 +229,9 @@ class LocalRunner:
         self._embedded_dynamodb = embedded_dynamodb
         self._start_queues = start_schedules if start_queues is None else start_queues
         self._queue_concurrency = queue_concurrency
+        self._queue_attributes = {
+            key: dict(value) for key, value in (queue_attributes or {}).items()
+        }
 
         self.environment: dict[str, str] = {}
         self.table_names: dict[str, list[str]] = {}
@@ -462,7 +468,13 @@ class LocalRunner:
         elif not os.environ.get(SQS_ENDPOINT_VARIABLE):
             self._sqs_server = EmbeddedDynamoDB()
             self._env.set(SQS_ENDPOINT_VARIABLE, self._sqs_server.start())
-        self.queue_urls = ensure_queues(sqs_client(), self.template.queues)
+        queues = {
+            queue_id: replace(queue, attributes={**queue.attributes, **changed})
+            if (changed := self._queue_attributes.get(queue_id))
+            else queue
+            for queue_id, queue in self.template.queues.items()
+        }
+        self.queue_urls = ensure_queues(sqs_client(), queues)
         for function in self.template.functions.values():
             for variable, queue_id in function.queue_env_vars.items():
                 # Only the template's own value: a URL set in the environment is kept.
