@@ -474,7 +474,9 @@ class LocalRunner:
             else queue
             for queue_id, queue in self.template.queues.items()
         }
-        self.queue_urls = ensure_queues(sqs_client(), queues)
+        # An embedded server starts empty, though moto keeps queues per process.
+        embedded = self._sqs_server is not None or self._dynamodb is not None
+        self.queue_urls = ensure_queues(sqs_client(), queues, purge=embedded)
         for function in self.template.functions.values():
             for variable, queue_id in function.queue_env_vars.items():
                 # Only the template's own value: a URL set in the environment is kept.

@@ -51,10 +51,14 @@ def sqs_client(endpoint_url: str | None = None) -> Any:
     return boto3.client("sqs", endpoint_url=endpoint, config=config)
 
 
-def ensure_queues(client: Any, queues: Mapping[str, QueueDef]) -> dict[str, str]:
+def ensure_queues(
+    client: Any, queues: Mapping[str, QueueDef], *, purge: bool = False
+) -> dict[str, str]:
     """Create every queue (dead-letter queues first), or find it; returns URLs by logical id.
 
-    Creating a queue that exists with the same attributes returns its URL, as SQS does.
+    A queue that exists (moto's state is per process: every embedded server of a process
+    shares it) gets the template's attributes; with `purge` it is made anew, empty of what an
+    earlier runner of the process left, as an embedded server promises.
     """
     urls: dict[str, str] = {}
 
@@ -65,8 +69,22 @@ def ensure_queues(client: Any, queues: Mapping[str, QueueDef]) -> dict[str, str]
             if queue.dead_letter_queue in seen:
                 raise ValueError(f"{queue.logical_id}: its RedrivePolicy goes round in a circle")
             create(queues[queue.dead_letter_queue], (*seen, queue.logical_id))
-        answer = client.create_queue(QueueName=queue.name, Attributes=queue.attributes)
-        urls[queue.logical_id] = str(answer["QueueUrl"])
+        try:
+            url = str(
+                client.create_queue(QueueName=queue.name, Attributes=queue.attributes)["QueueUrl"]
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("QueueAlreadyExists", "QueueNameExists"):
+                raise
+            url = str(client.get_queue_url(QueueName=queue.name)["QueueUrl"])
+            if purge:
+                # Anew rather than purged: moto, as SQS, purges a queue once a minute at most.
+                client.delete_queue(QueueUrl=url)
+                answer = client.create_queue(QueueName=queue.name, Attributes=queue.attributes)
+                url = str(answer["QueueUrl"])
+            else:
+                client.set_queue_attributes(QueueUrl=url, Attributes=queue.attributes)
+        urls[queue.logical_id] = url
         logger.debug("queue %s at %s", queue.name, urls[queue.logical_id])
         return urls[queue.logical_id]
 
