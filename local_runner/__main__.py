@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="run scheduled functions this often instead of the template's rate()",
     )
-    serve.add_argument("--no-schedules", action="store_true", help="do not run scheduled functions")
+    serve.add_argument(
+        "--no-schedules",
+        action="store_true",
+        help="do not run scheduled functions, nor poll queues for their SQS events",
+    )
     serve.add_argument(
         "--env-file",
         type=Path,

@@ -45,6 +45,9 @@ NOTTE_SESSION = "33c3c8bf-9d6d-4dff-8248-142eaf347f59"
 SESSIONS_API_TOKEN = "demo-sessions-token"  # noqa: S105 - credential of the local demo only
 DEFAULT_HELPDESK = "zendesk"
 SCHEDULE_SECONDS = 1.0
+# The template's work queue and the function its event source mapping invokes.
+WORK_QUEUE = "WorkQueue"
+WORKER = "WorkerFunction"
 NOTE_TIMEOUT = 30.0
 STATUS_TIMEOUT = 10.0
 POLL_SECONDS = 0.2
@@ -164,7 +167,14 @@ class Demo:
         urls = {name: simulator.url for name, simulator in self.providers.items()}
         for name, url in {**urls, self.desk.helpdesk: self.desk.url}.items():
             say(f"   {name:<19} {url}")
-        say(f"   Local API           {self.runner.url}  (resolver every {SCHEDULE_SECONDS:g} s)")
+        say(f"   Local API           {self.runner.url}")
+        queue = self.runner.queue_urls.get(WORK_QUEUE)
+        if queue:
+            say(f"   Work queue          {queue}")
+            say(
+                "   (each session waits there for its next check, then the worker takes it; the"
+                f" resolver sweeps every {SCHEDULE_SECONDS:g} s for reminders lost)"
+            )
         watch, delivery = self.step_online_user()
         self.step_duplicate(watch.session_id, delivery)
         self.step_note(watch)
@@ -216,10 +226,16 @@ class Demo:
         say("   Same session, and Bugpilot still has 1 capture request: deduplicated.")
 
     def step_note(self, watch: SessionWatch) -> None:
-        """(3) The scheduled resolver finds the report and writes the internal note."""
+        """(3) The worker, handed the session by the work queue, writes the internal note."""
         say()
-        say("3. The resolver (scheduled) asks Bugpilot for the report and writes it back.")
+        say("3. The work queue hands the session to the worker when its check is due; the worker")
+        say("   asks Bugpilot for the report and writes it back.")
         self.wait_for_note(self.tickets[0], watch)
+        stats = self.runner.mapping_stats(WORKER)
+        say(
+            f"   (so far the worker took {stats.records} reminders from the queue in"
+            f" {stats.batches} batches)"
+        )
 
     def step_offline_user(self) -> None:
         """(4) A requester who is offline: the bridge waits, then captures once they connect."""
@@ -233,7 +249,7 @@ class Demo:
         self.expect(answer, 202)
         watch = SessionWatch(self.table_name, self.session_id(answer))
         watch.wait_status("waiting_for_user")
-        say("   user-7 opens the app; the resolver retries the capture request...")
+        say("   user-7 opens the app; the worker retries the capture request when it is due...")
         self.bugpilot.connect_user("user-7")
         self.bugpilot.connect_user("grace@example.com")
         self.wait_for_note(ticket, watch)
@@ -255,7 +271,7 @@ class Demo:
         self.expect(answer, 202)
         watch = SessionWatch(self.table_name, self.session_id(answer))
         watch.wait_status("pending")
-        say("   The test finishes (failed); the resolver reads it and writes the note...")
+        say("   The test finishes (failed); the worker reads it and writes the note...")
         self.lambdatest.finish_session(LAMBDATEST_SESSION, status="failed")
         self.wait_for_note(ticket, watch)
 
@@ -276,7 +292,7 @@ class Demo:
         self.expect(answer, 202)
         watch = SessionWatch(self.table_name, self.session_id(answer))
         watch.wait_status("pending")
-        say("   The browser session closes; the resolver fetches its replay...")
+        say("   The browser session closes; the worker fetches its replay...")
         self.notte.close_session(NOTTE_SESSION)
         self.wait_for_note(ticket, watch)
 

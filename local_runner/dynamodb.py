@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import MutableMapping
 from typing import Any
@@ -36,8 +37,83 @@ def aws_defaults(environ: MutableMapping[str, str]) -> dict[str, str]:
     return missing
 
 
+class _OneDynamoDBCallAtATime:
+    """WSGI middleware: DynamoDB calls to moto take turns; others (SQS) do not wait for them.
+
+    DynamoDB is safe for concurrent callers, moto's backend is not (a query iterating a table
+    while another thread writes to it fails). SQS's long polls must not hold DynamoDB up, so
+    only DynamoDB's calls (``X-Amz-Target: DynamoDB_…``) share the lock.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB"):
+            return self._app(environ, start_response)
+        with self._lock:
+            # The whole answer is made under the lock: moto builds it while reading the table.
+            return list(self._app(environ, start_response))
+
+
+def _transactions_copy_what_they_touch() -> None:
+    """Make moto's TransactWriteItems back up only the items it touches (once per process).
+
+    Moto backs up each table a transaction names by deep-copying the whole table, so a write
+    costs time in proportion to the table: thousands of sessions make every capture slow. The
+    items a transaction touches are all it can change, so backing those up and putting them back
+    on failure rolls back the same. (Local runs only: the embedded server is moto in-process.)
+    """
+    import copy
+    import types
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    backend = models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "_local_runner", False):
+        return
+    original = backend.transact_write_items
+
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        # The whole-table backup of the original becomes the table itself (restored below).
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    models.copy = types.SimpleNamespace(deepcopy=deepcopy)  # type: ignore[attr-defined,assignment]
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = []
+        for entry in transact_items:
+            try:
+                op = next(iter(entry.values()))
+                table = self.get_table(op["TableName"])
+                keys = op["Key"] if "Key" in op else op["Item"]
+                hash_key, range_key = self.get_keys_value(table, keys)
+            except Exception:  # noqa: S112 - the original refuses it, having written nothing
+                continue
+            saved.append(
+                (table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key)))
+            )
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, hash_key, range_key, item in reversed(saved):
+                table.delete_item(hash_key, range_key)
+                if item is not None:
+                    if range_key is None:
+                        table.items[hash_key] = item
+                    else:
+                        table.items[hash_key][range_key] = item
+            raise
+
+    transact_write_items._local_runner = True  # type: ignore[attr-defined]
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 class EmbeddedDynamoDB:
-    """A moto DynamoDB server on 127.0.0.1 and a free port, running in a daemon thread."""
+    """A moto server (DynamoDB, and SQS on the same endpoint) on 127.0.0.1 and a free port,
+    running in a daemon thread."""
 
     def __init__(self) -> None:
         self._server: Any = None
@@ -46,11 +122,27 @@ class EmbeddedDynamoDB:
     def start(self) -> str:
         """Start the server and return its endpoint URL."""
         # Imported here: moto's server pulls in Flask and werkzeug, needed only when embedding.
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
         from moto.server import ThreadedMotoServer
+        from werkzeug.serving import make_server
+
+        class Server(ThreadedMotoServer):
+            def _server_entry(self) -> None:
+                app = _OneDynamoDBCallAtATime(DomainDispatcherApplication(create_backend_app))
+                self._server = make_server(
+                    self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+                )
+                self._server_ready_event.set()
+                self._server.serve_forever()
 
         # werkzeug logs every request at INFO; the runner already logs what matters.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        _transactions_copy_what_they_touch()
+        server = Server(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
         self._server = server

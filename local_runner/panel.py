@@ -1,10 +1,11 @@
 """``python -m local_runner panel`` (``make panel``): the Zendesk sidebar app on the demo's stack.
 
 No account is needed: the demo's simulators and embedded DynamoDB run behind the local API (in
-token mode, with the demo's token), the scheduled resolver runs, and the sidebar app is served
-on the stand-in ZAF client (local_runner.zaf) for a ticket whose requester is online in the
-Bugpilot simulator, which completes each report a few seconds after it is asked for. Each
-capture request and each internal note on the simulated ticket is printed as it happens.
+token mode, with the demo's token), the work queue's worker and the resolver's sweep run, and
+the sidebar app is served on the stand-in ZAF client (local_runner.zaf) for a ticket whose
+requester is online in the Bugpilot simulator, which completes each report a few seconds after
+it is asked for. Each capture request and each internal note on the simulated ticket is printed
+as it happens.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def run_panel(
             f"   2. Watch it go from requested to ready: the simulated user sends the report "
             f"{auto_complete_seconds:g} s later,"
         )
-        say(f"      and the resolver (every {SCHEDULE_SECONDS:g} s) fetches it.")
+        say("      and the worker fetches it: the work queue hands it the session at each check.")
         say("   3. Open the report link (an address on dash.bugpilot.io: the report itself is")
         say("      simulated, so the page does not exist).")
         say(f"   4. See the internal note the bridge wrote on Zendesk ticket {TICKET}, below.")

@@ -1,4 +1,5 @@
-"""The local runner: the template's functions behind a local HTTP API, schedules and DynamoDB.
+"""The local runner: the template's functions behind a local HTTP API, schedules, DynamoDB and
+SQS (queues and the event source mappings that poll them).
 
 All the functions run in this one process. That is what makes the runner fast and debuggable,
 and it has one consequence worth knowing: the environment is shared, so every function sees the
@@ -17,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +34,8 @@ from local_runner.dynamodb import (
     dynamodb_client,
     ensure_table,
 )
+from local_runner.sqs import ENDPOINT_VARIABLE as SQS_ENDPOINT_VARIABLE
+from local_runner.sqs import MappingStats, SqsPoller, ensure_queues, sqs_client
 from local_runner.template import (
     LOCAL_ACCOUNT_ID,
     LOCAL_REGION,
@@ -197,12 +200,25 @@ class LocalRunner:
         env_file: str | Path | None = None,
         start_schedules: bool = True,
         embedded_dynamodb: bool | None = None,
+        start_queues: bool | None = None,
+        queue_concurrency: int | None = None,
+        queue_attributes: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """Load the template; nothing starts before :meth:`start`.
 
         ``env`` wins over everything, then the process environment, then ``env_file``, then
         the template. ``embedded_dynamodb``: None starts moto unless
-        ``AWS_ENDPOINT_URL_DYNAMODB`` is set, True always starts it, False never does.
+        ``AWS_ENDPOINT_URL_DYNAMODB`` is set, True always starts it, False never does. The
+        template's queues live on that embedded moto server too (else on
+        ``AWS_ENDPOINT_URL_SQS``, else on a moto server of their own). ``start_queues`` runs the
+        functions' SQS event source mappings; by default they run when the schedules do (a test
+        that drives time by hand delivers with :meth:`poll`, as it runs schedules with
+        :meth:`tick`). ``queue_concurrency`` caps every mapping's MaximumConcurrency: one
+        process on a few cores cannot run as many invocations at once as Lambda, and the local
+        DynamoDB takes one call at a time, so under a large backlog the handlers' short
+        timeouts (2 s) would expire while they wait their turn. ``queue_attributes`` change
+        queues' attributes from the template's, by logical id (e.g. a shorter
+        VisibilityTimeout, so that a test's stranded message comes back within the test).
         """
         self.template: SamTemplate = load_template(template_path)
         self._port = port
@@ -211,11 +227,21 @@ class LocalRunner:
         self._env_file = Path(env_file) if env_file else None
         self._start_schedules = start_schedules
         self._embedded_dynamodb = embedded_dynamodb
+        self._start_queues = start_schedules if start_queues is None else start_queues
+        self._queue_concurrency = queue_concurrency
+        self._queue_attributes = {
+            key: dict(value) for key, value in (queue_attributes or {}).items()
+        }
 
         self.environment: dict[str, str] = {}
         self.table_names: dict[str, list[str]] = {}
+        #: Each queue's local URL, by logical id (once started).
+        self.queue_urls: dict[str, str] = {}
+        #: Each SQS event source mapping, as ``Function.Event`` (once started).
+        self.pollers: dict[str, SqsPoller] = {}
         self._env = _EnvPatch()
         self._dynamodb: EmbeddedDynamoDB | None = None
+        self._sqs_server: EmbeddedDynamoDB | None = None
         self._server: ApiGatewayServer | None = None
         self._handlers: dict[str, Handler] = {}
         self._added_paths: list[str] = []
@@ -235,6 +261,7 @@ class LocalRunner:
         try:
             self._apply_environment()
             self._start_dynamodb()
+            self._start_sqs()
             self._import_handlers()
             gateway = ApiGateway(
                 self.template.routes,
@@ -244,6 +271,7 @@ class LocalRunner:
             self._server = ApiGatewayServer(gateway, port=self._port).start()
             if self._start_schedules:
                 self._start_scheduler()
+            self._start_pollers()
         except BaseException:
             self.stop()
             raise
@@ -252,15 +280,21 @@ class LocalRunner:
     def stop(self) -> None:
         """Stop everything started and undo the changes to the environment and ``sys.path``."""
         self._stop_event.set()
+        # The pollers first, while what their batches call (DynamoDB, SQS) still runs.
+        for poller in self.pollers.values():
+            poller.stop()
+        self.pollers.clear()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
         if self._server is not None:
             self._server.stop()
             self._server = None
-        if self._dynamodb is not None:
-            self._dynamodb.stop()
-            self._dynamodb = None
+        for server in (self._sqs_server, self._dynamodb):
+            if server is not None:
+                server.stop()
+        self._sqs_server = self._dynamodb = None
+        self.queue_urls.clear()
         # Forget the handler modules (and what they imported from the code and layer dirs) so
         # that the next runner imports them afresh with its own environment.
         for name in self._loaded_modules:
@@ -292,6 +326,20 @@ class LocalRunner:
         if self._server is None:
             raise RuntimeError("the runner is not started")
         return self._server.url
+
+    @property
+    def sqs_endpoint(self) -> str | None:
+        """The SQS endpoint the handlers and the pollers use (once started, with queues)."""
+        return os.environ.get(SQS_ENDPOINT_VARIABLE) if self._started else None
+
+    def mapping_stats(self, function_logical_id: str) -> MappingStats:
+        """What the function's SQS event source mappings did, added up."""
+        total = MappingStats()
+        for key, poller in self.pollers.items():
+            if key.split(".", 1)[0] == function_logical_id:
+                for name, value in vars(poller.stats).items():
+                    setattr(total, name, getattr(total, name) + value)
+        return total
 
     @property
     def dynamodb_endpoint(self) -> str | None:
@@ -332,6 +380,19 @@ class LocalRunner:
                 "tick %s -> ok (%.0f ms)", function_logical_id, (time.monotonic() - started) * 1000
             )
             return result
+
+    def poll(self, function_logical_id: str) -> int:
+        """Deliver one batch of each of the function's SQS mappings now, as its event source
+        mapping would (for tests that drive time by hand); returns the records delivered."""
+        self._function(function_logical_id)
+        mappings = [
+            poller
+            for key, poller in self.pollers.items()
+            if key.split(".", 1)[0] == function_logical_id
+        ]
+        if not mappings:
+            raise KeyError(f"{function_logical_id} has no SQS event")
+        return sum(poller.run_once() for poller in mappings)
 
     def _function(self, logical_id: str) -> FunctionDef:
         try:
@@ -391,6 +452,73 @@ class LocalRunner:
             for name in sorted(names):
                 ensure_table(client, table, name)
             self.table_names[table.logical_id] = sorted(names)
+
+    def _start_sqs(self) -> None:
+        """Create the template's queues; give the handlers their local URLs.
+
+        They live on the embedded moto server when there is one (its SQS shares the endpoint),
+        else on ``AWS_ENDPOINT_URL_SQS``, else on a moto server started for them.
+        """
+        if not self.template.queues:
+            return
+        if self._dynamodb is not None and (
+            self._embedded_dynamodb or not os.environ.get(SQS_ENDPOINT_VARIABLE)
+        ):
+            self._env.set(SQS_ENDPOINT_VARIABLE, self._dynamodb.endpoint_url or "")
+        elif not os.environ.get(SQS_ENDPOINT_VARIABLE):
+            self._sqs_server = EmbeddedDynamoDB()
+            self._env.set(SQS_ENDPOINT_VARIABLE, self._sqs_server.start())
+        queues = {
+            queue_id: replace(queue, attributes={**queue.attributes, **changed})
+            if (changed := self._queue_attributes.get(queue_id))
+            else queue
+            for queue_id, queue in self.template.queues.items()
+        }
+        # An embedded server starts empty, though moto keeps queues per process.
+        embedded = self._sqs_server is not None or self._dynamodb is not None
+        self.queue_urls = ensure_queues(sqs_client(), queues, purge=embedded)
+        for function in self.template.functions.values():
+            for variable, queue_id in function.queue_env_vars.items():
+                # Only the template's own value: a URL set in the environment is kept.
+                if os.environ.get(variable) == self.template.queues[queue_id].aws_url:
+                    self._env.set(variable, self.queue_urls[queue_id])
+                    self.environment[variable] = self.queue_urls[queue_id]
+
+    def _start_pollers(self) -> None:
+        """One poller per enabled SQS event, as Lambda's event source mappings (its thread
+        started with ``start_queues``)."""
+        client = sqs_client()
+        for function in self.template.functions.values():
+            for event in function.queue_events:
+                if not event.enabled:
+                    continue
+                queue = self.template.queues[event.queue]
+                name = f"{function.logical_id}.{event.event_name}"
+                if self._queue_concurrency is not None:
+                    event = replace(
+                        event, max_concurrency=min(event.max_concurrency, self._queue_concurrency)
+                    )
+                self.pollers[name] = SqsPoller(
+                    name,
+                    event,
+                    self.queue_urls[event.queue],
+                    queue.arn,
+                    self._invoker(function.logical_id),
+                    client,
+                )
+                if not self._start_queues:
+                    continue
+                self.pollers[name].start()
+                logger.info(
+                    "queue %s -> %s (batches of %d, %d at once)",
+                    queue.name,
+                    function.logical_id,
+                    event.batch_size,
+                    event.max_concurrency,
+                )
+
+    def _invoker(self, function_logical_id: str) -> Callable[[dict[str, Any]], Any]:
+        return lambda event: self.invoke(function_logical_id, event)
 
     def _import_handlers(self) -> None:
         """Put code and layer dirs on ``sys.path`` (function code first, as in Lambda), import."""

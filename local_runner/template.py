@@ -1,12 +1,14 @@
 """Read the SAM template into typed definitions the local runner can act on.
 
-Everything the runner starts (functions, routes, schedules, layers, tables) comes from here, so
+Everything the runner starts (functions, routes, schedules, queues and their event source
+mappings, layers, tables) comes from here, so
 adding a function or a route to ``template.yaml`` is enough for it to run locally too.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import tomllib
@@ -34,6 +36,21 @@ _RATE_RE = re.compile(
 )
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _SUB_RE = re.compile(r"\$\{([^}]+)\}")
+# Lambda's defaults for an SQS event source mapping.
+_DEFAULT_SQS_BATCH_SIZE = 10
+# Without ScalingConfig, Lambda may run up to 1,000 batches at once; one process cannot, so a
+# local mapping without a cap runs this many at a time.
+LOCAL_SQS_CONCURRENCY = 5
+# CloudFormation properties of AWS::SQS::Queue that are SQS queue attributes, as they are.
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+)
 
 
 class TemplateError(ValueError):
@@ -123,6 +140,19 @@ class ScheduleDef:
 
 
 @dataclass(frozen=True)
+class SqsEventDef:
+    """One ``SQS`` event of a function: what its event source mapping polls, and how."""
+
+    event_name: str
+    queue: str  # the queue's logical id
+    batch_size: int = _DEFAULT_SQS_BATCH_SIZE
+    max_concurrency: int = LOCAL_SQS_CONCURRENCY  # ScalingConfig.MaximumConcurrency
+    report_batch_item_failures: bool = False  # FunctionResponseTypes: [ReportBatchItemFailures]
+    batching_window_seconds: float = 0.0  # MaximumBatchingWindowInSeconds
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class FunctionDef:
     """An ``AWS::Serverless::Function`` with Globals applied and values resolved locally."""
 
@@ -137,6 +167,10 @@ class FunctionDef:
     schedules: tuple[ScheduleDef, ...] = ()
     #: Environment variables whose template value is ``!Ref <table>`` (name -> table id).
     table_env_vars: dict[str, str] = field(default_factory=dict)
+    queue_events: tuple[SqsEventDef, ...] = ()
+    #: Environment variables whose template value is ``!Ref <queue>`` (name -> queue id): the
+    #: runner gives them the local queue's URL.
+    queue_env_vars: dict[str, str] = field(default_factory=dict)
 
     @property
     def module_name(self) -> str:
@@ -160,6 +194,31 @@ class TableDef:
 
 
 @dataclass(frozen=True)
+class QueueDef:
+    """An ``AWS::SQS::Queue`` turned into ``create_queue`` arguments."""
+
+    logical_id: str
+    name: str  # the local queue name
+    attributes: dict[str, str]  # SQS attributes, RedrivePolicy (as JSON) included
+    dead_letter_queue: str | None = None  # the logical id its RedrivePolicy names
+
+    @property
+    def arn(self) -> str:
+        """The queue's ARN (moto's, locally: the same account and region)."""
+        return queue_arn(self.name)
+
+    @property
+    def aws_url(self) -> str:
+        """The URL the queue would have in AWS; the runner replaces it with the local one."""
+        return f"https://sqs.{LOCAL_REGION}.amazonaws.com/{LOCAL_ACCOUNT_ID}/{self.name}"
+
+
+def queue_arn(name: str) -> str:
+    """The ARN of the local queue called ``name``."""
+    return f"arn:aws:sqs:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{name}"
+
+
+@dataclass(frozen=True)
 class SamTemplate:
     """What the local runner needs from a SAM template."""
 
@@ -169,6 +228,7 @@ class SamTemplate:
     functions: dict[str, FunctionDef]
     layers: dict[str, Path]
     tables: dict[str, TableDef]
+    queues: dict[str, QueueDef] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -200,12 +260,19 @@ _NO_VALUE = _NoValue()
 class _Resolver:
     """Evaluates intrinsic functions with local stand-ins for deploy-time values."""
 
-    def __init__(self, doc: Mapping[str, Any], stack_name: str, table_names: Mapping[str, str]):
+    def __init__(
+        self,
+        doc: Mapping[str, Any],
+        stack_name: str,
+        table_names: Mapping[str, str],
+        queue_names: Mapping[str, str] | None = None,
+    ):
         self._parameters: Mapping[str, Any] = doc.get("Parameters") or {}
         self._conditions: Mapping[str, Any] = doc.get("Conditions") or {}
         self._mappings: Mapping[str, Any] = doc.get("Mappings") or {}
         self._resources: Mapping[str, Any] = doc.get("Resources") or {}
         self._table_names = table_names
+        self._queue_names = dict(queue_names or {})
         self._pseudo = {
             "AWS::Region": LOCAL_REGION,
             "AWS::AccountId": LOCAL_ACCOUNT_ID,
@@ -294,8 +361,14 @@ class _Resolver:
             return self.parameter_default(name)
         if name in self._table_names:
             return self._table_names[name]
+        if name in self._queue_names:
+            # The URL it would have in AWS; the runner gives the handlers the local one.
+            return (
+                f"https://sqs.{LOCAL_REGION}.amazonaws.com/{LOCAL_ACCOUNT_ID}/"
+                + (self._queue_names[name])
+            )
         if name in self._resources:
-            # Other resources (secrets, queues, topics...) have no local counterpart: locally the
+            # Other resources (secrets, topics...) have no local counterpart: locally the
             # handlers get their values, secrets included, from environment variables only.
             return ""
         raise TemplateError(f"!Ref to unknown name {name!r}")
@@ -304,6 +377,14 @@ class _Resolver:
         if resource in self._table_names and attribute == "Arn":
             table = self._table_names[resource]
             return f"arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:table/{table}"
+        if resource in self._queue_names:
+            queue = self._queue_names[resource]
+            if attribute == "Arn":
+                return queue_arn(queue)
+            if attribute == "QueueName":
+                return queue
+            if attribute == "QueueUrl":
+                return self._ref(resource)
         if resource not in self._resources:
             raise TemplateError(f"!GetAtt on unknown resource {resource!r}")
         return ""
@@ -382,6 +463,85 @@ def _local_table_names(
     return names, tables
 
 
+def _local_queue_names(
+    doc: Mapping[str, Any], stack_name: str, resolver: _Resolver
+) -> dict[str, str]:
+    """A local name for every SQS queue: its QueueName, else one made from the stack's."""
+    names: dict[str, str] = {}
+    for logical_id, resource in (doc.get("Resources") or {}).items():
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::SQS::Queue":
+            continue
+        props = resource.get("Properties") or {}
+        name = resolver.resolve(props.get("QueueName"))
+        if not isinstance(name, str) or not name:
+            name = f"{stack_name}-{logical_id}-local"
+            if _to_text(resolver.resolve(props.get("FifoQueue"))).lower() == "true":
+                name += ".fifo"
+        names[logical_id] = name
+    return names
+
+
+def _queue_url_of(intrinsic: Intrinsic | None, queue_names: Mapping[str, str]) -> str | None:
+    """The queue whose URL ``!Ref Queue`` or ``!GetAtt Queue.QueueUrl`` stands for, if any."""
+    if intrinsic is None:
+        return None
+    if intrinsic.name == "Ref" and intrinsic.value in queue_names:
+        return str(intrinsic.value)
+    if intrinsic.name == "Fn::GetAtt" and isinstance(intrinsic.value, list):
+        resource, attribute = (str(part) for part in intrinsic.value[:2])
+        if resource in queue_names and attribute == "QueueUrl":
+            return resource
+    return None
+
+
+def _queue_def(
+    logical_id: str, name: str, props: Mapping[str, Any], by_arn: Mapping[str, str]
+) -> QueueDef:
+    """Translate (resolved) CloudFormation queue Properties into SQS queue attributes."""
+    attributes = {
+        key: _to_text(props[key]) for key in _QUEUE_ATTRIBUTES if props.get(key) is not None
+    }
+    dead_letter = None
+    redrive = props.get("RedrivePolicy")
+    if isinstance(redrive, str):
+        redrive = json.loads(redrive)
+    if isinstance(redrive, Mapping) and redrive.get("deadLetterTargetArn"):
+        target = str(redrive["deadLetterTargetArn"])
+        dead_letter = by_arn.get(target)
+        if dead_letter is None:
+            raise TemplateError(
+                f"{logical_id}: its dead-letter queue {target} is not in the template"
+            )
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": target, "maxReceiveCount": int(redrive["maxReceiveCount"])}
+        )
+    return QueueDef(logical_id, name, attributes, dead_letter)
+
+
+def _sqs_event(
+    logical_id: str, event_name: str, props: Mapping[str, Any], by_arn: Mapping[str, str]
+) -> SqsEventDef:
+    """An ``SQS`` event's mapping; its Queue must be one of the template's queues."""
+    queue = by_arn.get(str(props.get("Queue")))
+    if queue is None:
+        raise TemplateError(
+            f"{logical_id}: event {event_name} polls {props.get('Queue')!r}, which is not a "
+            "queue of the template (!GetAtt Queue.Arn)"
+        )
+    scaling = props.get("ScalingConfig") or {}
+    concurrency = scaling.get("MaximumConcurrency")
+    return SqsEventDef(
+        event_name=event_name,
+        queue=queue,
+        batch_size=int(props.get("BatchSize", _DEFAULT_SQS_BATCH_SIZE)),
+        max_concurrency=int(concurrency) if concurrency else LOCAL_SQS_CONCURRENCY,
+        report_batch_item_failures="ReportBatchItemFailures"
+        in (props.get("FunctionResponseTypes") or []),
+        batching_window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+        enabled=_to_text(props.get("Enabled", True)).lower() == "true",
+    )
+
+
 def _table_def(logical_id: str, name: str, props: Mapping[str, Any]) -> TableDef:
     """Translate CloudFormation table Properties into ``create_table`` arguments."""
     kwargs: dict[str, Any] = {
@@ -438,11 +598,15 @@ def _merge_globals(global_props: Mapping[str, Any], props: Mapping[str, Any]) ->
 
 
 def _events(
-    logical_id: str, events: Mapping[str, Any], resolver: _Resolver
-) -> tuple[list[HttpRoute], list[ScheduleDef]]:
-    """Collect the HttpApi routes and the schedules among a function's events."""
+    logical_id: str,
+    events: Mapping[str, Any],
+    resolver: _Resolver,
+    queues_by_arn: Mapping[str, str],
+) -> tuple[list[HttpRoute], list[ScheduleDef], list[SqsEventDef]]:
+    """Collect the HttpApi routes, the schedules and the SQS mappings of a function's events."""
     routes: list[HttpRoute] = []
     schedules: list[ScheduleDef] = []
+    queue_events: list[SqsEventDef] = []
     for event_name, event in events.items():
         event_type = event.get("Type")
         props = resolver.resolve(event.get("Properties") or {})
@@ -474,11 +638,13 @@ def _events(
                     None if raw_input is None else str(raw_input),
                 )
             )
+        elif event_type == "SQS":
+            queue_events.append(_sqs_event(logical_id, event_name, props, queues_by_arn))
         else:
             logger.debug(
                 "%s: event %s of type %s is not run locally", logical_id, event_name, event_type
             )
-    return routes, schedules
+    return routes, schedules, queue_events
 
 
 _INTEGRATION_TARGET_RE = re.compile(r"^integrations/\$\{([A-Za-z0-9]+)\}$")
@@ -525,8 +691,19 @@ def load_template(path: str | Path, *, stack_name: str | None = None) -> SamTemp
     doc = load_yaml(template_path)
     stack = stack_name or _stack_name(template_path)
     table_names, table_props = _local_table_names(doc, stack)
-    resolver = _Resolver(doc, stack, table_names)
+    queue_names = _local_queue_names(doc, stack, _Resolver(doc, stack, table_names))
+    resolver = _Resolver(doc, stack, table_names, queue_names)
     resources: Mapping[str, Any] = doc.get("Resources") or {}
+    queues_by_arn = {queue_arn(name): logical_id for logical_id, name in queue_names.items()}
+    queues = {
+        logical_id: _queue_def(
+            logical_id,
+            name,
+            resolver.resolve(resources[logical_id].get("Properties") or {}),
+            queues_by_arn,
+        )
+        for logical_id, name in queue_names.items()
+    }
     root = template_path.parent
 
     layers: dict[str, Path] = {}
@@ -561,10 +738,14 @@ def load_template(path: str | Path, *, stack_name: str | None = None) -> SamTemp
             )
         environment: dict[str, str] = {}
         table_env_vars: dict[str, str] = {}
+        queue_env_vars: dict[str, str] = {}
         for name, raw in props["Environment"]["Variables"].items():
             intrinsic = _as_intrinsic(raw)
             if intrinsic and intrinsic.name == "Ref" and intrinsic.value in table_names:
                 table_env_vars[name] = str(intrinsic.value)
+            queue = _queue_url_of(intrinsic, queue_names)
+            if queue is not None:
+                queue_env_vars[name] = queue
             value = resolver.resolve(raw)
             if value is not _NO_VALUE:
                 environment[name] = _to_text(value)
@@ -575,7 +756,9 @@ def load_template(path: str | Path, *, stack_name: str | None = None) -> SamTemp
                 layer_dirs.append(layers[str(intrinsic.value)])
             else:
                 logger.warning("%s: layer %r is not a local layer; skipped", logical_id, layer)
-        routes, schedules = _events(logical_id, props.get("Events") or {}, resolver)
+        routes, schedules, queue_events = _events(
+            logical_id, props.get("Events") or {}, resolver, queues_by_arn
+        )
         functions[logical_id] = FunctionDef(
             logical_id=logical_id,
             code_uri=(root / code_uri).resolve(),
@@ -587,6 +770,8 @@ def load_template(path: str | Path, *, stack_name: str | None = None) -> SamTemp
             routes=tuple(routes),
             schedules=tuple(schedules),
             table_env_vars=table_env_vars,
+            queue_events=tuple(queue_events),
+            queue_env_vars=queue_env_vars,
         )
 
     for function_id, api_routes in _api_routes(resources, resolver).items():
@@ -597,4 +782,4 @@ def load_template(path: str | Path, *, stack_name: str | None = None) -> SamTemp
     parameters = {
         name: _to_text(resolver.parameter_default(name)) for name in doc.get("Parameters") or {}
     }
-    return SamTemplate(template_path, stack, parameters, functions, layers, tables)
+    return SamTemplate(template_path, stack, parameters, functions, layers, tables, queues)

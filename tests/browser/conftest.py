@@ -46,6 +46,8 @@ SKIP_REASON = (
     "chromium`; `make test` does) {extra}"
 )
 RESOLVER = "ResolverFunction"
+# Takes each due session from the work queue (the local runner's SQS event source mapping).
+WORKER = "WorkerFunction"
 TICKET = 1001
 USER = "user-42"
 EMAIL = "ada@example.com"
@@ -106,10 +108,11 @@ class Bridge:
         return sessions
 
     def resolve_until(self, status: str, ticket: int = TICKET) -> dict[str, Any]:
-        """Run the scheduled resolver (as its schedule would) until the newest capture has
-        `status`."""
+        """Deliver the work queue's due reminders to the worker, and run the resolver's sweep
+        (as their mapping and schedule would), until the newest capture has `status`."""
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
+            self.runner.poll(WORKER)
             self.runner.tick(RESOLVER)
             [newest, *_] = self.sessions(ticket)
             if newest["status"] == status:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -653,6 +654,149 @@ def test_the_real_sessions_api_without_a_token_is_closed_locally() -> None:
     with LocalRunner(port=0, start_schedules=False, env=env, embedded_dynamodb=True) as runner:
         # when a caller lists sessions without credentials
         answer = requests.get(f"{runner.url}/sessions?status=pending", timeout=10)
+        # (and its functions send reminders to the local work queue, which the worker polls)
+        assert runner.environment["WORK_QUEUE_URL"] == runner.queue_urls["WorkQueue"]
+        assert runner.queue_urls["WorkQueue"].startswith(str(runner.dynamodb_endpoint))
+        assert list(runner.pollers) == ["WorkerFunction.Due"]
+        # (not polling by itself while schedules are off: a test delivers by hand)
+        assert runner.poll("WorkerFunction") == 0
     # then it is refused, naming the token to set: the API is never open
     assert answer.status_code == 401
     assert "SESSIONS_API_TOKEN" in answer.json()["detail"]
+
+
+# --- SQS: queues and event source mappings -------------------------------------------------
+
+QUEUE_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Jobs:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 1
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt JobsDead.Arn
+        maxReceiveCount: 2
+  JobsDead:
+    Type: AWS::SQS::Queue
+  JobFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: job
+      Handler: {job}.handler
+      Timeout: 9
+      Environment:
+        Variables:
+          JOBS_URL: !Ref Jobs
+          JOBS_ARN: !GetAtt Jobs.Arn
+      Events:
+        Work:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Jobs.Arn
+            BatchSize: 2
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig:
+              MaximumConcurrency: 2
+"""
+
+JOB = """\
+import json
+import threading
+import time
+
+lock = threading.Lock()
+running = [0]
+most = [0]
+bodies = []
+contexts = []
+
+
+def handler(event, context):
+    with lock:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        contexts.append((context.function_name, context.get_remaining_time_in_millis()))
+    try:
+        time.sleep(0.1)  # long enough for batches to overlap if the mapping let them
+        records = event["Records"]
+        wanted = [json.loads(record["body"]) for record in records]
+        with lock:
+            bodies.extend(wanted)
+        if any(body.get("raise") for body in wanted):
+            raise RuntimeError("the job raised")
+        return {{"batchItemFailures": [
+            {{"itemIdentifier": record["messageId"]}}
+            for record, body in zip(records, wanted) if body.get("fail")
+        ]}}
+    finally:
+        with lock:
+            running[0] -= 1
+"""
+
+
+def wait_until(check: Any, seconds: float = 30) -> None:
+    """Poll `check` until it holds (a bound on waiting, not a timing assertion)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "did not happen"
+        time.sleep(0.1)
+
+
+def queue_depth(client: Any, url: str) -> int:
+    attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return sum(
+        int(attributes[name])
+        for name in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+    )
+
+
+def test_an_sqs_event_polls_its_queue_as_an_event_source_mapping(tmp_path: Path) -> None:
+    # given a template with a queue (redrive after 2 receives) and a function polling it
+    module = f"lrt_job_{uuid.uuid4().hex[:8]}"
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / f"{module}.py").write_text(JOB.format())
+    template = tmp_path / "template.yaml"
+    template.write_text(QUEUE_TEMPLATE.format(job=module))
+    try:
+        with LocalRunner(template, start_schedules=False, start_queues=True) as runner:
+            job = sys.modules[module]
+            # then the handlers get the queue's local URL and ARN, on the SQS endpoint
+            url = os.environ["JOBS_URL"]
+            assert url == runner.queue_urls["Jobs"]
+            assert runner.sqs_endpoint is not None
+            assert url.startswith(runner.sqs_endpoint)
+            assert os.environ["JOBS_ARN"].endswith(":" + url.rsplit("/", 1)[1])
+            sqs = boto3.client("sqs", endpoint_url=runner.sqs_endpoint, region_name="us-east-1")
+            # when ten jobs are sent, one of which the function reports as failed
+            for number in range(10):
+                body = {"n": number, "fail": number == 3}
+                sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+            # then the nine others are handled once each and deleted; the failed one is
+            # delivered again after the visibility timeout, then dead-lettered
+            dead = runner.queue_urls["JobsDead"]
+            wait_until(lambda: queue_depth(sqs, dead) == 1 and queue_depth(sqs, url) == 0)
+            handled = sorted(body["n"] for body in job.bodies if not body["fail"])
+            assert handled == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+            assert sum(1 for body in job.bodies if body["fail"]) == 2  # maxReceiveCount
+            # and never more than MaximumConcurrency batches ran at once, each of BatchSize
+            assert job.most[0] <= 2
+            stats = runner.mapping_stats("JobFunction")
+            assert stats.records == 11
+            assert stats.batches >= 6
+            assert (stats.deleted, stats.kept, stats.raised) == (9, 2, 0)
+            # and each invocation had a fresh context counting down from the Timeout (9 s)
+            assert {name for name, _ in job.contexts} == {"JobFunction"}
+            assert all(0 < left <= 9000 for _, left in job.contexts)
+            # when a batch raises, none of its messages is deleted
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": 99, "raise": True}))
+            wait_until(lambda: queue_depth(sqs, dead) == 2)
+            assert runner.mapping_stats("JobFunction").raised == 2
+        # and the pollers stop with the runner, which gives the environment back
+        assert not any(t.name.startswith("sqs-JobFunction") for t in threading.enumerate())
+        assert "JOBS_URL" not in os.environ
+        assert "AWS_ENDPOINT_URL_SQS" not in os.environ
+    finally:
+        sys.modules.pop(module, None)
+        sys.path[:] = [entry for entry in sys.path if not entry.startswith(str(tmp_path))]
