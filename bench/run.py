@@ -219,7 +219,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         _queue_target(r),
         (
             "5,000 notes at 200/min: 0 429s, drain within 10% (§2)",
-            "met (in make test)",
+            "**met** (in make test)",
             "25.5 simulated minutes for the limit's own 25, no 429"
             " (tests/unit/test_pacing.py, not timed here)",
         ),
