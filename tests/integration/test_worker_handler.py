@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,27 +11,33 @@ import pytest
 from capture_bridge.models import SessionStatus, format_time, utc_now
 from capture_bridge.session_store import SessionStore
 from capture_bridge.settings import reset_settings_cache
+from capture_bridge.work_queue import WorkItem
+from capture_bridge.worker import messages_of
 from local_runner.simulators import BugpilotSimulator
-from tests.conftest import Clock, Webhook, runtime_with, trigger_body
+from tests.conftest import Clock, Webhook, load_event, runtime_with, trigger_body
 
 
 def sqs_event(*bodies: str) -> dict[str, Any]:
-    """An SQS event as the event source mapping delivers it, one record per body."""
+    """events/worker_due.json (what the event source mapping delivers), one record per body."""
+    sample = load_event("worker_due")
+    (record,) = sample["Records"]
     return {
         "Records": [
-            {
-                "messageId": f"m-{number}",
-                "receiptHandle": f"r-{number}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
-                "awsRegion": "us-east-1",
-            }
+            {**record, "messageId": f"m-{number}", "receiptHandle": f"r-{number}", "body": body}
             for number, body in enumerate(bodies)
         ]
     }
+
+
+def test_the_sample_event_is_a_reminder_the_worker_reads() -> None:
+    # given the sample SQS event `sam local invoke WorkerFunction -e` takes
+    event = load_event("worker_due")
+    # when the worker reads its records
+    messages = messages_of(event)
+    # then it is one well-formed reminder, as the webhook sends it
+    reminder = WorkItem("SESSION_ID", datetime(2026, 11, 25, 12, 1, tzinfo=UTC))
+    assert [message.item for message in messages] == [reminder]
+    assert reminder.body() == event["Records"][0]["body"]
 
 
 @pytest.mark.usefixtures("zendesk")
