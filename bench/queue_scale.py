@@ -55,7 +55,12 @@ IN_RUN_TIMEOUT_MS = 90_000  # the resolver's Timeout in the template
 DELAYED = {"bugpilot": ("session_info",), "zendesk": ("comments", "update")}
 # What the AWS estimate assumes a DynamoDB call takes (single-digit milliseconds in-region).
 DYNAMODB_CALL_SECONDS = 0.01
-WAIT_LIMIT = 1800.0
+# A drain taking longer than this is stuck (10,000 sessions take about half an hour here).
+WAIT_LIMIT = 5400.0
+# The bridge's DynamoDB read timeout in the scale run (see `scale`).
+LOCAL_READ_TIMEOUT = 60
+# How often `drain` says how far it got, on stderr.
+PROGRESS_SECONDS = 60.0
 
 
 @dataclass
@@ -79,6 +84,17 @@ class Local:
             QueueUrl=self.runner.queue_urls[queue], AttributeNames=names
         )
         return sum(int(answer["Attributes"][name]) for name in names)
+
+
+@contextmanager
+def patched(module: Any, name: str, value: Any) -> Iterator[None]:
+    """`module.name` is `value` inside."""
+    before = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, before)
 
 
 @contextmanager
@@ -159,6 +175,7 @@ def drain(stack: Local, tickets: list[str], mark: float = 60.0) -> dict[str, Any
     started = time.monotonic()
     first = runner.tick(RESOLVER)
     runs, last_run = 1, time.monotonic()
+    last_said = last_run
     noted_at_mark: int | None = None
     all_noted: float | None = None
     while True:
@@ -174,6 +191,14 @@ def drain(stack: Local, tickets: list[str], mark: float = 60.0) -> dict[str, Any
         poller = runner.pollers[f"{WORKER}.Due"]
         if all_noted is not None and poller.busy == 0 and stack.queued() == 0:
             break
+        if now - last_said >= PROGRESS_SECONDS:
+            last_said = now
+            print(
+                f"queue_scale: {noted} of {len(tickets)} noted after {now - started:.0f} s,"
+                f" {stack.queued()} reminders queued, {runs} sweeps",
+                file=sys.stderr,
+                flush=True,
+            )
         if now - started > WAIT_LIMIT:
             raise RuntimeError(f"only {noted} of {len(tickets)} noted after {WAIT_LIMIT:.0f} s")
         time.sleep(0.25)
@@ -196,8 +221,18 @@ def drain(stack: Local, tickets: list[str], mark: float = 60.0) -> dict[str, Any
 
 def scale(count: int, queue_concurrency: int) -> dict[str, Any]:
     """`count` sessions due at once through the queue path (the pace lifted: the queue is
-    measured, not the helpdesk's plan)."""
-    with local(unpaced=True, queue_concurrency=queue_concurrency) as stack:
+    measured, not the helpdesk's plan).
+
+    The bridge's DynamoDB calls get `LOCAL_READ_TIMEOUT` instead of their 2 s: moto answers a
+    query of the due index by reading every item of the table in Python, seconds for tens of
+    thousands of items where DynamoDB takes milliseconds, and it takes calls one at a time.
+    """
+    from capture_bridge.store import dynamodb
+
+    with (
+        local(unpaced=True, queue_concurrency=queue_concurrency) as stack,
+        patched(dynamodb, "READ_TIMEOUT", LOCAL_READ_TIMEOUT),
+    ):
         started = time.monotonic()
         tickets = store_overdue(stack, count)
         stored = time.monotonic() - started
