@@ -22,11 +22,13 @@ from capture_bridge.capture_flow import poll_interval
 from capture_bridge.errors import StoreUnavailable
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus, utc_now
 from capture_bridge.resolver import (
+    STALE_SWEEP_MINUTES,
     SWEEP_GRACE,
     SWEEP_STALE,
     RunOutcome,
     RunSummary,
     resolve_due_sessions,
+    stale_sweep,
 )
 from capture_bridge.runtime import Runtime
 from capture_bridge.work_queue import SqsWorkQueue, WorkItem
@@ -435,7 +437,9 @@ class TestSweep:
         assert outcomes(queued.sweep()) == {RunOutcome.SKIPPED: 1}
         assert (len(queued.queue.sent), queued.queue.backlog_calls) == (sent, 1)
 
-    def test_a_lost_reminder_behind_a_busy_queue_is_sent_once_stale(self, queued: Queued) -> None:
+    def test_a_lost_reminder_behind_a_busy_queue_is_sent_once_stale_then_every_ten_minutes(
+        self, queued: Queued
+    ) -> None:
         # Given a session whose reminder was lost, and a queue busy with other messages
         session_id = online_request(queued)
         queued.queue.lose(queued.queue.waiting(session_id)[0])
@@ -447,11 +451,21 @@ class TestSweep:
         queued.clock.now = due + SWEEP_GRACE
         assert outcomes(queued.sweep()) == {RunOutcome.SKIPPED: 1}
         assert len(queued.sent_for(session_id)) == 1  # the lost one
-        # When the queue stays as busy until it is stale, the sweep sends it all the same
+        # When the queue stays busy until it is stale, a tenth minute's sweep sends it all the same
         queued.clock.now = due + SWEEP_STALE
+        assert stale_sweep(queued.clock())
         assert len(queued.queue.visible()) == 3
         assert outcomes(queued.sweep()) == {RunOutcome.QUEUED: 1}
         assert len(queued.sent_for(session_id)) == 2
+        # When the next sweeps come with the queue still as busy, they leave it to the backlog
+        for _ in range(STALE_SWEEP_MINUTES - 1):
+            queued.clock.advance(minutes=1)
+            assert outcomes(queued.sweep()) == {RunOutcome.SKIPPED: 1}
+        assert len(queued.sent_for(session_id)) == 2
+        # Then the next tenth minute's sweep sends it once more
+        queued.clock.advance(minutes=1)
+        assert outcomes(queued.sweep()) == {RunOutcome.QUEUED: 1}
+        assert len(queued.sent_for(session_id)) == 3
 
     def test_an_idle_sweep_lists_once_and_calls_no_sqs(
         self, queued: Queued, store_calls: Counter[str]

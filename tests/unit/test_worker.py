@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 from capture_bridge import worker
 from capture_bridge.capture_flow import CLAIM_LEASE
 from capture_bridge.models import format_time
-from capture_bridge.resolver import MAX_TOKEN_WAIT, NOTE_BUDGET_MS, SESSION_BUDGET_MS
+from capture_bridge.resolver import (
+    MAX_TOKEN_WAIT,
+    NOTE_BUDGET_MS,
+    SESSION_BUDGET_MS,
+    STALE_SWEEP_MINUTES,
+    stale_sweep,
+)
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import Claim
 from capture_bridge.work_queue import (
@@ -447,3 +453,14 @@ class TestSqsWorkQueue:
 
     def test_no_url_no_queue(self) -> None:
         assert work_queue("") is None
+
+
+class TestStaleSweeps:
+    def test_only_a_tenth_minutes_sweep_sends_what_a_busy_queue_holds_back(self) -> None:
+        # Given the sweeps of an hour, one a minute, each a few seconds past its minute
+        sweeps = [START + timedelta(minutes=minute, seconds=3) for minute in range(60)]
+        # When each decides whether it sends stale sessions
+        sending = [at.minute for at in sweeps if stale_sweep(at)]
+        # Then six of them do, ten minutes apart, whatever the seconds
+        assert sending == list(range(0, 60, STALE_SWEEP_MINUTES))
+        assert all(stale_sweep(at.replace(second=59)) for at in sweeps if at.minute in sending)

@@ -51,8 +51,11 @@ MAX_SESSIONS_PER_RUN = 500
 # With a work queue: a session this long overdue has lost its reminder (a delivered one is taken
 # within a second or two of its due time, so two minutes leave room for a worker's start-up).
 SWEEP_GRACE = timedelta(minutes=2)
-# ...and one this long overdue is sent even while the queue's backlog could hold every overdue one.
+# ...and one this long overdue is sent even while the queue's backlog could hold every overdue one,
+# by the sweeps of every tenth minute only (00, 10, 20 …): a queue busy for an hour with
+# thousands of overdue sessions gets one more reminder each per ten minutes, not one a minute.
 SWEEP_STALE = timedelta(minutes=10)
+STALE_SWEEP_MINUTES = 10
 # The most sessions one sweep sends (10,000 reminders take about 1,000 SQS calls, in parallel),
 # and how many each of its threads sends at a time.
 MAX_SWEPT_PER_RUN = 10_000
@@ -439,14 +442,24 @@ def _log_summary(summary: RunSummary) -> None:
     )
 
 
+def stale_sweep(now: datetime) -> bool:
+    """Whether the sweep at `now` sends stale sessions a busy queue holds back: a tenth minute's.
+
+    Stateless, so overlapping or skipped runs need no record: two runs in one such minute send
+    twice (a duplicate does nothing), and a skipped one leaves it to the next, ten minutes on.
+    """
+    return now.minute % STALE_SWEEP_MINUTES == 0
+
+
 def sweep(runtime: Runtime, queue: WorkQueue, clock: Callable[[], datetime]) -> RunSummary:
     """With a work queue, the scheduled run only sends again the sessions whose reminder was lost.
 
     Every save that leaves a session due sends its reminder, so a session overdue by more than
     `SWEEP_GRACE` lost it (a crash between the save and the send, a send that failed, a message
     dead-lettered) or waits in a backlog. While the queue's backlog could hold them all, they are
-    left to it; else they are all sent, due now (a duplicate finds the session claimed or done).
-    An idle tick costs the same one listing as ever.
+    left to it, but for those `SWEEP_STALE` overdue on a tenth minute's sweep (`stale_sweep`);
+    else they are all sent, due now (a duplicate finds the session claimed or done). An idle tick
+    costs the same one listing as ever.
     """
     summary = RunSummary()
     now = clock()
@@ -457,7 +470,11 @@ def sweep(runtime: Runtime, queue: WorkQueue, clock: Callable[[], datetime]) -> 
         if backlog is not None and backlog >= len(due):
             # A lost reminder is not in the backlog: a session overdue this long is sent anyway,
             # so that a queue that stays busy cannot hold it back (a duplicate does nothing).
-            stale = runtime.store.due_session_ids(now - SWEEP_STALE, MAX_SWEPT_PER_RUN)
+            stale = (
+                runtime.store.due_session_ids(now - SWEEP_STALE, MAX_SWEPT_PER_RUN)
+                if stale_sweep(now)
+                else []
+            )
             logger.info(
                 "overdue sessions left to the work queue's backlog",
                 extra={"due": len(due), "backlog": backlog, "stale": len(stale)},
