@@ -169,11 +169,17 @@ def _noted(stack: Local, tickets: list[str]) -> dict[str, int]:
     return {ticket: len(stack.zendesk.internal_notes(ticket)) for ticket in tickets}
 
 
+def _say(text: str) -> None:
+    print(f"queue_scale: {text}", file=sys.stderr, flush=True)
+
+
 def drain(stack: Local, tickets: list[str], mark: float = 60.0) -> dict[str, Any]:
     """Sweep, then wait until every ticket is noted and the queue is empty; what it took."""
     runner = stack.runner
     started = time.monotonic()
+    _say(f"stored; the first sweep begins ({runner.mapping_stats(WORKER).batches} worker batches)")
     first = runner.tick(RESOLVER)
+    _say(f"the first sweep took {time.monotonic() - started:.0f} s: {first}")
     runs, last_run = 1, time.monotonic()
     last_said = last_run
     noted_at_mark: int | None = None
@@ -193,11 +199,10 @@ def drain(stack: Local, tickets: list[str], mark: float = 60.0) -> dict[str, Any
             break
         if now - last_said >= PROGRESS_SECONDS:
             last_said = now
-            print(
-                f"queue_scale: {noted} of {len(tickets)} noted after {now - started:.0f} s,"
-                f" {stack.queued()} reminders queued, {runs} sweeps",
-                file=sys.stderr,
-                flush=True,
+            _say(
+                f"{noted} of {len(tickets)} noted after {now - started:.0f} s,"
+                f" {stack.queued()} reminders queued, {runs} sweeps,"
+                f" {runner.mapping_stats(WORKER).batches} worker batches"
             )
         if now - started > WAIT_LIMIT:
             raise RuntimeError(f"only {noted} of {len(tickets)} noted after {WAIT_LIMIT:.0f} s")
