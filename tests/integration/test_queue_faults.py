@@ -19,18 +19,19 @@ session reaches its final state, noted, whatever failed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
 
 import pytest
 
 from capture_bridge.models import NoteState, SessionStatus
 from capture_bridge.notes import marker
 from capture_bridge.runtime import Runtime
+from tests import faults
+from tests.faults import Fault, Target, When
 from tests.integration.test_worker import SCHEDULE, USER, Queued
 from tests.integration.test_worker import queued as queued  # a fixture
 
@@ -44,75 +45,14 @@ class Death(BaseException):
     """The worker's function dies here: killed at its timeout, or out of memory."""
 
 
-# -- faults ----------------------------------------------------------------------------------------
-
-
-class Target(Enum):
-    """The collaborator whose call kills the worker; the value names the runtime's factory."""
-
-    PROVIDER = "provider"
-    HELPDESK = "helpdesk"
-    STORE = "store"
-    QUEUE = "queue"
-
-
-class When(Enum):
-    BEFORE = "before"
-    AFTER = "after"
-
-
-@dataclass(frozen=True)
-class Fault:
-    """The worker dies at `target.method`, `when` the real call is made."""
-
-    target: Target
-    method: str
-    when: When
-
-
-def dying(real: Callable[..., Any], when: When) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        if when is When.AFTER:
-            real(*args, **kwargs)
-        raise Death(f"died {when.value} {real.__name__}")
-
-    return call
-
-
-class Dying:
-    """`collaborator`, except that its `fault.method` kills the worker."""
-
-    def __init__(self, collaborator: Any, fault: Fault) -> None:
-        self._collaborator = collaborator
-        self._fault = fault
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._collaborator, name)
-        return dying(real, self._fault.when) if name == self._fault.method else real
+# -- faults ---------------------------------------------------------------------------------------
 
 
 @contextmanager
 def injected(queued: Queued, fault: Fault) -> Iterator[Runtime]:
     """A runtime for one worker invocation whose `fault` kills it."""
-    runtime = queued.runtime
-    if fault.target is Target.STORE:
-        # The store is shared: patched only while the dying worker runs.
-        with pytest.MonkeyPatch.context() as patch:
-            store = runtime.store
-            patch.setattr(store, fault.method, dying(getattr(store, fault.method), fault.when))
-            yield runtime
-        return
-    if fault.target is Target.QUEUE:
-        yield replace(runtime, queue=Dying(runtime.queue, fault))
-        return
-    build = getattr(runtime, fault.target.value)
-
-    def faulty(*args: Any, **kwargs: Any) -> Any:
-        return Dying(build(*args, **kwargs), fault)
-
-    faulted = replace(runtime)
-    object.__setattr__(faulted, fault.target.value, faulty)
-    yield faulted
+    with faults.injected(queued.runtime, fault, Death) as runtime:
+        yield runtime
 
 
 # -- the world playing on --------------------------------------------------------------------------

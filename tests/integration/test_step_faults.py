@@ -14,12 +14,11 @@ the ticket by the next holder, so a crash never doubles it either.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
 
 import pytest
 
@@ -29,7 +28,9 @@ from capture_bridge.notes import marker
 from capture_bridge.resolver import RunOutcome
 from capture_bridge.runtime import Runtime
 from local_runner.simulators import BugpilotSimulator, ZendeskSimulator
+from tests import faults
 from tests.conftest import Clock, Webhook, trigger_body
+from tests.faults import Fault, Target, When
 from tests.integration.test_resolver import Crash, World
 
 # The requester and ticket of `trigger_body()`.
@@ -56,72 +57,11 @@ def world(
 # -- faults ---------------------------------------------------------------------------------
 
 
-class Target(Enum):
-    """The collaborator whose call dies; the value names the runtime's factory for it."""
-
-    PROVIDER = "provider"
-    HELPDESK = "helpdesk"
-    STORE = "store"
-
-
-class When(Enum):
-    """Whether the function dies before the real call, or right after it took effect."""
-
-    BEFORE = "before"
-    AFTER = "after"
-
-
-@dataclass(frozen=True)
-class Fault:
-    """The function dies at `target.method`, `when` the real call is made."""
-
-    target: Target
-    method: str
-    when: When
-
-
-def dying(real: Callable[..., Any], when: When) -> Callable[..., Any]:
-    """`real`, made to raise `Crash` before it runs or once it has run."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        if when is When.AFTER:
-            real(*args, **kwargs)
-        raise Crash(f"died {when.value} {real.__name__}")
-
-    return call
-
-
-class Dying:
-    """`collaborator`, except that its `fault.method` dies."""
-
-    def __init__(self, collaborator: Any, fault: Fault) -> None:
-        self._collaborator = collaborator
-        self._fault = fault
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._collaborator, name)
-        return dying(real, self._fault.when) if name == self._fault.method else real
-
-
 @contextmanager
 def injected(world: World, fault: Fault) -> Iterator[Runtime]:
-    """A runtime whose `fault.target.method` calls die; the shared store is patched only inside."""
-    runtime = replace(world.runtime)
-    if fault.target is Target.STORE:
-        store = world.runtime.store
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(store, fault.method, dying(getattr(store, fault.method), fault.when))
-            yield runtime
-        return
-    build = getattr(world.runtime, fault.target.value)
-
-    def faulty(*args: Any, **kwargs: Any) -> Any:
-        # A stand-in, never the collaborator itself: adapters outlive the call (the runtime keeps
-        # them per settings), so a patched one would keep dying after the fault.
-        return Dying(build(*args, **kwargs), fault)
-
-    object.__setattr__(runtime, fault.target.value, faulty)
-    yield runtime
+    """A runtime whose `fault.target.method` calls die with `Crash`."""
+    with faults.injected(world.runtime, fault, Crash) as runtime:
+        yield runtime
 
 
 # -- what the world saw ---------------------------------------------------------------------
