@@ -30,7 +30,6 @@ shrink. tests/integration/test_worker.py works a batch at once.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import Enum
@@ -48,6 +47,7 @@ from capture_bridge.models import CaptureSession, NoteState
 from capture_bridge.resolver import SESSION_BUDGET_MS, SWEEP_GRACE, RunOutcome, step_session
 from capture_bridge.work_queue import WorkItem
 from tests.conftest import SerializedClient
+from tests.faults import Dying, Fault, Target, When, dying
 from tests.property.test_session_machine import (
     CLOCK_STEPS,
     FAR_FUTURE,
@@ -92,37 +92,23 @@ class Death(BaseException):
     """The worker's function dies here: killed at its timeout, or out of memory."""
 
 
-class When(Enum):
-    BEFORE = "before"
-    AFTER = "after"
-
-
-@dataclass(frozen=True)
-class Dies:
-    """The next worker dies at `target.method`, `when` the real call is made."""
-
-    target: str
-    method: str
-    when: When
-
-
 DEATHS = (
-    Dies("store", "claim", When.BEFORE),
-    Dies("store", "claim", When.AFTER),
-    Dies("provider", "start", When.BEFORE),
-    Dies("provider", "start", When.AFTER),
-    Dies("provider", "check", When.AFTER),
-    Dies("helpdesk", "post_note", When.BEFORE),
-    Dies("helpdesk", "post_note", When.AFTER),
-    Dies("store", "save", When.BEFORE),
-    Dies("store", "save", When.AFTER),
-    Dies("queue", "send", When.BEFORE),
+    Fault(Target.STORE, "claim", When.BEFORE),
+    Fault(Target.STORE, "claim", When.AFTER),
+    Fault(Target.PROVIDER, "start", When.BEFORE),
+    Fault(Target.PROVIDER, "start", When.AFTER),
+    Fault(Target.PROVIDER, "check", When.AFTER),
+    Fault(Target.HELPDESK, "post_note", When.BEFORE),
+    Fault(Target.HELPDESK, "post_note", When.AFTER),
+    Fault(Target.STORE, "save", When.BEFORE),
+    Fault(Target.STORE, "save", When.AFTER),
+    Fault(Target.QUEUE, "send", When.BEFORE),
 )
 
 
 @dataclass(frozen=True)
 class WorkerDies:
-    death: Dies
+    death: Fault
 
 
 @dataclass(frozen=True)
@@ -188,29 +174,6 @@ QUEUED_COMMANDS: st.SearchStrategy[QueuedCommand] = st.one_of(
 )
 
 
-def dying(real: Callable[..., Any], death: Dies) -> Callable[..., Any]:
-    """`real`, made to kill the worker before it runs or once it has run."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        if death.when is When.AFTER:
-            real(*args, **kwargs)
-        raise Death(f"died {death.when.value} {death.method}")
-
-    return call
-
-
-class Dying:
-    """`collaborator`, except that `death.method` kills the worker."""
-
-    def __init__(self, collaborator: Any, death: Dies) -> None:
-        self._collaborator = collaborator
-        self._death = death
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._collaborator, name)
-        return dying(real, self._death) if name == self._death.method else real
-
-
 class QueuedSessionMachine(SessionMachine):
     """The session machine with a work queue, workers and the sweep; see the module docstring."""
 
@@ -220,7 +183,7 @@ class QueuedSessionMachine(SessionMachine):
         self.store = FaultyStore(TABLE, SerializedClient(self.client))
         self.queue = QueueDouble(self.clock)
         self.runtime = replace(self.runtime, store=self.store, queue=self.queue)
-        self.death: Dies | None = None
+        self.death: Fault | None = None
         # Deliveries under way: an overlap delivers within a holder's own.
         self._depth = 0
         self._max_batch = worker.MAX_BATCH
@@ -281,21 +244,21 @@ class QueuedSessionMachine(SessionMachine):
         if delivery is not None:
             tally("a worker died" if delivery.died else f"a worker's batch: {len(batch)}")
 
-    def _dying(self, death: Dies) -> Any:
+    def _dying(self, death: Fault) -> Any:
         tally(f"a worker dies {death.when.value} {death.method}")
-        if death.target == "store":
+        if death.target is Target.STORE:
             real = getattr(self.store, death.method)
-            setattr(self.store, death.method, dying(real, death))
+            setattr(self.store, death.method, dying(real, death.when, Death))
             return self.runtime
-        if death.target == "queue":
-            return replace(self.runtime, queue=Dying(self.queue, death))
-        if death.target == "provider":
+        if death.target is Target.QUEUE:
+            return replace(self.runtime, queue=Dying(self.queue, death, Death))
+        if death.target is Target.PROVIDER:
             return replace(
                 self.runtime, fake_provider=cast(FakeProvider, DyingProvider(self.provider, death))
             )
         return replace(
             self.runtime,
-            fake_helpdesk=cast(FakeHelpdesk, Dying(self.helpdesk, death)),
+            fake_helpdesk=cast(FakeHelpdesk, Dying(self.helpdesk, death, Death)),
         )
 
     def _restore_store(self) -> None:
@@ -427,7 +390,7 @@ class DyingProvider:
     its answer (the holder never read it), as the base machine counts a crash after sending.
     """
 
-    def __init__(self, provider: FakeProvider, death: Dies) -> None:
+    def __init__(self, provider: FakeProvider, death: Fault) -> None:
         self._provider = provider
         self._death = death
 
