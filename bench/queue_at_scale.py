@@ -83,9 +83,12 @@ def drain(stack: Stack, run: Run, tickets: list[str], concurrency: int) -> dict[
     from capture_bridge.resolver import RunOutcome, resolve_due_sessions
     from capture_bridge.worker import MAX_BATCH, work
 
-    queue = VirtualQueue(run.loop)
-    runtime = run.runtime(queue)
     visible: deque[Any] = deque()
+    queue = VirtualQueue(run.loop)
+    # What the sweep reads (SqsWorkQueue.backlog: ApproximateNumberOfMessages): the messages
+    # visible now, those waiting for a worker and those whose delay has passed.
+    queue.backlog = lambda: len(visible) + run.loop.count("message", until=run.clock())  # type: ignore[method-assign]
+    runtime = run.runtime(queue)
     free = concurrency
     noted: set[str] = set()
     figures = {"sweeps": 0, "swept": 0, "batches": 0, "records": 0, "redelivered": 0}

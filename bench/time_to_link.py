@@ -108,8 +108,11 @@ class EventLoop:
             batch.append(heapq.heappop(self._heap))
         return batch
 
-    def count(self, kind: str) -> int:
-        return sum(1 for event in self._heap if event.kind == kind)
+    def count(self, kind: str, until: datetime | None = None) -> int:
+        """The events of `kind` to come (by `until`, when given)."""
+        return sum(
+            1 for event in self._heap if event.kind == kind and (until is None or event.at <= until)
+        )
 
     def __len__(self) -> int:
         return len(self._heap)
