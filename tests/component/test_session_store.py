@@ -131,6 +131,41 @@ def test_save_survives_a_retried_call_whose_first_attempt_succeeded(table: str) 
     assert plain.save(final, held_claim="webhook-claim", release_guard=True) is False
 
 
+def test_a_reserved_note_token_round_trips_and_an_item_without_one_reads_none(
+    table: str,
+) -> None:
+    # given a session owing its note, stored before reservations existed (no such attribute)
+    store = SessionStore(table)
+    session = new_session()
+    store.create(session, delivery=webhook_delivery("d1"), now=START)
+    owed = replace(session, claim_id=None).finish(SessionStatus.RESOLVED, now=START)
+    assert store.save(owed, held_claim="webhook-claim", release_guard=True)
+    key = {"pk": {"S": f"session#{session.session_id}"}}
+    raw = boto3.client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True)
+    assert "note_token_at" not in raw["Item"]
+    stored = store.get(session.session_id)
+    assert stored is not None
+    assert stored.note_token_at is None
+    # when its note reserves a token a fraction of a second past a whole second
+    token_at = START + timedelta(seconds=41, milliseconds=769)
+    claim = store.claim(session.session_id, now=START, lease=LEASE)
+    assert claim is not None
+    holding = replace(claim.session, claim_id=None, note_token_at=token_at, next_check_at=token_at)
+    assert store.save(holding, held_claim=claim.session.claim_id or "")
+    # then it reads back to the millisecond, and the session is due at its (whole) second
+    stored = store.get(session.session_id)
+    assert stored is not None
+    assert stored.note_token_at == token_at
+    assert stored.next_check_at == START + timedelta(seconds=41)
+    # and a try that uses it stores none again
+    again = store.claim(session.session_id, now=token_at, lease=LEASE)
+    assert again is not None
+    used = replace(again.session, claim_id=None, note_token_at=None)
+    assert store.save(used, held_claim=again.session.claim_id or "")
+    raw = boto3.client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True)
+    assert "note_token_at" not in raw["Item"]
+
+
 def test_guard_of_an_ended_capture_does_not_block_a_new_one(store: SessionStore) -> None:
     first = new_session()
     store.create(first, delivery=webhook_delivery("d1"), now=START)

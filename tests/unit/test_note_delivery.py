@@ -12,14 +12,18 @@ from datetime import timedelta
 import pytest
 
 from capture_bridge.capture_flow import (
+    LATE_TOKEN,
     MAX_NOTE_ATTEMPTS,
     MAX_NOTE_DELAY,
     MAX_RETRY_AFTER,
     NOTE_RETRY_BASE,
+    RESERVATION_HORIZON,
     NoteTurn,
     awaiting_token,
     deliver_note,
+    held_token,
     note_turn,
+    token_horizon,
 )
 from capture_bridge.helpdesks import NoteOutcome, NoteResult
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus
@@ -29,6 +33,7 @@ from tests.store_sessions import START, new_session
 
 NOW = START + timedelta(minutes=5)
 REPORT = "https://dash.bugpilot.io/report/r1"
+SECOND = timedelta(seconds=1)
 
 
 @dataclass
@@ -181,25 +186,120 @@ class TestRetries:
 class TestPace:
     """A note goes out only on a token of its helpdesk's bucket; without one it waits its turn."""
 
-    def test_a_token_sends_and_none_waits(self) -> None:
-        assert note_turn(Take(True, NOW)) is NoteTurn.SEND
-        assert note_turn(Take(False, NOW)) is NoteTurn.WAIT
+    def test_a_token_within_the_wait_sends_a_later_one_reserves_and_none_waits(self) -> None:
+        spare = timedelta(seconds=20)
+        assert note_turn(Take(True, NOW), NOW, spare) is NoteTurn.SEND
+        assert note_turn(Take(True, NOW + spare), NOW, spare) is NoteTurn.SEND
+        assert note_turn(Take(True, NOW + spare + SECOND), NOW, spare) is NoteTurn.RESERVE
+        assert note_turn(Take(False, NOW), NOW, spare) is NoteTurn.WAIT
 
-    def test_a_note_waiting_for_a_token_is_due_then_and_nothing_else_changes(self) -> None:
+    def test_a_note_with_no_token_is_due_when_one_comes_and_nothing_else_changes(self) -> None:
         # given a session owing a note tried once before, and no token for 40 s
         owed = finished(note_attempts=1)
         token_at = NOW + timedelta(seconds=40)
         # when it waits
-        waiting = awaiting_token(owed, token_at, NOW)
-        # then it is due when the token comes, still owing its note, and the wait is no attempt
+        waiting = awaiting_token(owed, Take(False, token_at), NOW)
+        # then it is due when the token comes, still owing its note, holding no token, and the
+        # wait is no attempt
         assert waiting.next_check_at == token_at
         assert waiting.note_state is NoteState.PENDING
         assert waiting.note_attempts == 1
+        assert waiting.note_token_at is None
         assert replace(waiting, next_check_at=None, updated_at=START) == replace(
             owed, next_check_at=None, updated_at=START
         )
         # and a token already come leaves it due at once, never in the past
-        assert awaiting_token(owed, NOW - timedelta(seconds=5), NOW).next_check_at == NOW
+        assert awaiting_token(owed, Take(False, NOW - SECOND * 5), NOW).next_check_at == NOW
+
+    def test_a_token_beyond_the_horizon_is_not_reserved_and_the_note_comes_back_then(
+        self,
+    ) -> None:
+        # given a note whose helpdesk's next token is two hours off (not taken: past the horizon)
+        owed = finished()
+        later = awaiting_token(owed, Take(False, NOW + 2 * RESERVATION_HORIZON), NOW)
+        # then it holds no token and is due at the horizon, when an hour's tokens have come
+        assert later.note_token_at is None
+        assert later.next_check_at == NOW + RESERVATION_HORIZON
+
+    def test_a_reserved_token_is_kept_on_the_session_which_is_due_then(self) -> None:
+        # given a note whose token was taken for 45 s from now
+        owed = finished(note_attempts=1)
+        token_at = NOW + timedelta(seconds=45, milliseconds=769)
+        # when it reserves it
+        holding = awaiting_token(owed, Take(True, token_at), NOW)
+        # then the session keeps the token's time and is due then; nothing else changes
+        assert holding.note_token_at == token_at
+        assert holding.next_check_at == token_at
+        assert holding.note_attempts == 1
+        assert replace(holding, note_token_at=None, next_check_at=None, updated_at=START) == (
+            replace(owed, next_check_at=None, updated_at=START)
+        )
+
+    def test_only_the_queue_reserves_beyond_what_the_step_can_wait(self) -> None:
+        spare = timedelta(seconds=20)
+        assert token_horizon(spare, reminded=True) == RESERVATION_HORIZON
+        # the scheduled runs come once a minute: a token between them would be posted late
+        assert token_horizon(spare, reminded=False) == spare
+
+
+class TestReservation:
+    """A note that reserved its token posts on it, taking no other; one try uses it."""
+
+    SPARE = timedelta(seconds=20)
+
+    def test_woken_within_its_wait_it_posts_on_the_held_token(self) -> None:
+        # given a note holding a token 5 s ahead
+        holding = finished(note_token_at=NOW + SECOND * 5)
+        # when it is woken now
+        held = held_token(holding, NOW)
+        # then it holds that token, which is within its wait: sent, with no new take
+        assert held == NOW + SECOND * 5
+        assert note_turn(Take(True, held), NOW, self.SPARE) is NoteTurn.SEND
+
+    def test_woken_early_it_takes_nothing_and_stays_due_at_its_token(self) -> None:
+        # given a note holding a token 5 minutes ahead, woken now (a duplicate reminder)
+        token_at = NOW + timedelta(minutes=5)
+        holding = finished(note_token_at=token_at, next_check_at=token_at)
+        held = held_token(holding, NOW)
+        assert held == token_at
+        # then it keeps its token and stays due at its time
+        assert note_turn(Take(True, held), NOW, self.SPARE) is NoteTurn.RESERVE
+        kept = awaiting_token(holding, Take(True, held), NOW)
+        assert (kept.note_token_at, kept.next_check_at) == (token_at, token_at)
+
+    def test_a_token_in_the_past_posts_at_once_unless_woken_too_late(self) -> None:
+        # given notes whose token came 3 s ago, and one whose token came over LATE_TOKEN ago
+        recent = finished(note_token_at=NOW - SECOND * 3)
+        stale = finished(note_token_at=NOW - LATE_TOKEN - SECOND)
+        # then the first posts at once on it; the second takes a new token (its own is lost)
+        held = held_token(recent, NOW)
+        assert held is not None
+        assert note_turn(Take(True, held), NOW, timedelta(0)) is NoteTurn.SEND
+        assert held_token(stale, NOW) is None
+        assert held_token(finished(), NOW) is None
+
+    @pytest.mark.parametrize(
+        "answer",
+        [
+            NoteResult(NoteOutcome.POSTED, status=201),
+            NoteResult(NoteOutcome.REJECTED, "HTTP 422", None, 422),
+            NoteResult(NoteOutcome.RETRYABLE, "HTTP 429", 30, 429),
+        ],
+        ids=["posted", "refused", "retry-later"],
+    )
+    def test_one_try_uses_the_reservation(self, answer: NoteResult) -> None:
+        # given a note holding a token that has come
+        holding = finished(note_token_at=NOW - SECOND)
+        # when it is delivered, whatever the helpdesk answers
+        after = deliver(holding, Desk(answer=answer))
+        # then the token is used: a later try takes a new one
+        assert after.note_token_at is None
+
+    def test_a_note_found_already_posted_drops_its_reservation(self) -> None:
+        # given an interrupted note holding a token, already on the ticket
+        holding = finished(note_token_at=NOW, interruptions=1)
+        after = deliver(holding, Desk(has=True))
+        assert (after.note_state, after.note_token_at) == (NoteState.POSTED, None)
 
     def test_the_answer_to_the_post_is_heard_for_the_pace(self) -> None:
         heard: list[NoteResult] = []

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from capture_bridge.capture_flow import RESERVATION_HORIZON
 from capture_bridge.pacing import Bucket, Pace, Take, full, refilled, take, tightened
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -70,6 +71,40 @@ class TestTake:
         # a third that may wait only one second is not granted: its token comes at 3 s
         _, third = take(bucket, pace, NOW, timedelta(seconds=1))
         assert third == Take(False, at(3))
+
+    @pytest.mark.parametrize("per_minute", [80, 600])
+    def test_notes_waiting_together_reserve_distinct_tokens_spaced_by_the_pace(
+        self, per_minute: int
+    ) -> None:
+        # given a bucket just emptied and 120 notes asking at the same moment, each able to
+        # reserve up to the horizon
+        pace = Pace(per_minute)
+        bucket = Bucket(0.0, NOW.timestamp())
+        times = []
+        for _ in range(120):
+            bucket, answer = take(bucket, pace, NOW, RESERVATION_HORIZON)
+            assert answer.granted
+            times.append((answer.at - NOW).total_seconds())
+        # then each holds its own time, one token apart (60 / the pace's refill a minute), not
+        # one time for all
+        assert len(set(times)) == 120
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert gaps == pytest.approx([1 / pace.refill] * 119, abs=1e-5)
+        assert 1 / pace.refill == pytest.approx(60 / (per_minute - pace.capacity))
+        assert times[0] == pytest.approx(1 / pace.refill)
+
+    def test_no_token_is_reserved_beyond_the_horizon(self) -> None:
+        # given a bucket that owes an hour's tokens already
+        pace = Pace(80)
+        owed = Bucket(-RESERVATION_HORIZON.total_seconds() * pace.refill, NOW.timestamp())
+        # when one more note asks, then it takes nothing and hears when the next token comes
+        after, answer = take(owed, pace, NOW, RESERVATION_HORIZON)
+        assert not answer.granted
+        assert answer.at > NOW + RESERVATION_HORIZON
+        assert after == owed
+        # and a minute later, the tokens that came make room for it
+        _, later = take(owed, pace, at(60), RESERVATION_HORIZON)
+        assert later.granted
 
     def test_refilling_stops_at_the_capacity_and_never_runs_backwards(self) -> None:
         pace = Pace(120)  # capacity 2

@@ -43,6 +43,7 @@ from capture_bridge.observability import logger, session_fields
 if TYPE_CHECKING:
     from capture_bridge.pacing import Take
 
+
 # A claim outlives the longest function run (resolver timeout 90 s), so it only ever lapses
 # when its holder died; see session_store.
 CLAIM_LEASE = timedelta(minutes=5)
@@ -409,27 +410,73 @@ def give_up_if_faulting(session: CaptureSession, now: datetime) -> CaptureSessio
     return session
 
 
-class NoteTurn(StrEnum):
-    """Whether a note owed goes out in this step, by its helpdesk's pace (`note_turn`)."""
+# The furthest ahead a note reserves its token, and so the most the bucket owes: an hour's
+# refill. An hour matches the longest a helpdesk's headers may hold the bucket back
+# (`pacing.MAX_RESET_SECONDS`); a
+# reminder that far ahead costs four SQS deliveries, three of them hops with no read; and a
+# lowered `<NAME>_NOTES_PER_MINUTE` reaches the notes that reserved at the old pace within it.
+# A note beyond it takes nothing and comes back at the horizon, when an hour's tokens have come.
+RESERVATION_HORIZON = timedelta(hours=1)
+# A reserved token a note is woken later than this is given up and a new one taken: SQS wakes a
+# reservation within a second or two of its time, so one this late was held up (a backlog, a
+# crash, a lost reminder), and posting it now could crowd a later minute. Notes post within it
+# of their token, so no 60 seconds see more than the pace and a sixth of a minute's refill.
+LATE_TOKEN = timedelta(seconds=10)
 
-    # A token was taken: the note is posted once the token has come.
+
+class NoteTurn(StrEnum):
+    """What a note owed does in this step, by its helpdesk's pace (`note_turn`)."""
+
+    # Its token comes within what the step can wait: posted once it has come.
     SEND = "send"
-    # No token within what its holder can wait: the note waits, nothing sent.
+    # Its token comes later: kept on the session (`note_token_at`), due then; nothing sent.
+    RESERVE = "reserve"
+    # No token within the horizon (or the bucket too contended): nothing taken, nothing sent.
     WAIT = "wait"
 
 
-def note_turn(token: Take) -> NoteTurn:
-    """A note goes out only on a token of its helpdesk's bucket (`store.pace`)."""
-    return NoteTurn.SEND if token.granted else NoteTurn.WAIT
+def token_horizon(spare: timedelta, *, reminded: bool) -> timedelta:
+    """How far ahead a note may take its token.
 
-
-def awaiting_token(session: CaptureSession, token_at: datetime, now: datetime) -> CaptureSession:
-    """The session whose note waits its turn: due again when its helpdesk's next token comes.
-
-    Nothing was sent, so nothing else changes: it is no attempt (`note_attempts` stays, so no
-    marker check is owed), and it keeps its note, never dropped.
+    With a work queue, a reminder wakes the session at its token's time, so it reserves up to
+    `pacing.RESERVATION_HORIZON`. The scheduled runs come once a minute: a token between them
+    would be posted late, beside the next minute's, so there a note takes only what its step can
+    wait for (`spare`), and a later one leaves it due when the next token comes.
     """
-    return replace(session, next_check_at=max(token_at, now), updated_at=now)
+    return max(RESERVATION_HORIZON, spare) if reminded else spare
+
+
+def held_token(session: CaptureSession, now: datetime) -> datetime | None:
+    """The time of the token the session's note reserved; None if none, or woken too late.
+
+    None means the note takes a new one. One woken over `LATE_TOKEN` after its time is lost:
+    that slows the pace, never more.
+    """
+    reserved = session.note_token_at
+    if reserved is None or now - reserved > LATE_TOKEN:
+        return None
+    return reserved
+
+
+def note_turn(token: Take, now: datetime, spare: timedelta) -> NoteTurn:
+    """A note goes out only on a token (`store.pace`, or held), and only once it has come."""
+    if not token.granted:
+        return NoteTurn.WAIT
+    return NoteTurn.SEND if token.at - now <= spare else NoteTurn.RESERVE
+
+
+def awaiting_token(session: CaptureSession, token: Take, now: datetime) -> CaptureSession:
+    """The session whose note waits its turn (`NoteTurn.RESERVE` or `WAIT`).
+
+    Holding a token: it keeps it and is due at its time. Without one: due when the next token
+    comes, but no later than the horizon (then an hour's tokens have come; sooner, notes left
+    together would wake together). Nothing was sent, so nothing else changes: no attempt
+    (`note_attempts` stays, so no marker check is owed), and the note is never dropped.
+    """
+    if token.granted:
+        return replace(session, note_token_at=token.at, next_check_at=token.at, updated_at=now)
+    due = min(max(token.at, now), now + RESERVATION_HORIZON)
+    return replace(session, next_check_at=due, updated_at=now)
 
 
 def deliver_note(
@@ -443,7 +490,9 @@ def deliver_note(
     """Post the session's one note unless it is already on the ticket.
 
     `on_answer` hears the helpdesk's answer to the post (the resolver tightens its pace by it).
+    One try uses the note's reserved token, whatever comes of it: a later try takes a new one.
     """
+    session = replace(session, note_token_at=None)
     if session.interruptions or session.note_attempts > 0:
         # An earlier try may have landed before its holder died or timed out. Interruptions are
         # counted on the session, so a later run that did not see the death still looks.
@@ -471,6 +520,7 @@ def _note_done(session: CaptureSession, state: NoteState, now: datetime) -> Capt
         session,
         note_state=state,
         note_attempts=session.note_attempts + 1,
+        note_token_at=None,
         next_check_at=None,
         updated_at=now,
     )

@@ -250,6 +250,9 @@ class CaptureSession:
     fault: str | None = None
     note_state: NoteState | None = None
     note_attempts: int = 0
+    # The time of a token its helpdesk's bucket holds for the note (taken ahead, `store.pace`):
+    # the note posts then, taking no other. One try uses it (`capture_flow.deliver_note`).
+    note_token_at: datetime | None = None
     claim_id: str | None = None
     expires_at: int | None = None
     # When the status became final; None while open.

@@ -7,10 +7,11 @@ in the sessions table and takes from it with conditional updates; this module on
 C = ceil(N / 60) tokens (a second's worth, at least 1) and refills (N - C) / 60 a second, so
 that whatever the timing, no window of 60 seconds sees more than C + 60 * refill = N notes.
 
-A taker that can afford to wait (its run has the time) may take a token that has not come yet:
-the bucket goes below zero, by at most what `max_wait` refills, and the taker sends when its
-token comes (`Take.at`). A taker that cannot wait that long takes nothing and learns when the
-next token comes: its note is due again then.
+A taker may take a token that has not come yet: the bucket goes below zero, by at most what
+`max_wait` refills, and the taker sends when its token comes (`Take.at`). A step that can wait
+for it sleeps; a note woken at its time by the work queue reserves it (`capture_flow.note_turn`,
+`RESERVATION_HORIZON`), so notes waiting together hold distinct times one token apart. A
+taker whose token lies beyond `max_wait` takes nothing and learns when the next token comes.
 
 The helpdesk's own rate-limit headers tighten the bucket (`tightened`): R calls remaining in a
 window that resets in S seconds allow at most R in the next S seconds, so the tokens are cut to

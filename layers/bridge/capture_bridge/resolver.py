@@ -24,18 +24,20 @@ from capture_bridge.capture_flow import (
     completed,
     deliver_note,
     give_up_if_faulting,
+    held_token,
     identify,
     needs_requester,
     note_turn,
     record_fault,
     releases_guard,
     report_step,
+    token_horizon,
 )
 from capture_bridge.errors import ConfigurationError, StoreUnavailable, UnknownHelpdesk
 from capture_bridge.helpdesks import NoteResult, helpdesk_spec, notes_per_minute_key
 from capture_bridge.models import CaptureSession, NoteState, SessionStatus, utc_now
 from capture_bridge.observability import error_text, logger, secret_values, session_fields
-from capture_bridge.pacing import MAX_PER_MINUTE, MIN_PER_MINUTE, Pace
+from capture_bridge.pacing import MAX_PER_MINUTE, MIN_PER_MINUTE, Pace, Take
 from capture_bridge.runtime import Runtime
 from capture_bridge.session_store import Claim
 from capture_bridge.work_queue import WorkItem, WorkQueue
@@ -61,7 +63,8 @@ STALE_SWEEP_MINUTES = 10
 MAX_SWEPT_PER_RUN = 10_000
 SWEEP_CHUNK = 100
 # A note waits in its run for its helpdesk's next token at most this long (and only with time
-# left for the note's worst case after it); a later token leaves it due for a later run.
+# left for the note's worst case after it); a later token is reserved for a later step (with a
+# work queue) or leaves it due for a later run.
 MAX_TOKEN_WAIT = timedelta(seconds=20)
 
 # The pace of a helpdesk the registry does not know (never one a session names in production).
@@ -288,9 +291,11 @@ def _work(
     if session.note_state is NoteState.PENDING:
         if remaining_ms is None or remaining_ms() >= NOTE_BUDGET_MS:
             return _paced_note(runtime, session, clock, remaining_ms, sleep)
-        # Too little time for the note's worst case: left due now for the next run.
+        # Too little time for the note's worst case: left due now (or at its reserved token's
+        # time) for the next run.
         logger.info("note left for the next run", extra=session_fields(session))
-        session = replace(session, next_check_at=clock())
+        now = clock()
+        session = replace(session, next_check_at=max(now, session.note_token_at or now))
     return session, False
 
 
@@ -323,21 +328,30 @@ def _paced_note(
 ) -> tuple[CaptureSession, bool]:
     """Deliver the note on a token of its helpdesk's bucket, or leave it due when one comes.
 
-    The token may be one still to come, if the run can wait for it and still have time for the
-    note's worst case; the helpdesk's rate-limit headers on the answer tighten the bucket.
+    The token may be one still to come: the step waits for it if it can and still has time for
+    the note's worst case; with a work queue, a later one is reserved, kept on the session, and
+    the note posts on it when woken then (`capture_flow.note_turn`). The helpdesk's rate-limit
+    headers on the answer tighten the bucket.
     """
     name = session.helpdesk
     pace = note_pace(runtime, name)
     spare = MAX_TOKEN_WAIT
     if remaining_ms is not None:
         spare = min(spare, timedelta(milliseconds=max(remaining_ms() - NOTE_BUDGET_MS, 0)))
-    token = runtime.store.take_note_token(name, pace, now=clock(), max_wait=spare)
-    if note_turn(token) is NoteTurn.WAIT:
+    reserved = held_token(session, clock())
+    if reserved is not None:
+        # Its token was taken in an earlier step: it takes no other.
+        token = Take(True, reserved)
+    else:
+        horizon = token_horizon(spare, reminded=runtime.queue is not None)
+        token = runtime.store.take_note_token(name, pace, now=clock(), max_wait=horizon)
+    turn = note_turn(token, clock(), spare)
+    if turn is not NoteTurn.SEND:
         logger.info(
             "note waits for its helpdesk's pace",
-            extra=session_fields(session, due_at=token.at.isoformat()),
+            extra=session_fields(session, due_at=token.at.isoformat(), turn=turn.value),
         )
-        return awaiting_token(session, token.at, clock()), True
+        return awaiting_token(session, token, clock()), True
     wait = (token.at - clock()).total_seconds()
     if wait > 0:
         sleep(wait)

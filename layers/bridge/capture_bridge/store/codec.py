@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -176,11 +176,18 @@ def to_item(session: CaptureSession) -> dict[str, Any]:
         item["expires_at"] = session.expires_at
     if session.closed_at is not None:
         item["closed_at"] = format_time(session.closed_at)
+    if session.note_token_at is not None:
+        item["note_token_at"] = _precise_time(session.note_token_at)
     if session.next_check_at is not None:
         item["next_check_at"] = format_time(session.next_check_at)
         if session.has_work:
             item["due_bucket"] = due_bucket(session.session_id)
     return item
+
+
+def _precise_time(moment: datetime) -> str:
+    """ISO 8601 UTC to the millisecond: reserved tokens come a fraction of a second apart."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _optional_text(item: Mapping[str, Any], name: str) -> str | None:
@@ -207,6 +214,8 @@ def from_item(item: Mapping[str, Any]) -> CaptureSession:
     closed = item.get("closed_at")
     # Sessions finished before `closed_at` existed: their last update is the nearest we know.
     closed_at = parse_time(closed) if closed else (updated_at if status.is_final else None)
+    # Items stored before reservations have none.
+    token_at = item.get("note_token_at")
     return CaptureSession(
         session_id=str(item["session_id"]),
         helpdesk=helpdesk,
@@ -237,6 +246,7 @@ def from_item(item: Mapping[str, Any]) -> CaptureSession:
         interruptions=int(item.get("interruptions", 0)),
         note_state=NoteState(note_state) if note_state else None,
         note_attempts=int(item.get("note_attempts", 0)),
+        note_token_at=datetime.fromisoformat(str(token_at)) if token_at else None,
         expires_at=int(expires_at) if expires_at is not None else None,
     )
 
