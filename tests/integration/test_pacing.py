@@ -10,21 +10,30 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
 
+from capture_bridge import worker
 from capture_bridge.models import NoteState, SessionStatus
 from capture_bridge.resolver import NOTE_BUDGET_MS, RunOutcome, RunSummary, resolve_due_sessions
 from capture_bridge.runtime import Runtime
 from capture_bridge.store.codec import to_item
 from capture_bridge.store.dynamodb import dump
+from capture_bridge.work_queue import WorkItem
 from local_runner.simulators import ZendeskSimulator
 from tests.conftest import START, Clock, runtime_with
 from tests.store_sessions import new_session
+from tests.work_queue_double import Message, QueueDouble, event_of
 
 RUN_MS = 90_000
+# The worker's timeout (the template's), and the steps it runs at once: WorkerMaximumConcurrency
+# 10 x BatchSize 10.
+WORKER_MS = 120_000
+CONCURRENT_STEPS = 100
 FIRST_TICKET = 5000
 
 
@@ -175,3 +184,154 @@ def test_an_invalid_pace_falls_back_to_the_helpdesk_default(
     assert summary.errors == 0
     # (the default, 80 a minute, gives 2 at once and then one each 0.77 s: the run waited)
     assert clock() > START
+
+
+# -- the queued path: notes reserve their token ----------------------------------------------------
+
+
+class SharedTime:
+    """The test's clock for worker threads that sleep on it, as one discrete-event simulation.
+
+    Time moves only when every running step is asleep (or done): to the earliest wake-up, or to
+    the queue's next visible message. A step's sleep is its wait for a token.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._changed = threading.Condition()
+        self._running = 0
+        self._sleepers: list[list[Any]] = []  # [wake time, woken]
+
+    def sleep(self, seconds: float) -> None:
+        with self._changed:
+            me: list[Any] = [self.clock() + timedelta(seconds=seconds), False]
+            self._sleepers.append(me)
+            self._running -= 1
+            self._changed.notify_all()
+            while not me[1]:
+                self._changed.wait()
+
+    def started(self) -> None:
+        with self._changed:
+            self._running += 1
+
+    def finished(self) -> None:
+        with self._changed:
+            self._running -= 1
+            self._changed.notify_all()
+
+    def settle(self) -> None:
+        """Wait until no step runs: each is asleep or done."""
+        with self._changed:
+            while self._running:
+                self._changed.wait(timeout=60)
+
+    def next_wake(self) -> datetime | None:
+        return min((wake for wake, _ in self._sleepers), default=None)
+
+    def advance_to(self, moment: datetime) -> None:
+        """Move the clock (only once settled) and wake the steps whose time has come."""
+        with self._changed:
+            self.clock.now = max(self.clock(), moment)
+            for sleeper in list(self._sleepers):
+                if sleeper[0] <= self.clock():
+                    sleeper[1] = True
+                    self._sleepers.remove(sleeper)
+                    self._running += 1
+            self._changed.notify_all()
+
+
+def drain_queued(
+    runtime: Runtime, queue: QueueDouble, time_: SharedTime, owed: list[str]
+) -> tuple[int, list[threading.Thread]]:
+    """The worker takes each reminder as it becomes visible, up to the template's 100 at once
+    (WorkerMaximumConcurrency 10 x BatchSize 10), each step in its own thread as `worker.work`
+    runs a batch; returns the reminders taken once every note is settled."""
+    taken = 0
+    in_flight: set[str] = set()
+    threads: list[threading.Thread] = []
+
+    def step(message: Message) -> None:
+        try:
+            failed = worker.work(
+                runtime,
+                worker.messages_of(event_of([message])),
+                time_.clock,
+                lambda: WORKER_MS,
+                sleep=time_.sleep,
+            )
+            if not failed:
+                queue.ack([message.message_id])
+        finally:
+            in_flight.discard(message.message_id)
+            time_.finished()
+
+    end = START + timedelta(minutes=30)
+    while True:
+        time_.settle()
+        settled = all(
+            (s := runtime.store.get(i)) is not None and s.note_state is not NoteState.PENDING
+            for i in owed
+        )
+        if settled and not in_flight:
+            return taken, threads
+        assert time_.clock() < end, "the notes did not drain"
+        batch = queue.receive(limit=CONCURRENT_STEPS - len(in_flight))
+        for message in batch:
+            taken += 1
+            in_flight.add(message.message_id)
+            time_.started()
+            thread = threading.Thread(target=step, args=(message,), daemon=True)
+            threads.append(thread)
+            thread.start()
+        if batch:
+            continue
+        wakes = [time_.next_wake()]
+        if len(in_flight) < CONCURRENT_STEPS:
+            wakes.append(queue.next_visible())
+        moments = [moment for moment in wakes if moment is not None]
+        assert moments, "nothing left to happen"
+        time_.advance_to(min(moments))
+
+
+def test_a_hundred_and_twenty_notes_on_the_queue_reserve_their_tokens_and_wake_once(
+    env: dict[str, str], clock: Clock, zendesk: ZendeskSimulator
+) -> None:
+    # given 120 notes owed at once, each with its reminder due now, a Zendesk account allowing
+    # 80 calls a minute, and the bridge at Zendesk's default pace, 80 a minute
+    count = 120
+    owed = owed_notes(env["TABLE_NAME"], count)
+    simulated(zendesk, clock, 80)
+    queue = QueueDouble(clock)
+    runtime = replace(runtime_with(env, ZENDESK_NOTES_PER_MINUTE="80"), queue=queue)
+    queue.send([WorkItem(session_id, START) for session_id in owed], now=START)
+    # when the worker takes every reminder as it becomes visible
+    taken, threads = drain_queued(runtime, queue, SharedTime(clock), owed)
+    for thread in threads:
+        thread.join(timeout=10)
+    # then every ticket has exactly one note, and Zendesk never answered 429
+    assert notes_per_ticket(zendesk, count) == {1: count}
+    assert zendesk.throttled == 0
+    posted_at = []
+    for session_id in owed:
+        stored = runtime.store.get(session_id)
+        assert stored is not None
+        assert (stored.note_state, stored.note_attempts, stored.note_token_at) == (
+            NoteState.POSTED,
+            1,
+            None,
+        )
+        posted_at.append(stored.updated_at)
+    # and each note took its first reminder and, when its token lay beyond the step's 20 s
+    # wait, one more at its token's time: those within the wait (the bucket's 2 and 20 s of
+    # refill, 28) took one, the other 92 two; no note woke to find its token taken
+    per_note = taken / count
+    drained = (max(posted_at) - START).total_seconds()
+    own = count / 80 * 60
+    print(
+        f"\n{count} notes at 80/min, queued: {taken} reminders, {per_note:.2f} a note,"
+        f" {drained:.0f} s (the pace's own {own:.0f} s), {zendesk.throttled} 429s"
+    )
+    assert per_note <= 1.8
+    # and the drain took within 10% of the pace's own 90 s
+    assert drained <= 1.10 * own

@@ -21,16 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
 import pytest
 
+from capture_bridge.capture_flow import RESERVATION_HORIZON
 from capture_bridge.models import NoteState, SessionStatus
 from capture_bridge.notes import marker
+from capture_bridge.resolver import note_pace
 from capture_bridge.runtime import Runtime
 from tests import faults
+from tests.conftest import runtime_with
 from tests.faults import Fault, Target, When
 from tests.integration.test_worker import SCHEDULE, USER, Queued
 from tests.integration.test_worker import queued as queued  # a fixture
@@ -419,3 +422,58 @@ def test_a_worker_dies_with_a_whole_batch_in_hand(queued: Queued) -> None:
         [note] = queued.notes(ticket)
         assert marker(session) in note["body"]
     assert len(queued.bugpilot.requests("action")) == len(tickets)
+
+
+# -- a note that reserved its token ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dies_at", "fault", "claim_left"),
+    [
+        pytest.param(1, Fault(Target.QUEUE, "send", When.BEFORE), False, id="reserved-then-dies"),
+        pytest.param(
+            2, Fault(Target.HELPDESK, "post_note", When.BEFORE), True, id="woken-dies-before-post"
+        ),
+        pytest.param(
+            2, Fault(Target.HELPDESK, "post_note", When.AFTER), True, id="posted-then-dies"
+        ),
+    ],
+)
+def test_a_worker_dies_between_a_reservation_and_its_note(
+    queued: Queued, env: dict[str, str], dies_at: int, fault: Fault, claim_left: bool
+) -> None:
+    """A reservation saved, then a death before its note is saved: still exactly one note."""
+    # Given a session whose report is ready, notes paced at Zendesk's default (80 a minute), and
+    # its helpdesk's bucket owing a minute's tokens
+    paced = runtime_with(env, ZENDESK_NOTES_PER_MINUTE="80")
+    queued.runtime = replace(paced, queue=queued.queue)
+    session_id = given(queued, Given.REPORT_READY)
+    pace = note_pace(queued.runtime, "zendesk")
+    for _ in range(int(pace.capacity + 60 * pace.refill)):
+        taken = queued.runtime.store.take_note_token(
+            "zendesk", pace, now=queued.clock(), max_wait=RESERVATION_HORIZON
+        )
+        assert taken.granted
+    # When the worker steps it: the note reserves its token, about a minute ahead, saved...
+    for delivery in (1, 2):
+        if delivery == 2:
+            [message] = queued.queue.waiting(session_id)
+            queued.clock.now = message.visible_at
+        if delivery == dies_at:
+            with injected(queued, fault) as runtime:
+                died = queued.deliver(runtime, dies=Death)
+            assert died is not None and died.died
+            break
+        queued.deliver()
+        held = queued.session(session_id)
+        assert held.note_token_at is not None
+        assert held.note_token_at - queued.clock() > timedelta(seconds=40)
+        # (due at its whole second: the token's own time is kept to the millisecond)
+        assert held.next_check_at == held.note_token_at.replace(microsecond=0)
+    # ...and the worker dies at the crash point
+    assert (queued.session(session_id).claim_id is not None) is claim_left
+    # Then, the world playing on (redelivery, the lapsed claim, the sweep), one note only
+    play(queued, session_id)
+    assert queued.session(session_id).note_token_at is None
+    assert queued.zendesk.throttled == 0
+    assert_the_end(queued, session_id, actions=1, captures=1, final=RESOLVED)
