@@ -82,15 +82,21 @@ class Event:
 
 
 class EventLoop:
-    """A discrete-event loop: events come out in time order, ties first in first out."""
+    """A discrete-event loop: events come out in time order, ties first in first out.
+
+    Pushes and counts may come from a step's threads (the sweep sends from a pool), so they
+    hold a lock; pops come from the loop alone, between steps.
+    """
 
     def __init__(self) -> None:
         self._heap: list[Event] = []
         self._seq = itertools.count()
+        self._lock = threading.Lock()
 
     def push(self, at: datetime, kind: str, payload: Any = None) -> Event:
-        event = Event(at, next(self._seq), kind, payload)
-        heapq.heappush(self._heap, event)
+        with self._lock:
+            event = Event(at, next(self._seq), kind, payload)
+            heapq.heappush(self._heap, event)
         return event
 
     def pop(self) -> Event:
@@ -110,9 +116,12 @@ class EventLoop:
 
     def count(self, kind: str, until: datetime | None = None) -> int:
         """The events of `kind` to come (by `until`, when given)."""
-        return sum(
-            1 for event in self._heap if event.kind == kind and (until is None or event.at <= until)
-        )
+        with self._lock:
+            return sum(
+                1
+                for event in self._heap
+                if event.kind == kind and (until is None or event.at <= until)
+            )
 
     def __len__(self) -> int:
         return len(self._heap)
