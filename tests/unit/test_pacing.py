@@ -18,7 +18,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from capture_bridge.capture_flow import RESERVATION_HORIZON
-from capture_bridge.pacing import Bucket, Pace, Take, full, refilled, take, tightened
+from capture_bridge.pacing import (
+    Bucket,
+    Pace,
+    Take,
+    bucket_at,
+    full,
+    full_at,
+    next_token_of,
+    refilled,
+    take,
+    take_bounds,
+    tightened,
+)
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 NO_WAIT = timedelta(0)
@@ -153,6 +165,67 @@ class TestTightened:
         bucket = tightened(None, pace, NOW, remaining=0, reset_seconds=10**9)
         _, answer = take(bucket, pace, NOW, NO_WAIT)
         assert answer.at <= at(3601)
+
+
+def atomic_take(
+    stored: float | None, pace: Pace, now: datetime, max_wait: timedelta
+) -> tuple[float | None, Take]:
+    """The store's take on a stored `full_at`, as its conditional updates decide it."""
+    bounds = take_bounds(pace, now, max_wait)
+    if stored is not None and stored > bounds.latest:
+        return stored, Take(False, next_token_of(stored, pace))
+    after = max(stored if stored is not None else bounds.now, bounds.now) + bounds.step
+    return after, Take(True, bounds.granted_at(pace, after))
+
+
+def same(first: Bucket | None, second: Bucket | None) -> bool:
+    """The same bucket but for rounding (epoch seconds as floats: a hundredth in 2,000 takes)."""
+    assert first is not None and second is not None
+    return abs(first.tokens - second.tokens) < 1e-2 and abs(first.at - second.at) < 1e-6
+
+
+class TestStoredAsFullAt:
+    """The table keeps `full_at` and takes by adding a token's time: the same bucket as `take`."""
+
+    def test_full_at_is_the_bucket_refilled_at_any_later_moment(self) -> None:
+        # given buckets with tokens to spare, none, and taken ahead
+        pace = Pace(200)
+        for tokens in (pace.capacity, 1.5, 0.0, -7.25):
+            bucket = Bucket(tokens, NOW.timestamp())
+            stored = full_at(bucket, pace)
+            # when read back at later moments, then it is the bucket refilled to then
+            for later in (0, 0.5, 3, 60, 3600):
+                expected = refilled(bucket, pace, at(later))
+                assert same(bucket_at(stored, pace, at(later)), expected)
+        assert bucket_at(None, pace, NOW) is None
+
+    @pytest.mark.parametrize("per_minute", [2, 62, 80, 200, 700])
+    @pytest.mark.parametrize("wait", [0, 1.5, 20, 3600])
+    def test_taking_by_adding_a_tokens_time_answers_as_take_does(
+        self, per_minute: int, wait: float
+    ) -> None:
+        # given one bucket kept both ways, and takers asking at uneven moments, in turn
+        pace = Pace(per_minute)
+        bucket: Bucket | None = None
+        stored: float | None = None
+        max_wait = timedelta(seconds=wait)
+        moment = 0.0
+        for step in range(3 * per_minute):
+            moment += 60 / (per_minute * 1.5) * (0.25 + (step * 7 % 10) / 6)
+            now = at(moment)
+            # when each takes one token both ways
+            bucket, expected = take(bucket, pace, now, max_wait)
+            stored, answer = atomic_take(stored, pace, now, max_wait)
+            # then both grant or refuse alike (but a token due right at the wait's end, where
+            # rounding decides), at the same moment, and leave the same bucket
+            if answer.granted != expected.granted:
+                assert abs((expected.at - now - max_wait).total_seconds()) < 1e-2
+                # both go on from one bucket
+                bucket = refilled(bucket, pace, now)
+                stored = full_at(bucket, pace)
+                continue
+            assert abs((answer.at - expected.at).total_seconds()) < 1e-2
+            assert same(bucket_at(stored, pace, now), refilled(bucket, pace, now))
 
 
 # -- draining 5,000 notes through one shared bucket -------------------------------------------

@@ -13,6 +13,11 @@ for it sleeps; a note woken at its time by the work queue reserves it (`capture_
 `RESERVATION_HORIZON`), so notes waiting together hold distinct times one token apart. A
 taker whose token lies beyond `max_wait` takes nothing and learns when the next token comes.
 
+The table keeps a bucket as one number, the time it is full again if nothing more is taken
+(`full_at`): a take then moves it a token's time later (`Take.step`) in one atomic update, so
+takers racing for one helpdesk never conflict; only the moment an idle bucket turns busy is a
+conditional write that can lose, and a loser's next take is the atomic one (`take_bounds`).
+
 The helpdesk's own rate-limit headers tighten the bucket (`tightened`): R calls remaining in a
 window that resets in S seconds allow at most R in the next S seconds, so the tokens are cut to
 R - refill * S less the tokens already taken ahead; without S, to R. A 429 is R = 0 until its
@@ -135,3 +140,53 @@ def tightened(
     allowed = max(remaining, 0) - pace.refill * reset
     promised = max(-current.tokens, 0.0)
     return Bucket(min(current.tokens, allowed - promised), current.at)
+
+
+def full_at(bucket: Bucket, pace: Pace) -> float:
+    """When `bucket`, left alone, holds its capacity again (epoch seconds): what the table keeps."""
+    return bucket.at + (pace.capacity - bucket.tokens) / pace.refill
+
+
+def bucket_at(stored_full_at: float | None, pace: Pace, now: datetime) -> Bucket | None:
+    """The bucket at `now` of a stored `full_at` (None: never used); `refilled` of the same."""
+    if stored_full_at is None:
+        return None
+    at = _seconds(now)
+    return Bucket(pace.capacity - pace.refill * max(0.0, stored_full_at - at), at)
+
+
+class TakeBounds(NamedTuple):
+    """A take as atomic updates of `full_at` (epoch seconds); `take` is the same arithmetic.
+
+    A busy bucket (`now <= full_at <= latest`) is taken from by adding `step`; an idle one
+    (`full_at < now`, or none) is set to `now + step`, its token granted now; past `latest` the
+    next token is further off than the taker may wait, and nothing is taken.
+    """
+
+    now: float
+    latest: float
+    step: float
+
+    def granted_at(self, pace: Pace, after: float) -> datetime:
+        """When the token of a take that left `full_at` at `after` comes."""
+        return _moment(max(self.now, after - self.step - _tolerance(pace)))
+
+
+def _tolerance(pace: Pace) -> float:
+    # The time the tokens beyond the first take to refill: a full bucket's burst.
+    return (pace.capacity - 1.0) / pace.refill
+
+
+def take_bounds(pace: Pace, now: datetime, max_wait: timedelta) -> TakeBounds:
+    """The bounds of a take at `now` waiting at most `max_wait` (see `TakeBounds`)."""
+    at = _seconds(now)
+    return TakeBounds(
+        now=at,
+        latest=at + max(max_wait.total_seconds(), 0.0) + _tolerance(pace),
+        step=1.0 / pace.refill,
+    )
+
+
+def next_token_of(stored_full_at: float, pace: Pace) -> datetime:
+    """When the next token of a bucket full at `stored_full_at` comes (a refused take's `at`)."""
+    return _moment(stored_full_at - _tolerance(pace))
