@@ -67,6 +67,8 @@ class Stack:
     bugpilot: Any
     zendesk: Any
     settings: dict[str, str]
+    #: The embedded server (`local_runner.dynamodb.EmbeddedDynamoDB`): how busy it was.
+    dynamodb: Any = None
 
     @property
     def queue_url(self) -> str:
@@ -140,7 +142,7 @@ def local_stack() -> Iterator[Stack]:
         reset_settings_cache()
         # A warm function's store keeps its client, here the endpoint of an earlier stack.
         bridge_runtime._stores.clear()
-        stack = Stack(dynamodb.endpoint_url, bugpilot, zendesk, settings)
+        stack = Stack(dynamodb.endpoint_url, bugpilot, zendesk, settings, dynamodb)
         stack.reset_table(stack.client())
         try:
             yield stack

@@ -17,7 +17,6 @@ import argparse
 import copy
 import statistics
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,30 +29,6 @@ HISTORY = (0, 10_000, 100_000)
 RUN_MS = 60_000
 # Routes the resolver calls, by simulator; each answers after LATENCY.
 DELAYED = {"bugpilot": ("session_info",), "zendesk": ("comments", "update")}
-
-
-class TimedLock:
-    """A client whose calls take turns (moto's server is not thread-safe), timing them."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-        self.held = 0.0
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                started = time.perf_counter()
-                try:
-                    return attribute(*args, **kwargs)
-                finally:
-                    self.held += time.perf_counter() - started
-
-        return call
 
 
 def _runtime(stack: Stack, pool: int) -> Any:
@@ -73,9 +48,9 @@ def _runtime(stack: Stack, pool: int) -> Any:
             "ZENDESK_NOTES_PER_MINUTE": str(MAX_PER_MINUTE),
         }
     )
-    # Moto's server is not thread-safe (concurrent writes copy a table while it changes), so
-    # the pool's DynamoDB calls take turns; each takes milliseconds beside the vendors' latency.
-    return build_runtime(settings, store=SessionStore(TABLE, client=TimedLock(stack.client())))
+    # The embedded server answers DynamoDB calls one at a time (moto is not thread-safe); the
+    # pool's threads make their calls concurrently, as on AWS, and wait for it only there.
+    return build_runtime(settings, store=SessionStore(TABLE, client=stack.client()))
 
 
 def _ready_sessions(stack: Stack, count: int, first: int) -> None:
@@ -116,9 +91,11 @@ def throughput_once(
     def remaining_ms() -> int:
         return int((deadline - time.monotonic()) * 1000)
 
+    busy = stack.dynamodb.busy_seconds
     started = time.perf_counter()
     summary = resolve_due_sessions(runtime, remaining_ms, _later)
     elapsed = time.perf_counter() - started
+    store_seconds = stack.dynamodb.busy_seconds - busy
     for simulator, routes in DELAYED.items():
         for route in routes:
             # The delays not used up (a session makes fewer calls than scripted) are dropped.
@@ -129,7 +106,6 @@ def throughput_once(
     if noted + summary.outcomes[RunOutcome.DEFERRED] != sessions:
         raise RuntimeError(f"pool {pool}: {noted} of {sessions} noted ({summary.outcomes})")
     calls = len(stack.bugpilot.requests()) + len(stack.zendesk.requests()) - before
-    store_seconds = runtime.store._table.client.held
     return {
         "store_share": store_seconds / elapsed,
         "rate": noted / elapsed,
@@ -251,7 +227,7 @@ def idle_ticks(history: tuple[int, ...] = HISTORY) -> dict[str, Any]:
             loaded = size
             runtime = _runtime(stack, 8)
             counter = CallCounter()
-            runtime.store._table.client._client.meta.events.register(
+            runtime.store._table.client.meta.events.register(
                 "before-parameter-build.dynamodb.*", counter
             )
             summary = resolve_due_sessions(runtime, lambda: RUN_MS, _later)

@@ -316,8 +316,6 @@ class Run:
         the scheduled run steps the due sessions itself, as before the queue)."""
         from dataclasses import replace
 
-        from resolver_scale import TimedLock
-
         from capture_bridge.runtime import build_runtime
         from capture_bridge.session_store import SessionStore
         from capture_bridge.settings import settings_from
@@ -325,8 +323,8 @@ class Run:
         # Every setting at its default (notes paced at Zendesk's 80 a minute: never the limit
         # here, about ten notes a minute), the stack's own queue left out.
         settings = settings_from({**self.stack.settings, "WORK_QUEUE_URL": ""})
-        # Moto's server is not thread-safe: the pool's DynamoDB calls take turns.
-        store = SessionStore(TABLE, client=TimedLock(self.stack.client()))
+        # The embedded server answers DynamoDB calls one at a time (moto is not thread-safe).
+        store = SessionStore(TABLE, client=self.stack.client())
         return replace(build_runtime(settings, store=store), queue=queue)
 
     def start(self, runtime: Any, capture: Capture) -> None:

@@ -48,13 +48,19 @@ class _OneDynamoDBCallAtATime:
     def __init__(self, app: Any) -> None:
         self._app = app
         self._lock = threading.Lock()
+        #: Seconds DynamoDB calls have held the lock: how busy the one-at-a-time server was.
+        self.busy_seconds = 0.0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB"):
             return self._app(environ, start_response)
         with self._lock:
-            # The whole answer is made under the lock: moto builds it while reading the table.
-            return list(self._app(environ, start_response))
+            started = time.perf_counter()
+            try:
+                # The whole answer is made under the lock: moto builds it while reading the table.
+                return list(self._app(environ, start_response))
+            finally:
+                self.busy_seconds += time.perf_counter() - started
 
 
 def _transactions_copy_what_they_touch() -> None:
@@ -117,7 +123,13 @@ class EmbeddedDynamoDB:
 
     def __init__(self) -> None:
         self._server: Any = None
+        self._calls: _OneDynamoDBCallAtATime | None = None
         self.endpoint_url: str | None = None
+
+    @property
+    def busy_seconds(self) -> float:
+        """Seconds the server has spent on DynamoDB calls, which it answers one at a time."""
+        return self._calls.busy_seconds if self._calls is not None else 0.0
 
     def start(self) -> str:
         """Start the server and return its endpoint URL."""
@@ -130,9 +142,12 @@ class EmbeddedDynamoDB:
         from moto.server import ThreadedMotoServer
         from werkzeug.serving import make_server
 
+        embedded = self
+
         class Server(ThreadedMotoServer):
             def _server_entry(self) -> None:
                 app = _OneDynamoDBCallAtATime(DomainDispatcherApplication(create_backend_app))
+                embedded._calls = app
                 self._server = make_server(
                     self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
                 )
