@@ -91,13 +91,11 @@ SHARED_CORE = [
     "boto3.dynamodb.types",
     "capture_bridge",
     "capture_bridge.capture",
-    "capture_bridge.capture_flow",
     "capture_bridge.errors",
     "capture_bridge.helpdesks",
     "capture_bridge.http",
     "capture_bridge.metrics",
     "capture_bridge.models",
-    "capture_bridge.notes",
     "capture_bridge.observability",
     "capture_bridge.runtime",
     "capture_bridge.session_store",
@@ -110,10 +108,14 @@ SHARED_CORE = [
     "capture_bridge.settings",
     "capture_bridge.work_queue",
 ]
+# The rules of a capture's life, and the notes they end in: every handler that steps a session
+# loads them; the sessions API only with its first create, refresh or cancel.
+FLOW = ["capture_bridge.capture_flow", "capture_bridge.notes"]
 LOADED_BEYOND_THE_FLOOR = {
     "webhook_handler": sorted(
         [
             *SHARED_CORE,
+            *FLOW,
             "capture_bridge.api",
             "capture_bridge.api.edge",
             "capture_bridge.intake",
@@ -124,18 +126,28 @@ LOADED_BEYOND_THE_FLOOR = {
     # The resolver paces notes: the bucket's arithmetic is its own (the store's part that keeps
     # the bucket loads with the first note paced).
     "resolver_handler": sorted(
-        [*SHARED_CORE, "capture_bridge.pacing", "capture_bridge.resolver", "resolver_handler"]
+        [
+            *SHARED_CORE,
+            *FLOW,
+            "capture_bridge.pacing",
+            "capture_bridge.resolver",
+            "resolver_handler",
+        ]
     ),
     # The queue's worker takes the resolver's step.
     "worker_handler": sorted(
         [
             *SHARED_CORE,
+            *FLOW,
             "capture_bridge.pacing",
             "capture_bridge.resolver",
             "capture_bridge.worker",
             "worker_handler",
         ]
     ),
+    # Its commands (create, refresh, cancel) and the intake and flow they need load with the
+    # first call that writes: the reads never need them (test_..._commands_on_first_use below;
+    # tests/integration/test_sessions_api.py calls each command's route).
     "sessions_handler": sorted(
         [
             *SHARED_CORE,
@@ -143,8 +155,6 @@ LOADED_BEYOND_THE_FLOOR = {
             "capture_bridge.api.edge",
             "capture_bridge.api.sessions",
             "capture_bridge.api.sessions_input",
-            "capture_bridge.intake",
-            "capture_bridge.session_commands",
             "sessions_handler",
         ]
     ),
@@ -174,6 +184,103 @@ def test_a_handler_loads_only_its_listed_modules_beyond_boto3_and_requests(handl
     integrations = {f"capture_bridge.{p.parent.name}.{p.stem}" for p in integration_paths()}
     assert not [name for name in added if name.split(".")[0] == "aws_lambda_powertools"]
     assert not integrations & set(added)
+
+
+# The start of a probe that calls the sessions API in a fresh interpreter: the handler imported
+# (and none of COMMANDS with it), a runtime with the token, a store that knows no session.
+SESSIONS_CALL = """\
+import sys
+import sessions_handler
+from capture_bridge.api.sessions import handle
+from capture_bridge.runtime import Runtime
+from capture_bridge.session_store import SessionPage
+from capture_bridge.settings import settings_from
+
+COMMANDS = (
+    "capture_bridge.session_commands",
+    "capture_bridge.intake",
+    "capture_bridge.capture_flow",
+)
+assert not [name for name in COMMANDS if name in sys.modules]
+
+class NoSessions:
+    def get(self, session_id):
+        return None
+
+    def list_sessions(self, listing, *, limit, cursor):
+        return SessionPage([], None)
+
+settings = settings_from({"TABLE_NAME": "sessions", "SESSIONS_API_TOKEN": "t0ken"})
+runtime = Runtime(settings, NoSessions(), None)
+"""
+ONE_SESSION_ID = "0b7c3a52-58a4-4f06-9d35-1e1f0f2a6d11"
+
+
+def sessions_call(method: str, route: str, path: str, **event: object) -> str:
+    """The probe that answers one call; it prints the status and which commands were loaded."""
+    call = {
+        "routeKey": f"{method} {route}",
+        "rawPath": path,
+        "requestContext": {"http": {"method": method, "path": path}},
+        "headers": {"authorization": "Bearer t0ken"},
+        **event,
+    }
+    return SESSIONS_CALL + (
+        f"answer = handle({call!r}, runtime_factory=lambda: runtime)\n"
+        "print(repr((answer.status, [name for name in COMMANDS if name in sys.modules])))\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("probe", "status"),
+    [
+        (
+            sessions_call(
+                "GET", "/sessions", "/sessions", queryStringParameters={"status": "pending"}
+            ),
+            200,
+        ),
+        (
+            sessions_call(
+                "GET",
+                "/sessions/{sessionId}",
+                f"/sessions/{ONE_SESSION_ID}",
+                pathParameters={"sessionId": ONE_SESSION_ID},
+            ),
+            404,
+        ),
+    ],
+    ids=["list", "show"],
+)
+def test_the_sessions_api_reads_without_its_commands(probe: str, status: int) -> None:
+    # given a fresh interpreter that has imported the sessions handler (no command loaded yet)
+    # when a caller lists sessions, or asks for one the store does not know
+    result = fresh_python(probe)
+    assert result.returncode == 0, result.stderr
+    # then the route answers as it does warm, and loaded no command, intake or flow rule for it
+    answered = ast.literal_eval(result.stdout.strip().splitlines()[-1])
+    assert answered == (status, [])
+
+
+def test_the_sessions_api_loads_its_commands_on_first_use() -> None:
+    # given a fresh interpreter that has imported the sessions handler (no command loaded yet)
+    probe = sessions_call(
+        "DELETE",
+        "/sessions/{sessionId}",
+        f"/sessions/{ONE_SESSION_ID}",
+        pathParameters={"sessionId": ONE_SESSION_ID},
+    )
+    # when a caller cancels a session the store does not know
+    result = fresh_python(probe)
+    assert result.returncode == 0, result.stderr
+    # then the route loaded its command, and what that needs, and answered 404 as it does warm
+    # (create and refresh import theirs the same way: tests/integration/test_sessions_api.py
+    # answers each, TestCreate, TestShow's refresh tests, TestCancel)
+    status, loaded = ast.literal_eval(result.stdout.strip().splitlines()[-1])
+    assert (status, sorted(loaded)) == (
+        404,
+        ["capture_bridge.capture_flow", "capture_bridge.intake", "capture_bridge.session_commands"],
+    )
 
 
 def package_imports(path: Path) -> set[str]:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from capture_bridge.capture import CallBudget, CaptureProvider, get_provider, requests_for
-from capture_bridge.capture_flow import RetryPolicy
 from capture_bridge.helpdesks import HelpdeskAdapter, get_adapter
 from capture_bridge.http import HttpClient, get_http_client
 from capture_bridge.models import CaptureRequest, TicketRequest
 from capture_bridge.session_store import SessionStore
 from capture_bridge.settings import Settings, get_settings
 from capture_bridge.work_queue import WorkQueue, work_queue
+
+if TYPE_CHECKING:
+    from capture_bridge.capture_flow import RetryPolicy
 
 # The work queue's URL (the template sets it); unset, the scheduled run does all the work.
 WORK_QUEUE_SETTING = "WORK_QUEUE_URL"
@@ -32,6 +35,10 @@ class Runtime:
 
     @property
     def policy(self) -> RetryPolicy:
+        # Imported here: the flow's rules load with the first step that needs them, so the
+        # sessions API's reads (list, show) never load them (cold start, make bench).
+        from capture_bridge.capture_flow import RetryPolicy
+
         settings = self.settings
         return RetryPolicy(
             poll=_seconds(settings.poll_seconds),

@@ -20,11 +20,11 @@ from capture_bridge.capture import (
 )
 from capture_bridge.helpdesks import supported_helpdesks
 from capture_bridge.models import SessionStatus, ticket_key
-from capture_bridge.session_commands import NewSession
 from capture_bridge.session_store import SessionIndex, SessionQuery
 
 if TYPE_CHECKING:
     from capture_bridge.capture.spec import ApiField
+    from capture_bridge.session_commands import NewSession
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -126,8 +126,10 @@ def new_session(body: bytes) -> NewSession:
         fields.error(
             str(name), f"not used by provider {provider}" if name in others else "unknown field"
         )
-    # Imported here: the spec types are built with the first create, not at every cold start.
+    # Imported here: the spec types and the commands load with the first create, not at every
+    # cold start.
     from capture_bridge.capture.spec import ApiTarget
+    from capture_bridge.session_commands import NewSession
 
     values = dict.fromkeys(ApiTarget, "")
     for api_field in spec.api_fields:
