@@ -464,7 +464,9 @@ def queue_section(r: dict[str, Any]) -> list[str]:
         f" ({e['notes_per_minute']}/min) unless said. The paced queue run (about 3 minutes with"
         " its stores, bound by the pace) is left out of `make bench`, which keeps its figure from"
         " the run that made it; `.venv/bin/python bench/queue_scale.py` runs every figure of this"
-        " section.",
+        " section. The unpaced queue run, mostly waiting on the vendors and on its reminders'"
+        " delays, runs beside the in-run path's and then the scale run's, in a process and on a"
+        " local stack of its own.",
         "",
         "| Path | Noted in the first 60 s | All noted after |",
         "| --- | --- | --- |",
