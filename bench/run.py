@@ -591,9 +591,8 @@ def write_results(r: dict[str, Any], plots: list[str]) -> None:
         f"- **Cost** (`bench/capture_cost.py`, captures end to end: {_cost_captures(cost)}):"
         " DynamoDB calls and capacity units counted, durations assumed (stated in the script),"
         f" list prices of {cost['prices_as_of']} (us-east-1, arm64). A scheduled run's notes"
-        " wait for their tokens a fifth of the time in real time (the clock is virtual and"
-        " stands still within a run; the waits keep the notes apart at the pace's bucket, where"
-        " a fifth counts the same writes as whole waits).",
+        " do not sleep their waits for tokens (the clock is virtual and stands still within a"
+        " run; takes from the pace's bucket never conflict, so the counts are the same).",
         "",
         *queue_section(r),
         f"## Cost of {cost['captures_priced']:,} captures a month",

@@ -60,19 +60,6 @@ def test_beside_stops_its_process_when_the_block_fails(bench: dict[str, ModuleTy
     assert time.monotonic() - started < 30
 
 
-def test_a_token_wait_takes_its_scaled_share_of_real_time(
-    bench: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given the cost script's sleeps recorded rather than slept
-    cost = bench["capture_cost"]
-    slept: list[float] = []
-    monkeypatch.setattr(cost.time, "sleep", slept.append)
-    # when a scheduled run's note waits 20 s for its token
-    cost._token_wait(20.0)
-    # then it sleeps TOKEN_WAIT_SCALE of it
-    assert slept == [pytest.approx(20.0 * cost.TOKEN_WAIT_SCALE)]
-
-
 @pytest.mark.parametrize(
     ("before", "after", "says"),
     [
