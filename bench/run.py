@@ -551,7 +551,8 @@ def write_results(r: dict[str, Any], plots: list[str]) -> None:
         " to, in one process or one round, so the machine's noise falls on both sides. The local"
         " DynamoDB is the local runner's embedded moto server (Amazon's DynamoDB Local needs a"
         " download); moto copies a table on each transactional write, so the timed tables are"
-        " kept small, and it is not thread-safe, so the resolver's calls to it take turns.",
+        " kept small, and it is not thread-safe, so it answers DynamoDB calls one at a time"
+        " (the resolver's threads make theirs at once, as on AWS, and wait only there).",
         "",
         "## Targets of issue 26 §4",
         "",
@@ -581,9 +582,12 @@ def write_results(r: dict[str, Any], plots: list[str]) -> None:
         f" {r['resolver']['pools'][0]}:"
         f" {r['resolver']['rate'][0] / r['resolver']['bound'][0]:.2f}x its bound):"
         " the bench's local stack, the serialised moto server busy"
-        " most of the run from pool 16 on, and the simulators and the resolver sharing one"
-        " interpreter on 2 shared cores, are part of it, which this run cannot tell apart from"
-        " the resolver's own overhead; a run against DynamoDB itself would.",
+        " most of the run from pool 16 on (at the default pool it spent"
+        f" {_busy_ms(r['resolver'])} ms on each session's DynamoDB calls, where the bound"
+        f" allows {1000 / r['resolver']['bound'][r['resolver']['pools'].index(DEFAULT_POOL)]:.0f}"
+        " ms a session), and the simulators and the resolver sharing one interpreter on 2"
+        " shared cores, are part of it, which this run cannot tell apart from the resolver's"
+        " own overhead; a run against DynamoDB itself would.",
         "- **Idle tick**: the DynamoDB calls of one run with nothing due, counted by botocore's"
         f" event hooks, with {', '.join(f'{n:,}' for n in r['idle']['history'])} finished"
         " sessions (copies of a real finished session, batch-written; loading took"
@@ -773,6 +777,12 @@ def _keep_paced_queue(results: dict[str, Any], earlier: dict[str, Any]) -> None:
     overload = results["queue"]["overload"]
     if "queue" not in overload:
         overload["queue"] = {"date": earlier["queue"].get("date", earlier.get("date")), **paced}
+
+
+def _busy_ms(resolver: dict[str, Any]) -> str:
+    """The local DynamoDB's busy time per session noted at the default pool, in ms."""
+    at = resolver["pools"].index(DEFAULT_POOL)
+    return f"{1000 * resolver['store_share'][at] / resolver['rate'][at]:.0f}"
 
 
 def main() -> int:
