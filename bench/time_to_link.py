@@ -513,7 +513,7 @@ def idle_run(runtime: Any, clock: VirtualClock) -> dict[str, int]:
     from capture_bridge.resolver import resolve_due_sessions
 
     counter = CallCounter()
-    client = runtime.store._table.client._client
+    client = runtime.store._table.client
     client.meta.events.register("before-parameter-build.dynamodb.*", counter)
     queue = runtime.queue
     sends = queue.send_calls if queue is not None else 0
