@@ -478,14 +478,14 @@ def queue_section(r: dict[str, Any]) -> list[str]:
                 f"| The queue path, the template's default concurrency"
                 f"{' (measured ' + o['queue']['date'] + ')' if 'date' in o['queue'] else ''} |"
                 f" {o['queue']['noted_at_mark']} | {o['queue']['seconds']:.0f} s"
-                f" ({o['queue']['records']} reminders taken, {o['queue']['runs']} sweeps) |"
+                f" ({o['queue']['records']} reminders taken, {_sweeps(o['queue']['runs'])}) |"
             ]
             if "queue" in o
             else []
         ),
         f"| The queue path, the note pace lifted | {o['queue_unpaced']['noted_at_mark']} |"
         f" {o['queue_unpaced']['seconds']:.0f} s ({o['queue_unpaced']['records']} reminders"
-        f" taken, {o['queue_unpaced']['runs']} sweeps) |",
+        f" taken, {_sweeps(o['queue_unpaced']['runs'])}) |",
         "",
         f"**On AWS** (an estimate, not a measurement): a worker batch steps its {e['batch']}"
         f" sessions at once, so it takes one session's step: {e['vendor_calls']} vendor calls in"
@@ -777,6 +777,10 @@ def _keep_paced_queue(results: dict[str, Any], earlier: dict[str, Any]) -> None:
     overload = results["queue"]["overload"]
     if "queue" not in overload:
         overload["queue"] = {"date": earlier["queue"].get("date", earlier.get("date")), **paced}
+
+
+def _sweeps(count: int) -> str:
+    return f"{count} sweep" if count == 1 else f"{count} sweeps"
 
 
 def _busy_ms(resolver: dict[str, Any]) -> str:
