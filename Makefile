@@ -154,7 +154,7 @@ $(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	@touch $@
 
-## Every figure of issue 26 §4 (about 7 minutes): bench/results.md and the plots in bench/plots/.
+## Every figure of issue 26 §4 (under 10 minutes): bench/results.md and the plots in bench/plots/.
 bench: $(BIN)/.bench-installed
 	$(BIN)/python bench/run.py
 
